@@ -1,0 +1,23 @@
+# Thin wrapper over meson.  `make run` and `make test` are the two commands
+# from the README; both install missing Debian packages first.
+BUILD ?= build
+
+.PHONY: all build deps run test asan bench clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+build: deps
+	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD)
+	@meson compile -C $(BUILD)
+
+run: build
+	@sh scripts/run.sh
+
+test:
+	@sh scripts/test.sh
+
+clean:
+	rm -rf build build-asan *.compile.log

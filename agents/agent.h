@@ -1,0 +1,76 @@
+/* agent.h - the agent interface.
+ *
+ * An agent is a `const struct agent_ops` vtable (Redis ConnectionType style)
+ * registered in one static table in agent.c; config names agents by string
+ * and unknown names are rejected at start-up.  Agents are stateless per
+ * call: everything a call allocates comes from ctx->arena. */
+#ifndef SLORAG_AGENT_H
+#define SLORAG_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "err.h"
+#include "store.h"
+
+enum agent_kind {
+    AGENT_RETRIEVER = 1u << 0,
+    AGENT_GENERATOR = 1u << 1,
+    AGENT_RERANKER = 1u << 2,
+    AGENT_AGGREGATOR = 1u << 3,
+};
+
+struct agent_ctx {
+    struct arena *arena;     /* the request's pool */
+    struct ret_store *store; /* borrowed */
+    int64_t deadline_us;     /* absolute, on clock_us(); 0 = none */
+};
+
+struct agent_citation {
+    const struct ret_hit *hit; /* points into agent_io.hits */
+    int64_t start, end;        /* byte offsets of the quoted span in the document */
+    const char *snippet;       /* arena-owned */
+};
+
+/* One call's inputs and outputs; each agent reads and writes its part. */
+struct agent_io {
+    /* inputs */
+    const char *question;
+    int64_t collection_id;
+    int k;
+    double min_confidence;
+    int max_tokens;
+
+    /* retriever output, generator input */
+    struct ret_hit *hits;
+    size_t nhits;
+
+    /* generator output */
+    const char *answer;
+    double confidence;
+    bool abstained;
+    const char *abstain_reason; /* static string */
+    struct agent_citation *citations;
+    size_t ncitations;
+    int input_tokens;
+    int output_tokens;
+};
+
+struct agent_ops {
+    const char *name;
+    unsigned kind; /* enum agent_kind bits */
+    enum err (*init)(void **ret_state);
+    enum err (*run)(void *state, struct agent_ctx *ctx, struct agent_io *io);
+    enum err (*health)(void *state);
+    void (*fini)(void *state);
+};
+
+/* NULL when no agent has that name. */
+const struct agent_ops *agent_find(const char *name);
+
+extern const struct agent_ops agent_lexical;
+extern const struct agent_ops agent_extractive;
+
+#endif

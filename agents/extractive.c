@@ -1,0 +1,222 @@
+/* extractive.c - the built-in generator: answers with the retrieved
+ * sentence that best covers the question.
+ *
+ * Question words (stop words dropped) are stemmed with libstemmer's English
+ * Snowball stemmer, as are the passage words, so "configured" in a question
+ * matches "configuration" in a passage.  Each candidate sentence is scored by
+ * the share of question terms it contains, weighted by how rare the term is
+ * among the retrieved passages; the passage's own coverage and its rank
+ * break ties.  Below the plan's confidence floor the agent abstains rather
+ * than guess.  It is free and fast, so it is the embedded default tier. */
+#include "agent.h"
+#include "text.h"
+
+#include <libstemmer.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define EX_MAX_TERMS 32
+#define EX_WORD_MAX 64
+
+struct term {
+    char stem[EX_WORD_MAX];
+    double weight;
+};
+
+struct candidate {
+    size_t hit;         /* index into io->hits */
+    size_t start, end;  /* byte range inside the hit's text */
+    double score;
+    double coverage;    /* weighted share of question terms in the sentence */
+};
+
+static void stem_word(struct sb_stemmer *st, const char *w, char *out) {
+    const sb_symbol *s = sb_stemmer_stem(st, (const sb_symbol *)w, (int)strlen(w));
+    int n = s ? sb_stemmer_length(st) : 0;
+    if (!s || n <= 0 || n >= EX_WORD_MAX) {
+        snprintf(out, EX_WORD_MAX, "%s", w);
+        return;
+    }
+    memcpy(out, s, (size_t)n);
+    out[n] = '\0';
+}
+
+/* Marks in `seen` which terms occur in text[start, end). */
+static void terms_in(struct sb_stemmer *st, const char *text, size_t start, size_t end, const struct term *terms,
+                     size_t nterms, bool *seen) {
+    size_t pos = start;
+    struct text_token t;
+    memset(seen, 0, nterms * sizeof(*seen));
+    while (text_next_token(text, end, &pos, &t)) {
+        char w[EX_WORD_MAX], s[EX_WORD_MAX];
+        text_token_lower(text, &t, w, sizeof w);
+        stem_word(st, w, s);
+        for (size_t i = 0; i < nterms; i++)
+            if (!seen[i] && strcmp(terms[i].stem, s) == 0)
+                seen[i] = true;
+    }
+}
+
+static double coverage_of(const struct term *terms, size_t nterms, const bool *seen) {
+    double got = 0, total = 0;
+    for (size_t i = 0; i < nterms; i++) {
+        total += terms[i].weight;
+        if (seen[i])
+            got += terms[i].weight;
+    }
+    return total > 0 ? got / total : 0;
+}
+
+static size_t question_terms(struct sb_stemmer *st, const char *q, struct term *terms) {
+    size_t n = strlen(q), pos = 0, nterms = 0;
+    struct text_token t;
+    while (nterms < EX_MAX_TERMS && text_next_token(q, n, &pos, &t)) {
+        char w[EX_WORD_MAX], s[EX_WORD_MAX];
+        text_token_lower(q, &t, w, sizeof w);
+        if (text_is_stopword(w))
+            continue;
+        stem_word(st, w, s);
+        bool dup = false;
+        for (size_t i = 0; i < nterms; i++)
+            dup = dup || strcmp(terms[i].stem, s) == 0;
+        if (!dup) {
+            memcpy(terms[nterms].stem, s, sizeof s);
+            terms[nterms].weight = 1.0;
+            nterms++;
+        }
+    }
+    return nterms;
+}
+
+static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Next sentence in text[*pos, n): ends after . ! ? followed by space, or at
+ * a newline.  Leading space and Markdown markers are trimmed. */
+static bool next_sentence(const char *text, size_t n, size_t *pos, size_t *ret_start, size_t *ret_end) {
+    size_t i = *pos;
+    while (i < n && (is_space(text[i]) || text[i] == '-' || text[i] == '*' || text[i] == '>' || text[i] == '|'))
+        i++;
+    if (i >= n)
+        return false;
+    size_t start = i;
+    while (i < n && text[i] != '\n' && !((text[i] == '.' || text[i] == '!' || text[i] == '?') &&
+                                         (i + 1 == n || is_space(text[i + 1]))))
+        i++;
+    size_t end = i < n && text[i] != '\n' ? i + 1 : i;
+    while (end > start && is_space(text[end - 1]))
+        end--;
+    *ret_start = start;
+    *ret_end = end;
+    *pos = i < n ? i + 1 : n;
+    return true;
+}
+
+static enum err abstain(struct agent_io *io, const char *why) {
+    io->abstained = true;
+    io->abstain_reason = why;
+    io->answer = NULL;
+    io->ncitations = 0;
+    io->citations = NULL;
+    return ERR_OK;
+}
+
+static enum err extractive_run(void *state, struct agent_ctx *ctx, struct agent_io *io) {
+    (void)state;
+    io->confidence = 0;
+    io->abstained = false;
+    io->abstain_reason = NULL;
+    io->input_tokens = (int)text_count_words(io->question, strlen(io->question));
+    io->output_tokens = 0;
+    for (size_t h = 0; h < io->nhits; h++)
+        io->input_tokens += (int)text_count_words(io->hits[h].text, strlen(io->hits[h].text));
+    if (io->nhits == 0)
+        return abstain(io, "no passage matched the question");
+
+    struct sb_stemmer *st = sb_stemmer_new("english", "UTF_8");
+    if (!st)
+        return ERR_NOMEM;
+    struct term terms[EX_MAX_TERMS];
+    size_t nterms = question_terms(st, io->question, terms);
+    if (nterms == 0) {
+        sb_stemmer_delete(st);
+        return abstain(io, "the question has no content words");
+    }
+
+    /* Rarer terms among the retrieved passages say more. */
+    bool seen[EX_MAX_TERMS];
+    double chunk_cov[64] = {0};
+    size_t df[EX_MAX_TERMS] = {0};
+    size_t nh = io->nhits < 64 ? io->nhits : 64;
+    for (size_t h = 0; h < nh; h++) {
+        const char *text = io->hits[h].text;
+        terms_in(st, text, 0, strlen(text), terms, nterms, seen);
+        for (size_t i = 0; i < nterms; i++)
+            df[i] += seen[i];
+    }
+    for (size_t i = 0; i < nterms; i++)
+        terms[i].weight = 1.0 + log((1.0 + (double)nh) / (1.0 + (double)df[i]));
+    for (size_t h = 0; h < nh; h++) {
+        const char *text = io->hits[h].text;
+        terms_in(st, text, 0, strlen(text), terms, nterms, seen);
+        chunk_cov[h] = coverage_of(terms, nterms, seen);
+    }
+
+    struct candidate best = {.score = -1};
+    for (size_t h = 0; h < nh; h++) {
+        const char *text = io->hits[h].text;
+        size_t n = strlen(text), pos = 0, s, e;
+        while (next_sentence(text, n, &pos, &s, &e)) {
+            if (text[s] == '#' || text_count_words(text + s, e - s) < 4)
+                continue; /* headings and fragments are not answers */
+            terms_in(st, text, s, e, terms, nterms, seen);
+            double cov = coverage_of(terms, nterms, seen);
+            double score = cov + 0.15 * chunk_cov[h] + 0.05 / (1.0 + (double)h);
+            if (score > best.score)
+                best = (struct candidate){h, s, e, score, cov};
+        }
+    }
+    sb_stemmer_delete(st);
+    if (best.score < 0)
+        return abstain(io, "no passage contains a usable sentence");
+
+    io->confidence = 0.75 * best.coverage + 0.25 * chunk_cov[best.hit];
+    if (io->confidence < io->min_confidence)
+        return abstain(io, "best supporting sentence is below the confidence floor");
+
+    const struct ret_hit *hit = &io->hits[best.hit];
+    /* Respect the plan's token limit: cut at a word boundary. */
+    size_t end = best.end, words = 0;
+    bool in_word = false;
+    for (size_t i = best.start; i < best.end; i++) {
+        bool sp = is_space(hit->text[i]);
+        if (!sp && !in_word && ++words > (size_t)io->max_tokens) {
+            end = i;
+            while (end > best.start && is_space(hit->text[end - 1]))
+                end--;
+            break;
+        }
+        in_word = !sp;
+    }
+    char *answer = arena_strndup(ctx->arena, hit->text + best.start, end - best.start);
+    struct agent_citation *cit = arena_calloc(ctx->arena, 1, sizeof(*cit));
+    if (!answer || !cit)
+        return ERR_NOMEM;
+    cit->hit = hit;
+    cit->start = hit->start + (int64_t)best.start;
+    cit->end = hit->start + (int64_t)end;
+    cit->snippet = answer;
+    io->answer = answer;
+    io->citations = cit;
+    io->ncitations = 1;
+    io->output_tokens = (int)text_count_words(answer, strlen(answer));
+    return ERR_OK;
+}
+
+const struct agent_ops agent_extractive = {
+    .name = "extractive",
+    .kind = AGENT_GENERATOR,
+    .run = extractive_run,
+};

@@ -1,0 +1,111 @@
+/* buf.c - capped byte buffer (see buf.h). */
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void buf_init(struct buf *b, size_t max) {
+    *b = (struct buf){.max = max};
+}
+
+void buf_done(struct buf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+char *buf_steal(struct buf *b) {
+    char *p = b->data;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+static enum err reserve(struct buf *b, size_t extra) {
+    if (extra > b->max || b->len > b->max - extra) {
+        buf_done(b);
+        return ERR_TOO_LARGE;
+    }
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return ERR_OK;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (cap > b->max + 1)
+        cap = b->max + 1;
+    char *p = realloc(b->data, cap);
+    if (!p) {
+        buf_done(b);
+        return ERR_NOMEM;
+    }
+    b->data = p;
+    b->cap = cap;
+    return ERR_OK;
+}
+
+enum err buf_append(struct buf *b, const void *p, size_t n) {
+    enum err e = reserve(b, n);
+    if (e)
+        return e;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return ERR_OK;
+}
+
+enum err buf_puts(struct buf *b, const char *s) {
+    return buf_append(b, s, strlen(s));
+}
+
+enum err buf_printf(struct buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return ERR_INTERNAL;
+    enum err e = reserve(b, (size_t)n);
+    if (e)
+        return e;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return ERR_OK;
+}
+
+enum err buf_json_str(struct buf *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    enum err e = buf_append(b, "\"", 1);
+    size_t run = 0; /* start of the pending run of plain bytes */
+    for (size_t i = 0; !e && i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        e = buf_append(b, s + run, i - run);
+        run = i + 1;
+        if (e)
+            break;
+        switch (c) {
+        case '"': e = buf_append(b, "\\\"", 2); break;
+        case '\\': e = buf_append(b, "\\\\", 2); break;
+        case '\n': e = buf_append(b, "\\n", 2); break;
+        case '\r': e = buf_append(b, "\\r", 2); break;
+        case '\t': e = buf_append(b, "\\t", 2); break;
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            e = buf_append(b, u, 6);
+        }
+        }
+    }
+    if (!e)
+        e = buf_append(b, s + run, n - run);
+    if (!e)
+        e = buf_append(b, "\"", 1);
+    return e;
+}

@@ -1,0 +1,28 @@
+/* util.h - clocks, ids and small string helpers. */
+#ifndef SLORAG_UTIL_H
+#define SLORAG_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Monotonic clock. */
+int64_t clock_us(void);
+double clock_ms(void);
+
+/* Fills out with 2*nbytes lowercase hex digits from the kernel's CSPRNG,
+ * plus a NUL.  out must hold 2*nbytes+1 bytes. */
+void util_random_hex(char *out, size_t nbytes);
+
+/* True when s[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
+bool util_utf8_valid(const char *s, size_t n);
+
+/* Parses "host:port" (IPv4 literal or "localhost"); port 0..65535. */
+bool util_parse_hostport(const char *s, char *ret_host, size_t hostlen, int *ret_port);
+
+/* True for 127.0.0.0/8, ::1 and "localhost". */
+bool util_host_is_loopback(const char *host);
+
+#endif

@@ -1,0 +1,342 @@
+/* config.c - JSON config loading and validation (see config.h).
+ *
+ * Each section is described by a table of fields (name, type, bounds,
+ * offset), so validation, unknown-key rejection and error paths are one loop
+ * rather than hand-written per field. */
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum field_type { F_INT, F_LONG, F_DOUBLE };
+
+struct field {
+    const char *name;
+    enum field_type type;
+    double min, max;
+    size_t offset;
+};
+
+#define FI(sect, name, lo, hi) {#name, F_INT, lo, hi, offsetof(struct cfg, sect.name)}
+#define FL(sect, name, lo, hi) {#name, F_LONG, lo, hi, offsetof(struct cfg, sect.name)}
+#define FD(sect, name, lo, hi) {#name, F_DOUBLE, lo, hi, offsetof(struct cfg, sect.name)}
+
+static const struct field server_fields[] = {
+    FI(server, workers, 1, 256),
+    FI(server, queue_max, 1, 1000000),
+    FL(server, max_body_bytes, 1024, 1L << 30),
+    FL(server, max_header_bytes, 4096, 1L << 20),
+    FI(server, max_connections, 1, 100000),
+    FI(server, connection_timeout_s, 1, 3600),
+    FI(server, drain_timeout_ms, 0, 600000),
+};
+
+static const struct field query_fields[] = {
+    FI(query, deadline_ms, 1, 600000),
+    FI(query, default_k, 1, 1000),
+    FI(query, max_k, 1, 1000),
+    FL(query, max_question_bytes, 16, 1L << 20),
+    FD(query, min_confidence, 0, 1),
+};
+
+static const struct field retrieval_fields[] = {
+    FI(retrieval, chunk_tokens, 16, 8192),
+    FI(retrieval, chunk_overlap_tokens, 0, 4096),
+    FL(retrieval, max_document_bytes, 1, 1L << 30),
+};
+
+static const struct section {
+    const char *name;
+    const struct field *fields;
+    size_t nfields;
+} sections[] = {
+    {"server", server_fields, ARRAY_SIZE(server_fields)},
+    {"query", query_fields, ARRAY_SIZE(query_fields)},
+    {"retrieval", retrieval_fields, ARRAY_SIZE(retrieval_fields)},
+};
+
+static void fail(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(char *errbuf, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (errbuf && errlen)
+        vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void set_defaults(struct cfg *c) {
+    snprintf(c->listen_host, sizeof c->listen_host, "127.0.0.1");
+    c->listen_port = 8080;
+    c->log_level = LOG_INFO;
+    c->server.workers = 2;
+    c->server.queue_max = 1024;
+    c->server.max_body_bytes = 1L << 20;
+    c->server.max_header_bytes = 32768;
+    c->server.max_connections = 1024;
+    c->server.connection_timeout_s = 30;
+    c->server.drain_timeout_ms = 10000;
+    c->query.deadline_ms = 8000;
+    c->query.default_k = 5;
+    c->query.max_k = 50;
+    c->query.max_question_bytes = 4096;
+    c->query.min_confidence = 0.25;
+    c->retrieval.chunk_tokens = 160;
+    c->retrieval.chunk_overlap_tokens = 24;
+    c->retrieval.max_document_bytes = 8L << 20;
+}
+
+static int set_field(struct cfg *c, const struct field *f, double v, const char *path, char *errbuf,
+                     size_t errlen) {
+    if (v < f->min) {
+        fail(errbuf, errlen, "%s: must be >= %g", path, f->min);
+        return -1;
+    }
+    if (v > f->max) {
+        fail(errbuf, errlen, "%s: must be <= %g", path, f->max);
+        return -1;
+    }
+    char *p = (char *)c + f->offset;
+    switch (f->type) {
+    case F_INT: *(int *)p = (int)v; break;
+    case F_LONG: *(long *)p = (long)v; break;
+    case F_DOUBLE: *(double *)p = v; break;
+    }
+    return 0;
+}
+
+static int load_section(struct cfg *c, const struct section *s, json_t *obj, char *errbuf, size_t errlen) {
+    if (!json_is_object(obj)) {
+        fail(errbuf, errlen, "%s: must be an object", s->name);
+        return -1;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        const struct field *f = NULL;
+        for (size_t i = 0; i < s->nfields; i++)
+            if (strcmp(s->fields[i].name, key) == 0)
+                f = &s->fields[i];
+        char path[160];
+        snprintf(path, sizeof path, "%s.%s", s->name, key);
+        if (!f) {
+            fail(errbuf, errlen, "%s: unknown key", path);
+            return -1;
+        }
+        if (f->type == F_DOUBLE ? !json_is_number(val) : !json_is_integer(val)) {
+            fail(errbuf, errlen, "%s: must be %s", path, f->type == F_DOUBLE ? "a number" : "an integer");
+            return -1;
+        }
+        if (set_field(c, f, json_number_value(val), path, errbuf, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+static int set_listen(struct cfg *c, const char *v, const char *path, char *errbuf, size_t errlen) {
+    char host[sizeof c->listen_host];
+    int port;
+    if (!util_parse_hostport(v, host, sizeof host, &port)) {
+        fail(errbuf, errlen, "%s: must be HOST:PORT with PORT in 0..65535, got \"%s\"", path, v);
+        return -1;
+    }
+    memcpy(c->listen_host, host, sizeof host);
+    c->listen_port = port;
+    return 0;
+}
+
+static int set_log_level(struct cfg *c, const char *v, const char *path, char *errbuf, size_t errlen) {
+    int lvl = log_level_parse(v);
+    if (lvl < 0) {
+        fail(errbuf, errlen, "%s: must be one of debug, info, warn, error", path);
+        return -1;
+    }
+    c->log_level = lvl;
+    return 0;
+}
+
+static int set_data_dir(struct cfg *c, const char *v, const char *path, char *errbuf, size_t errlen) {
+    if (!*v) {
+        fail(errbuf, errlen, "%s: must not be empty", path);
+        return -1;
+    }
+    char *d = strdup(v);
+    if (!d) {
+        fail(errbuf, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    free(c->data_dir);
+    c->data_dir = d;
+    return 0;
+}
+
+static int load_root(struct cfg *c, json_t *root, char *errbuf, size_t errlen) {
+    if (!json_is_object(root)) {
+        fail(errbuf, errlen, "(root): must be an object");
+        return -1;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val) {
+        const struct section *sect = NULL;
+        for (size_t i = 0; i < ARRAY_SIZE(sections); i++)
+            if (strcmp(sections[i].name, key) == 0)
+                sect = &sections[i];
+        if (sect) {
+            if (load_section(c, sect, val, errbuf, errlen))
+                return -1;
+            continue;
+        }
+        int (*setter)(struct cfg *, const char *, const char *, char *, size_t) = NULL;
+        if (strcmp(key, "listen") == 0)
+            setter = set_listen;
+        else if (strcmp(key, "data_dir") == 0)
+            setter = set_data_dir;
+        else if (strcmp(key, "log_level") == 0)
+            setter = set_log_level;
+        if (!setter) {
+            fail(errbuf, errlen, "%s: unknown key", key);
+            return -1;
+        }
+        if (!json_is_string(val)) {
+            fail(errbuf, errlen, "%s: must be a string", key);
+            return -1;
+        }
+        if (setter(c, json_string_value(val), key, errbuf, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+static int apply_env(struct cfg *c, char *errbuf, size_t errlen) {
+    const char *v;
+    if ((v = getenv("SLORAG_LISTEN")) && set_listen(c, v, "SLORAG_LISTEN", errbuf, errlen))
+        return -1;
+    if ((v = getenv("SLORAG_DATA_DIR")) && set_data_dir(c, v, "SLORAG_DATA_DIR", errbuf, errlen))
+        return -1;
+    if ((v = getenv("SLORAG_LOG_LEVEL")) && set_log_level(c, v, "SLORAG_LOG_LEVEL", errbuf, errlen))
+        return -1;
+    if ((v = getenv("SLORAG_WORKERS"))) {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (errno || !*v || *end) {
+            fail(errbuf, errlen, "SLORAG_WORKERS: must be an integer");
+            return -1;
+        }
+        if (set_field(c, &server_fields[0], (double)n, "SLORAG_WORKERS", errbuf, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+static int apply_overrides(struct cfg *c, const struct cfg_overrides *ov, char *errbuf, size_t errlen) {
+    if (!ov)
+        return 0;
+    if (ov->listen && set_listen(c, ov->listen, "--listen", errbuf, errlen))
+        return -1;
+    if (ov->data_dir && set_data_dir(c, ov->data_dir, "--data", errbuf, errlen))
+        return -1;
+    if (ov->log_level && set_log_level(c, ov->log_level, "--log-level", errbuf, errlen))
+        return -1;
+    return 0;
+}
+
+/* Rules that involve more than one field. */
+static int cross_check(const struct cfg *c, char *errbuf, size_t errlen) {
+    if (c->query.default_k > c->query.max_k) {
+        fail(errbuf, errlen, "query.default_k: must be <= query.max_k (%d)", c->query.max_k);
+        return -1;
+    }
+    if (c->retrieval.chunk_overlap_tokens >= c->retrieval.chunk_tokens) {
+        fail(errbuf, errlen, "retrieval.chunk_overlap_tokens: must be < retrieval.chunk_tokens (%d)",
+             c->retrieval.chunk_tokens);
+        return -1;
+    }
+    if (c->query.max_question_bytes >= c->server.max_body_bytes) {
+        fail(errbuf, errlen, "query.max_question_bytes: must be < server.max_body_bytes (%ld)",
+             c->server.max_body_bytes);
+        return -1;
+    }
+    return 0;
+}
+
+enum err cfg_load(const char *path, const struct cfg_overrides *ov, char *errbuf, size_t errlen,
+                  struct cfg **ret_cfg) {
+    struct cfg *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ERR_NOMEM;
+    atomic_init(&c->refs, 1);
+    set_defaults(c);
+    c->data_dir = strdup("./var");
+    if (!c->data_dir) {
+        free(c);
+        return ERR_NOMEM;
+    }
+    if (path) {
+        json_error_t jerr;
+        json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root) {
+            fail(errbuf, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+            cfg_unref(c);
+            return ERR_CONFIG;
+        }
+        int rc = load_root(c, root, errbuf, errlen);
+        json_decref(root);
+        if (rc) {
+            cfg_unref(c);
+            return ERR_CONFIG;
+        }
+    }
+    if (apply_env(c, errbuf, errlen) || apply_overrides(c, ov, errbuf, errlen) ||
+        cross_check(c, errbuf, errlen)) {
+        cfg_unref(c);
+        return ERR_CONFIG;
+    }
+    *ret_cfg = c;
+    return ERR_OK;
+}
+
+struct cfg *cfg_ref(struct cfg *c) {
+    if (c)
+        atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+struct cfg *cfg_unref(struct cfg *c) {
+    if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
+        free(c->data_dir);
+        free(c);
+    }
+    return NULL;
+}
+
+void cfg_slot_init(struct cfg_slot *s, struct cfg *c) {
+    pthread_mutex_init(&s->mu, NULL);
+    s->cur = c;
+}
+
+struct cfg *cfg_slot_get(struct cfg_slot *s) {
+    pthread_mutex_lock(&s->mu);
+    struct cfg *c = cfg_ref(s->cur);
+    pthread_mutex_unlock(&s->mu);
+    return c;
+}
+
+void cfg_slot_swap(struct cfg_slot *s, struct cfg *c) {
+    pthread_mutex_lock(&s->mu);
+    struct cfg *old = s->cur;
+    s->cur = c;
+    pthread_mutex_unlock(&s->mu);
+    cfg_unref(old);
+}
+
+void cfg_slot_done(struct cfg_slot *s) {
+    s->cur = cfg_unref(s->cur);
+    pthread_mutex_destroy(&s->mu);
+}

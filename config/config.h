@@ -1,0 +1,74 @@
+/* config.h - the service configuration as an immutable, ref-counted snapshot.
+ *
+ * Sources, later ones winning: built-in defaults, a JSON file, environment
+ * variables (SLORAG_*), command-line flags.  Unknown keys and bad values fail
+ * with a path-qualified message such as "server.workers: must be >= 1".
+ * A reload builds a new snapshot and swaps one pointer in a cfg_slot; a
+ * request keeps the snapshot it started with until it ends. */
+#ifndef SLORAG_CONFIG_H
+#define SLORAG_CONFIG_H
+
+#include <stdatomic.h>
+#include <pthread.h>
+#include <stddef.h>
+
+#include "err.h"
+
+struct cfg {
+    atomic_int refs;
+
+    char listen_host[64];
+    int listen_port;
+    char *data_dir;  /* owned */
+    int log_level;   /* enum log_level */
+
+    struct {
+        int workers;              /* CPU worker threads */
+        int queue_max;            /* jobs waiting for a worker before 503 */
+        long max_body_bytes;
+        long max_header_bytes;    /* per-connection memory for headers */
+        int max_connections;
+        int connection_timeout_s; /* idle connection timeout */
+        int drain_timeout_ms;     /* SIGTERM: wait this long for in-flight */
+    } server;
+
+    struct {
+        int deadline_ms;          /* default per-request deadline */
+        int default_k;
+        int max_k;
+        long max_question_bytes;
+        double min_confidence;    /* extractive answers below abstain */
+    } query;
+
+    struct {
+        int chunk_tokens;
+        int chunk_overlap_tokens;
+        long max_document_bytes;
+    } retrieval;
+};
+
+struct cfg_overrides {
+    const char *listen;    /* "host:port" or NULL */
+    const char *data_dir;
+    const char *log_level;
+};
+
+/* path may be NULL (defaults + env + overrides).  On failure writes a
+ * message into errbuf and leaves *ret_cfg untouched. */
+enum err cfg_load(const char *path, const struct cfg_overrides *ov, char *errbuf, size_t errlen,
+                  struct cfg **ret_cfg);
+struct cfg *cfg_ref(struct cfg *c);
+struct cfg *cfg_unref(struct cfg *c); /* NULL-safe, returns NULL */
+
+/* The current snapshot, swappable at runtime. */
+struct cfg_slot {
+    pthread_mutex_t mu;
+    struct cfg *cur; /* one reference owned by the slot */
+};
+
+void cfg_slot_init(struct cfg_slot *s, struct cfg *c); /* takes the reference */
+struct cfg *cfg_slot_get(struct cfg_slot *s);          /* returns a new reference */
+void cfg_slot_swap(struct cfg_slot *s, struct cfg *c); /* takes the reference */
+void cfg_slot_done(struct cfg_slot *s);
+
+#endif

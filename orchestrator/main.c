@@ -1,0 +1,270 @@
+/* main.c - the slorag command line: serve, ingest, --help, --version.
+ *
+ * Signals are blocked in every thread before any thread starts and taken
+ * synchronously with sigwait() in main, so shutdown and reload run as plain
+ * code rather than in a signal handler. */
+#include "config.h"
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "pool.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "usage: slorag serve  [--config FILE] [--listen ADDR:PORT] [--data DIR] [--log-level LEVEL]\n"
+    "       slorag ingest [--config FILE] [--data DIR] [--collection NAME] PATH...\n"
+    "       slorag --help | --version\n"
+    "\n"
+    "serve    answer questions over HTTP (default 127.0.0.1:8080)\n"
+    "ingest   store .md/.markdown/.txt files (directories recursively) in a collection\n"
+    "         (default collection: \"default\"); re-ingesting a path replaces it\n"
+    "\n"
+    "Settings come from the JSON config file, then SLORAG_LISTEN, SLORAG_DATA_DIR,\n"
+    "SLORAG_LOG_LEVEL and SLORAG_WORKERS, then flags.  See docs/configuration.md.\n";
+
+struct cli {
+    const char *config_path;
+    struct cfg_overrides ov;
+    const char *collection;
+};
+
+static int parse_flags(int argc, char **argv, struct cli *cli) {
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
+        {"data", required_argument, NULL, 'd'},     {"log-level", required_argument, NULL, 'v'},
+        {"collection", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "c:l:d:n:h", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'c': cli->config_path = optarg; break;
+        case 'l': cli->ov.listen = optarg; break;
+        case 'd': cli->ov.data_dir = optarg; break;
+        case 'v': cli->ov.log_level = optarg; break;
+        case 'n': cli->collection = optarg; break;
+        case 'h': fputs(usage_text, stdout); exit(0);
+        default: fputs(usage_text, stderr); return -1;
+        }
+    }
+    return 0;
+}
+
+static struct cfg *load_config(const struct cli *cli) {
+    char msg[512] = "";
+    struct cfg *c = NULL;
+    if (cfg_load(cli->config_path, &cli->ov, msg, sizeof msg, &c) != ERR_OK) {
+        fprintf(stderr, "slorag: config: %s\n", msg);
+        return NULL;
+    }
+    log_set_level(c->log_level);
+    return c;
+}
+
+static struct ret_store *open_store(const struct cfg *c, int readers) {
+    if (mkdir(c->data_dir, 0750) != 0 && errno != EEXIST) {
+        fprintf(stderr, "slorag: cannot create data directory %s: %s\n", c->data_dir, strerror(errno));
+        return NULL;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/slorag.db", c->data_dir);
+    struct ret_store *s = NULL;
+    if (ret_store_open(path, readers, &s) != ERR_OK) {
+        fprintf(stderr, "slorag: cannot open the store at %s\n", path);
+        return NULL;
+    }
+    return s;
+}
+
+static int cmd_serve(const struct cli *cli) {
+    struct cfg *c = load_config(cli);
+    if (!c)
+        return 2;
+    if (!util_host_is_loopback(c->listen_host)) {
+        fprintf(stderr,
+                "slorag: refusing to listen on %s: this build serves without authentication, "
+                "so it only listens on loopback (127.0.0.0/8)\n",
+                c->listen_host);
+        cfg_unref(c);
+        return 2;
+    }
+    /* Block the signals we handle before any thread exists, so every thread
+     * inherits the mask and only sigwait() below sees them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct ret_store *store = open_store(c, c->server.workers);
+    if (!store) {
+        cfg_unref(c);
+        return 1;
+    }
+    struct exec_pool *pool = NULL;
+    if (exec_pool_new(c->server.workers, (size_t)c->server.queue_max, &pool) != ERR_OK) {
+        fprintf(stderr, "slorag: cannot start %d worker threads\n", c->server.workers);
+        ret_store_free(store);
+        cfg_unref(c);
+        return 1;
+    }
+    struct cfg_slot slot;
+    cfg_slot_init(&slot, c);
+    struct http_deps deps = {.cfg = &slot, .store = store, .pool = pool};
+    struct http_server *srv = NULL;
+    char msg[256];
+    if (http_start(c, &deps, msg, sizeof msg, &srv) != ERR_OK) {
+        fprintf(stderr, "slorag: %s\n", msg);
+        exec_pool_free(pool);
+        ret_store_free(store);
+        cfg_slot_done(&slot);
+        return 1;
+    }
+    int port = http_port(srv);
+    log_msg(LOG_INFO, "listening", LOG_S("host", c->listen_host), LOG_I("port", port), LOG_S("data_dir", c->data_dir),
+            LOG_I("workers", c->server.workers), LOG_S("version", SLORAG_VERSION), LOG_END);
+    printf("slorag %s serving on http://%s:%d (data in %s). Try:\n"
+           "  curl -s http://%s:%d/v1/query -H 'Content-Type: application/json' \\\n"
+           "       -d '{\"question\": \"How do I run the tests?\"}'\n",
+           SLORAG_VERSION, c->listen_host, port, c->data_dir, c->listen_host, port);
+    fflush(stdout);
+
+    int status = 0;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            struct cfg *nc = load_config(cli);
+            if (!nc) {
+                log_msg(LOG_ERROR, "reload_failed", LOG_S("reason", "invalid config; keeping the current one"), LOG_END);
+                continue;
+            }
+            struct cfg *cur = cfg_slot_get(&slot);
+            if (strcmp(nc->listen_host, cur->listen_host) || nc->listen_port != cur->listen_port ||
+                strcmp(nc->data_dir, cur->data_dir) || nc->server.workers != cur->server.workers)
+                log_msg(LOG_WARN, "reload_partial",
+                        LOG_S("reason", "listen, data_dir and server.workers apply only after a restart"), LOG_END);
+            cfg_unref(cur);
+            cfg_slot_swap(&slot, nc);
+            log_msg(LOG_INFO, "reloaded", LOG_END);
+            continue;
+        }
+        struct cfg *cur = cfg_slot_get(&slot);
+        int drain_ms = cur->server.drain_timeout_ms;
+        cfg_unref(cur);
+        log_msg(LOG_INFO, "draining", LOG_S("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"),
+                LOG_I("in_flight", http_in_flight(srv)), LOG_I("timeout_ms", drain_ms), LOG_END);
+        http_quiesce(srv);
+        if (!http_wait_idle(srv, drain_ms))
+            log_msg(LOG_WARN, "drain_timeout", LOG_I("in_flight", http_in_flight(srv)), LOG_END);
+        break;
+    }
+    /* Workers first: every queued job runs and resumes its connection, so no
+     * connection is left suspended when the HTTP daemon stops. */
+    exec_pool_free(pool);
+    http_stop(srv);
+    ret_store_free(store);
+    cfg_slot_done(&slot);
+    log_msg(LOG_INFO, "stopped", LOG_END);
+    return status;
+}
+
+struct progress {
+    bool tty;
+    double t0;
+};
+
+static void on_file(void *ud, const char *path, const char *why, const struct ret_ingest_stats *st) {
+    struct progress *p = ud;
+    if (why)
+        fprintf(stderr, "%sskipped %s: %s\n", p->tty ? "\r\033[K" : "", path, why);
+    if (p->tty) {
+        double s = (clock_ms() - p->t0) / 1000.0;
+        fprintf(stderr, "\r\033[K%zu documents, %.2f MB, %zu chunks, %.1f docs/s", st->documents,
+                (double)st->bytes / 1e6, st->chunks, s > 0 ? (double)st->documents / s : 0.0);
+    }
+}
+
+static int cmd_ingest(const struct cli *cli, int npaths, char **paths) {
+    if (npaths < 1) {
+        fputs("slorag ingest: no PATH given\n", stderr);
+        return 2;
+    }
+    const char *collection = cli->collection ? cli->collection : "default";
+    if (!ret_name_valid(collection)) {
+        fprintf(stderr, "slorag ingest: --collection: must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'\n");
+        return 2;
+    }
+    struct cfg *c = load_config(cli);
+    if (!c)
+        return 2;
+    struct ret_store *store = open_store(c, 1);
+    if (!store) {
+        cfg_unref(c);
+        return 1;
+    }
+    int64_t cid;
+    enum err e = ret_collection_ensure(store, "default", collection, &cid);
+    struct progress prog = {isatty(STDERR_FILENO) == 1, clock_ms()};
+    struct ret_ingest_opts o = {
+        .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens},
+        .max_document_bytes = c->retrieval.max_document_bytes,
+        .on_file = on_file,
+        .ud = &prog,
+    };
+    struct ret_ingest_stats st = {0};
+    if (!e)
+        e = ret_ingest_paths(store, cid, paths, (size_t)npaths, &o, &st);
+    double secs = (clock_ms() - prog.t0) / 1000.0;
+    if (prog.tty)
+        fputs("\r\033[K", stderr);
+    fprintf(stderr, "ingested %zu documents (%.2f MB, %zu chunks) into \"%s\" in %.2f s, %zu skipped%s%s\n",
+            st.documents, (double)st.bytes / 1e6, st.chunks, collection, secs, st.skipped, e ? "; stopped: " : "",
+            e ? err_message(e) : "");
+    ret_store_free(store);
+    cfg_unref(c);
+    return e ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("slorag %s\n", SLORAG_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    struct cli cli = {0};
+    const char *cmd = argv[1];
+    if (parse_flags(argc - 1, argv + 1, &cli))
+        return 2;
+    if (strcmp(cmd, "serve") == 0) {
+        if (optind < argc - 1) {
+            fprintf(stderr, "slorag serve: unexpected argument \"%s\"\n", argv[1 + optind]);
+            return 2;
+        }
+        return cmd_serve(&cli);
+    }
+    if (strcmp(cmd, "ingest") == 0)
+        return cmd_ingest(&cli, argc - 1 - optind, argv + 1 + optind);
+    fprintf(stderr, "slorag: unknown command \"%s\"\n%s", cmd, usage_text);
+    return 2;
+}

@@ -1,0 +1,401 @@
+/* store.c - SQLite document store with FTS5 BM25 search (see store.h).
+ *
+ * The FTS5 table is an external-content index over `chunks`, kept in sync by
+ * triggers, so a document and its index entries commit in one transaction
+ * and a reader sees either all of a document or none of it.
+ *
+ * Query text is never passed to FTS5 as syntax: it is tokenised here, stop
+ * words dropped, and each token double-quoted and OR-ed, so user input can't
+ * produce an FTS5 syntax error or an expensive operator. */
+#include "store.h"
+#include "chunk.h"
+#include "text.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define STORE_MAX_READERS 32
+#define STORE_MAX_QUERY_TERMS 32
+
+struct ret_store {
+    sqlite3 *writer;
+    pthread_mutex_t write_mu;
+
+    pthread_mutex_t read_mu;
+    pthread_cond_t read_cv;
+    sqlite3 *readers[STORE_MAX_READERS];
+    int nreaders;
+    int free_stack[STORE_MAX_READERS]; /* indexes of idle readers */
+    int nfree;
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS collections("
+    "  id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL, UNIQUE(tenant, name));"
+    "CREATE TABLE IF NOT EXISTS documents("
+    "  id INTEGER PRIMARY KEY,"
+    "  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
+    "  ext_id TEXT NOT NULL, title TEXT NOT NULL, source TEXT, metadata TEXT,"
+    "  content_hash TEXT NOT NULL, body TEXT NOT NULL, bytes INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL, UNIQUE(collection_id, ext_id));"
+    "CREATE TABLE IF NOT EXISTS chunks("
+    "  id INTEGER PRIMARY KEY,"
+    "  document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,"
+    "  collection_id INTEGER NOT NULL, ord INTEGER NOT NULL,"
+    "  start_off INTEGER NOT NULL, end_off INTEGER NOT NULL, tokens INTEGER NOT NULL,"
+    "  text TEXT NOT NULL, embedding BLOB);"
+    "CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(document_id);"
+    "CREATE INDEX IF NOT EXISTS chunks_by_collection ON chunks(collection_id);"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
+    "  text, content='chunks', content_rowid='id',"
+    "  tokenize='porter unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN"
+    "  INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END;"
+    "CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN"
+    "  INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END;";
+
+static enum err open_conn(const char *path, bool create, sqlite3 **ret_db) {
+    sqlite3 *db = NULL;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return ERR_STORAGE;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_exec(db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                     "PRAGMA temp_store=MEMORY;",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return ERR_STORAGE;
+    }
+    *ret_db = db;
+    return ERR_OK;
+}
+
+enum err ret_store_open(const char *path, int readers, struct ret_store **ret_store) {
+    if (readers < 1)
+        readers = 1;
+    if (readers > STORE_MAX_READERS)
+        readers = STORE_MAX_READERS;
+    struct ret_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return ERR_NOMEM;
+    pthread_mutex_init(&s->write_mu, NULL);
+    pthread_mutex_init(&s->read_mu, NULL);
+    pthread_cond_init(&s->read_cv, NULL);
+    enum err e = open_conn(path, true, &s->writer);
+    if (!e && sqlite3_exec(s->writer, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
+        e = ERR_STORAGE;
+    for (int i = 0; !e && i < readers; i++) {
+        e = open_conn(path, false, &s->readers[i]);
+        if (!e) {
+            s->free_stack[s->nfree++] = i;
+            s->nreaders++;
+        }
+    }
+    if (e) {
+        ret_store_free(s);
+        return e;
+    }
+    *ret_store = s;
+    return ERR_OK;
+}
+
+struct ret_store *ret_store_free(struct ret_store *s) {
+    if (!s)
+        return NULL;
+    for (int i = 0; i < s->nreaders; i++)
+        sqlite3_close(s->readers[i]);
+    sqlite3_close(s->writer);
+    pthread_mutex_destroy(&s->write_mu);
+    pthread_mutex_destroy(&s->read_mu);
+    pthread_cond_destroy(&s->read_cv);
+    free(s);
+    return NULL;
+}
+
+static sqlite3 *reader_get(struct ret_store *s, int *ret_slot) {
+    pthread_mutex_lock(&s->read_mu);
+    while (s->nfree == 0)
+        pthread_cond_wait(&s->read_cv, &s->read_mu);
+    int slot = s->free_stack[--s->nfree];
+    pthread_mutex_unlock(&s->read_mu);
+    *ret_slot = slot;
+    return s->readers[slot];
+}
+
+static void reader_put(struct ret_store *s, int slot) {
+    pthread_mutex_lock(&s->read_mu);
+    s->free_stack[s->nfree++] = slot;
+    pthread_cond_signal(&s->read_cv);
+    pthread_mutex_unlock(&s->read_mu);
+}
+
+bool ret_name_valid(const char *name) {
+    size_t n = strlen(name);
+    if (n == 0 || n > 64 || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static enum err collection_lookup(sqlite3 *db, const char *tenant, const char *name, int64_t *ret_id) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT id FROM collections WHERE tenant=?1 AND name=?2", -1, &st, NULL))
+        return ERR_STORAGE;
+    sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    enum err e = ERR_OK;
+    if (rc == SQLITE_ROW)
+        *ret_id = sqlite3_column_int64(st, 0);
+    else
+        e = rc == SQLITE_DONE ? ERR_NOT_FOUND : ERR_STORAGE;
+    sqlite3_finalize(st);
+    return e;
+}
+
+enum err ret_collection_find(struct ret_store *s, const char *tenant, const char *name, int64_t *ret_id) {
+    int slot;
+    sqlite3 *db = reader_get(s, &slot);
+    enum err e = collection_lookup(db, tenant, name, ret_id);
+    reader_put(s, slot);
+    return e;
+}
+
+enum err ret_collection_ensure(struct ret_store *s, const char *tenant, const char *name, int64_t *ret_id) {
+    if (!ret_name_valid(name))
+        return ERR_INVALID_FIELD;
+    pthread_mutex_lock(&s->write_mu);
+    enum err e = collection_lookup(s->writer, tenant, name, ret_id);
+    if (e == ERR_NOT_FOUND) {
+        sqlite3_stmt *st = NULL;
+        e = ERR_STORAGE;
+        if (sqlite3_prepare_v2(s->writer,
+                               "INSERT INTO collections(tenant, name, created_at) VALUES (?1, ?2, ?3)", -1,
+                               &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+            if (sqlite3_step(st) == SQLITE_DONE) {
+                *ret_id = sqlite3_last_insert_rowid(s->writer);
+                e = ERR_OK;
+            }
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->write_mu);
+    return e;
+}
+
+/* 64-bit FNV-1a, as hex: a change detector for content, not a security hash. */
+static void content_hash(const char *p, size_t n, char out[17]) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 0x100000001b3ULL;
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static enum err exec_sql(sqlite3 *db, const char *sql) {
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? ERR_OK : ERR_STORAGE;
+}
+
+static enum err put_locked(sqlite3 *db, int64_t collection_id, const struct ret_doc_in *doc,
+                           const struct ret_chunk_span *spans, size_t nspans, struct ret_put_result *res) {
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    res->replaced = false;
+    res->nchunks = nspans;
+
+    if (sqlite3_prepare_v2(db, "DELETE FROM documents WHERE collection_id=?1 AND ext_id=?2", -1, &st, NULL))
+        return ERR_STORAGE;
+    sqlite3_bind_int64(st, 1, collection_id);
+    sqlite3_bind_text(st, 2, doc->ext_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto out;
+    res->replaced = sqlite3_changes(db) > 0;
+    sqlite3_finalize(st);
+
+    char hash[17];
+    content_hash(doc->text, doc->text_len, hash);
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO documents(collection_id, ext_id, title, source, metadata,"
+                           " content_hash, body, bytes, created_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                           -1, &st, NULL))
+        return ERR_STORAGE;
+    sqlite3_bind_int64(st, 1, collection_id);
+    sqlite3_bind_text(st, 2, doc->ext_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, doc->title ? doc->title : doc->ext_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, doc->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, doc->metadata, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 7, doc->text, (int)doc->text_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)doc->text_len);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)time(NULL));
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto out;
+    int64_t doc_id = sqlite3_last_insert_rowid(db);
+    sqlite3_finalize(st);
+
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO chunks(document_id, collection_id, ord, start_off, end_off,"
+                           " tokens, text) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                           -1, &st, NULL))
+        return ERR_STORAGE;
+    for (size_t i = 0; i < nspans; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, doc_id);
+        sqlite3_bind_int64(st, 2, collection_id);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)i);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)spans[i].start);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)spans[i].end);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)spans[i].tokens);
+        sqlite3_bind_text(st, 7, doc->text + spans[i].start, (int)(spans[i].end - spans[i].start),
+                          SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            goto out;
+    }
+    e = ERR_OK;
+out:
+    sqlite3_finalize(st);
+    return e;
+}
+
+enum err ret_document_put(struct ret_store *s, int64_t collection_id, const struct ret_doc_in *doc,
+                          const struct ret_chunk_opts *opts, struct ret_put_result *ret_result) {
+    if (!doc->ext_id || !*doc->ext_id || strlen(doc->ext_id) > 256 || doc->text_len > INT32_MAX)
+        return ERR_INVALID_FIELD;
+    struct ret_chunk_span *spans = NULL;
+    size_t nspans = 0;
+    enum err e = ret_chunk_text(doc->text, doc->text_len, opts->max_tokens, opts->overlap_tokens, &spans, &nspans);
+    if (e)
+        return e;
+    struct ret_put_result res;
+    pthread_mutex_lock(&s->write_mu);
+    e = exec_sql(s->writer, "BEGIN IMMEDIATE");
+    if (!e) {
+        e = put_locked(s->writer, collection_id, doc, spans, nspans, &res);
+        if (!e)
+            e = exec_sql(s->writer, "COMMIT");
+        if (e)
+            exec_sql(s->writer, "ROLLBACK");
+    }
+    pthread_mutex_unlock(&s->write_mu);
+    free(spans);
+    if (!e)
+        *ret_result = res;
+    return e;
+}
+
+/* Builds `"t1" OR "t2" ...` from the query's content words.  Tokens contain
+ * only word bytes (no quotes), so quoting them is enough to neutralise FTS5
+ * syntax.  Returns false when the query has no usable term. */
+static bool build_match(const char *q, char *out, size_t outlen) {
+    size_t qn = strlen(q), pos = 0, used = 0;
+    int terms = 0;
+    struct text_token t;
+    out[0] = '\0';
+    while (terms < STORE_MAX_QUERY_TERMS && text_next_token(q, qn, &pos, &t)) {
+        char w[64];
+        text_token_lower(q, &t, w, sizeof w);
+        if (text_is_stopword(w))
+            continue;
+        int n = snprintf(out + used, outlen - used, "%s\"%s\"", terms ? " OR " : "", w);
+        if (n < 0 || (size_t)n >= outlen - used)
+            break;
+        used += (size_t)n;
+        terms++;
+    }
+    return terms > 0;
+}
+
+enum err ret_search_lexical(struct ret_store *s, int64_t collection_id, const char *query, int k,
+                            struct arena *a, struct ret_hit **ret_hits, size_t *ret_n) {
+    char match[STORE_MAX_QUERY_TERMS * 72];
+    if (k < 1)
+        return ERR_INVALID_FIELD;
+    if (!build_match(query, match, sizeof match)) {
+        *ret_hits = NULL;
+        *ret_n = 0;
+        return ERR_OK;
+    }
+    struct ret_hit *hits = arena_calloc(a, (size_t)k, sizeof(*hits));
+    if (!hits)
+        return ERR_NOMEM;
+    int slot;
+    sqlite3 *db = reader_get(s, &slot);
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    size_t n = 0;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT c.id, d.ext_id, d.title, c.text, c.start_off, c.end_off,"
+                           "       bm25(chunks_fts) AS rank"
+                           " FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid"
+                           " JOIN documents d ON d.id = c.document_id"
+                           " WHERE chunks_fts MATCH ?1 AND c.collection_id = ?2"
+                           " ORDER BY rank LIMIT ?3",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, collection_id);
+        sqlite3_bind_int(st, 3, k);
+        int rc;
+        e = ERR_OK;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < (size_t)k) {
+            struct ret_hit *h = &hits[n];
+            h->chunk_id = sqlite3_column_int64(st, 0);
+            h->document_id = arena_strdup(a, (const char *)sqlite3_column_text(st, 1));
+            h->title = arena_strdup(a, (const char *)sqlite3_column_text(st, 2));
+            h->text = arena_strdup(a, (const char *)sqlite3_column_text(st, 3));
+            h->start = sqlite3_column_int64(st, 4);
+            h->end = sqlite3_column_int64(st, 5);
+            h->score = -sqlite3_column_double(st, 6); /* FTS5 bm25 is lower-is-better */
+            if (!h->document_id || !h->title || !h->text) {
+                e = ERR_NOMEM;
+                break;
+            }
+            n++;
+        }
+        if (!e && rc != SQLITE_ROW && rc != SQLITE_DONE)
+            e = ERR_STORAGE;
+    }
+    sqlite3_finalize(st);
+    reader_put(s, slot);
+    if (e)
+        return e;
+    *ret_hits = hits;
+    *ret_n = n;
+    return ERR_OK;
+}
+
+enum err ret_store_stats(struct ret_store *s, struct ret_store_stats *ret_stats) {
+    int slot;
+    sqlite3 *db = reader_get(s, &slot);
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT (SELECT count(*) FROM collections), (SELECT count(*) FROM documents),"
+                           " (SELECT count(*) FROM chunks)",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        ret_stats->collections = sqlite3_column_int64(st, 0);
+        ret_stats->documents = sqlite3_column_int64(st, 1);
+        ret_stats->chunks = sqlite3_column_int64(st, 2);
+        e = ERR_OK;
+    }
+    sqlite3_finalize(st);
+    reader_put(s, slot);
+    return e;
+}

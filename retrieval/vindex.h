@@ -1,0 +1,41 @@
+/* vindex.h - a vector index over FAISS, through the FAISS C API only.
+ *
+ * Ids are the store's chunk ids.  The index is a derived file: it is saved by
+ * write-then-rename (so a crash leaves the old file or the new one, never a
+ * torn one) and can always be rebuilt from the embeddings in SQLite. */
+#ifndef SLORAG_VINDEX_H
+#define SLORAG_VINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+
+struct ret_vindex;
+
+/* factory is a FAISS index-factory string ("Flat", "IVF256,Flat", "HNSW32");
+ * an IDMap is added around it so that chunk ids can be stored. Inner-product
+ * metric: callers pass normalised vectors for cosine similarity. */
+enum err ret_vindex_new(int dim, const char *factory, struct ret_vindex **ret_vi);
+struct ret_vindex *ret_vindex_free(struct ret_vindex *vi);
+
+int ret_vindex_dim(const struct ret_vindex *vi);
+int64_t ret_vindex_count(const struct ret_vindex *vi);
+int ret_vindex_is_trained(const struct ret_vindex *vi);
+
+enum err ret_vindex_train(struct ret_vindex *vi, size_t n, const float *x);
+enum err ret_vindex_add(struct ret_vindex *vi, size_t n, const float *x, const int64_t *ids);
+/* For each of nq queries writes k (score, id) pairs; missing results have id -1. */
+enum err ret_vindex_search(const struct ret_vindex *vi, size_t nq, const float *q, int k, float *ret_scores,
+                           int64_t *ret_ids);
+enum err ret_vindex_remove(struct ret_vindex *vi, size_t n, const int64_t *ids, size_t *ret_removed);
+/* Sets a search-time parameter such as "nprobe" or "efSearch". */
+enum err ret_vindex_set_param(struct ret_vindex *vi, const char *name, double value);
+
+enum err ret_vindex_save(const struct ret_vindex *vi, const char *path);
+/* ERR_NOT_FOUND when the file is missing, ERR_INDEX when it is unreadable. */
+enum err ret_vindex_load(const char *path, struct ret_vindex **ret_vi);
+
+/* The last FAISS error message on this thread, or "" */
+const char *ret_vindex_last_error(void);
+
+#endif

@@ -1,0 +1,52 @@
+/* plan.c - the foundation planner.
+ *
+ * With only the lexical retriever and the extractive tier available, the
+ * plan's free choices are retrieval depth and deadline: list and summary
+ * questions read more passages; a client may tighten k and the deadline but
+ * never exceed the configured maxima. */
+#include "plan.h"
+
+const char *slo_retriever_name(enum slo_retriever r) {
+    static const char *const n[] = {"lexical", "dense", "hybrid"};
+    return (unsigned)r < 3 ? n[r] : "unknown";
+}
+
+const char *slo_tier_name(enum slo_tier t) {
+    static const char *const n[] = {"extractive", "small", "medium", "large"};
+    return (unsigned)t < 4 ? n[t] : "unknown";
+}
+
+const char *slo_aggregate_name(enum slo_aggregate a) {
+    static const char *const n[] = {"none", "vote", "confidence"};
+    return (unsigned)a < 3 ? n[a] : "unknown";
+}
+
+void slo_plan_make(const struct slo_plan_limits *lim, const struct slo_intent_result *intent,
+                   const struct slo_request_hints *hints, struct slo_plan *ret_plan) {
+    struct slo_plan p = {
+        .retriever = SLO_RETRIEVER_LEXICAL,
+        .k = lim->default_k,
+        .rerank = false,
+        .tier = SLO_TIER_EXTRACTIVE,
+        .replicas = 1,
+        .aggregate = SLO_AGG_NONE,
+        .max_tokens = 256,
+        .deadline_ms = lim->deadline_ms,
+        .min_confidence = lim->min_confidence,
+        .reason = "default profile",
+    };
+    if (intent->intent == SLO_INTENT_LIST || intent->intent == SLO_INTENT_SUMMARY ||
+        intent->intent == SLO_INTENT_COMPARISON) {
+        p.k = lim->default_k * 2;
+        p.reason = "broad intent reads more passages";
+    }
+    if (hints->k > 0) {
+        p.k = hints->k;
+        p.reason = "client-requested depth";
+    }
+    if (p.k > lim->max_k)
+        p.k = lim->max_k;
+    if (hints->deadline_ms > 0 && hints->deadline_ms < p.deadline_ms)
+        p.deadline_ms = hints->deadline_ms;
+    *ret_plan = p;
+}

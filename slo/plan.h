@@ -1,0 +1,50 @@
+/* plan.h - a plan is pure data: what the executor will run for one query.
+ *
+ * The planner never calls an agent; it maps (profile, intent, live state)
+ * to a plan, and the plan is serialised into the response as the decision
+ * record. */
+#ifndef SLORAG_PLAN_H
+#define SLORAG_PLAN_H
+
+#include <stdbool.h>
+#include "intent.h"
+
+enum slo_retriever { SLO_RETRIEVER_LEXICAL, SLO_RETRIEVER_DENSE, SLO_RETRIEVER_HYBRID };
+enum slo_tier { SLO_TIER_EXTRACTIVE, SLO_TIER_SMALL, SLO_TIER_MEDIUM, SLO_TIER_LARGE };
+enum slo_aggregate { SLO_AGG_NONE, SLO_AGG_VOTE, SLO_AGG_CONFIDENCE };
+
+struct slo_plan {
+    enum slo_retriever retriever;
+    int k;
+    bool rerank;
+    enum slo_tier tier;
+    int replicas;
+    enum slo_aggregate aggregate;
+    int max_tokens;
+    int deadline_ms;
+    double min_confidence; /* below: abstain */
+    const char *reason;    /* static string: why this plan */
+};
+
+/* What the planner may choose from and the defaults it starts from. */
+struct slo_plan_limits {
+    int default_k;
+    int max_k;
+    int deadline_ms;
+    double min_confidence;
+};
+
+/* Per-request overrides a client may send; zero/negative means "none". */
+struct slo_request_hints {
+    int k;
+    int deadline_ms;
+};
+
+const char *slo_retriever_name(enum slo_retriever r);
+const char *slo_tier_name(enum slo_tier t);
+const char *slo_aggregate_name(enum slo_aggregate a);
+
+void slo_plan_make(const struct slo_plan_limits *lim, const struct slo_intent_result *intent,
+                   const struct slo_request_hints *hints, struct slo_plan *ret_plan);
+
+#endif

@@ -1,0 +1,207 @@
+/* daemon.c - see daemon.h. */
+#include "daemon.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *slorag_bin(void) {
+    const char *b = getenv("SLORAG_BIN");
+    if (!b) {
+        fprintf(stderr, "SLORAG_BIN is not set\n");
+        abort();
+    }
+    return b;
+}
+
+void daemon_prepare(struct daemon *d, const char *config_json) {
+    memset(d, 0, sizeof(*d));
+    snprintf(d->dir, sizeof d->dir, "/tmp/slorag-it-XXXXXX");
+    if (!mkdtemp(d->dir))
+        abort();
+    snprintf(d->log_path, sizeof d->log_path, "%s/daemon.log", d->dir);
+    if (config_json) {
+        char p[128];
+        snprintf(p, sizeof p, "%s/config.json", d->dir);
+        FILE *f = fopen(p, "w");
+        fputs(config_json, f);
+        fclose(f);
+    }
+}
+
+static bool has_config(const struct daemon *d, char *out, size_t n) {
+    snprintf(out, n, "%s/config.json", d->dir);
+    return access(out, F_OK) == 0;
+}
+
+int daemon_ingest(struct daemon *d, const char *collection, const char *path) {
+    char cfg[128];
+    bool with_cfg = has_config(d, cfg, sizeof cfg);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 2);
+        if (with_cfg)
+            execl(slorag_bin(), "slorag", "ingest", "--config", cfg, "--data", d->dir, "--collection", collection, path,
+                  (char *)NULL);
+        else
+            execl(slorag_bin(), "slorag", "ingest", "--data", d->dir, "--collection", collection, path, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+bool daemon_start(struct daemon *d) {
+    int out[2];
+    if (pipe(out) != 0)
+        return false;
+    char cfg[128];
+    bool with_cfg = has_config(d, cfg, sizeof cfg);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 2);
+        dup2(out[1], 1);
+        close(out[0]);
+        if (with_cfg)
+            execl(slorag_bin(), "slorag", "serve", "--config", cfg, "--data", d->dir, "--listen", "127.0.0.1:0",
+                  (char *)NULL);
+        else
+            execl(slorag_bin(), "slorag", "serve", "--data", d->dir, "--listen", "127.0.0.1:0", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    d->pid = pid;
+    /* The ready line: "slorag X serving on http://127.0.0.1:PORT ..." */
+    char line[512];
+    size_t n = 0;
+    while (n < sizeof line - 1) {
+        ssize_t r = read(out[0], line + n, 1);
+        if (r <= 0)
+            break;
+        if (line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = '\0';
+    close(out[0]);
+    const char *p = strstr(line, "http://127.0.0.1:");
+    if (!p)
+        return false;
+    d->port = atoi(p + strlen("http://127.0.0.1:"));
+    return d->port > 0;
+}
+
+int daemon_stop(struct daemon *d, int sig, int timeout_ms) {
+    if (d->pid <= 0)
+        return -1;
+    kill(d->pid, sig);
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        int st;
+        pid_t r = waitpid(d->pid, &st, WNOHANG);
+        if (r == d->pid) {
+            d->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, NULL, 0);
+    d->pid = 0;
+    return -1;
+}
+
+void daemon_dump_log(const struct daemon *d) {
+    FILE *f = fopen(d->log_path, "r");
+    if (!f)
+        return;
+    char buf[512];
+    fprintf(stderr, "---- daemon log ----\n");
+    while (fgets(buf, sizeof buf, f))
+        fputs(buf, stderr);
+    fclose(f);
+}
+
+void daemon_cleanup(struct daemon *d) {
+    if (d->pid > 0)
+        daemon_stop(d, SIGKILL, 2000);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", d->dir);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+    struct http_resp *r = ud;
+    size_t add = size * n;
+    char *b = realloc(r->body, r->len + add + 1);
+    if (!b)
+        return 0;
+    memcpy(b + r->len, p, add);
+    r->len += add;
+    b[r->len] = '\0';
+    r->body = b;
+    return add;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+    struct http_resp *r = ud;
+    size_t add = size * n, have = strlen(r->headers);
+    if (have + add < sizeof r->headers) {
+        memcpy(r->headers + have, p, add);
+        r->headers[have + add] = '\0';
+    }
+    return add;
+}
+
+void http_do(const struct daemon *d, const char *method, const char *path, const char *content_type,
+             const char *body, size_t len, struct http_resp *ret) {
+    memset(ret, 0, sizeof(*ret));
+    CURL *c = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", d->port, path);
+    struct curl_slist *h = NULL;
+    char ct[128];
+    if (content_type) {
+        snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+        h = curl_slist_append(h, ct);
+    } else {
+        h = curl_slist_append(h, "Content-Type:"); /* send none */
+    }
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, ret);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, ret);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ret->status);
+    if (!ret->body)
+        ret->body = calloc(1, 1);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+}
+
+void http_resp_done(struct http_resp *r) {
+    free(r->body);
+    r->body = NULL;
+}

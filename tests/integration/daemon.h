@@ -1,0 +1,41 @@
+/* daemon.h - helpers for integration tests: start the real slorag binary on
+ * an ephemeral loopback port with a temporary data directory, and talk HTTP
+ * to it with libcurl. */
+#ifndef SLORAG_TEST_DAEMON_H
+#define SLORAG_TEST_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct daemon {
+    pid_t pid;
+    int port;
+    char dir[64];       /* temporary data directory */
+    char log_path[128]; /* the daemon's stderr */
+};
+
+struct http_resp {
+    long status;
+    char *body;          /* malloc'd, NUL-terminated */
+    size_t len;
+    char headers[4096];  /* raw response headers */
+};
+
+/* Runs `slorag ingest` over paths into collection, in d->dir.  Returns its exit status. */
+int daemon_ingest(struct daemon *d, const char *collection, const char *path);
+/* Creates the temp dir (and config file from config_json if non-NULL). */
+void daemon_prepare(struct daemon *d, const char *config_json);
+/* Starts `slorag serve`; waits until it prints its ready line. */
+bool daemon_start(struct daemon *d);
+/* Sends sig and waits for exit; returns the exit status, or -1 on timeout/signal. */
+int daemon_stop(struct daemon *d, int sig, int timeout_ms);
+void daemon_cleanup(struct daemon *d);
+void daemon_dump_log(const struct daemon *d);
+
+/* One request; content_type NULL for none. */
+void http_do(const struct daemon *d, const char *method, const char *path, const char *content_type,
+             const char *body, size_t len, struct http_resp *ret);
+void http_resp_done(struct http_resp *r);
+
+#endif

@@ -1,0 +1,368 @@
+/* Integration tests: the real slorag daemon on an ephemeral loopback port,
+ * a real SQLite store in a temporary directory, libcurl as the client. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+static struct daemon D;
+
+/* Small limits so the oversize tests are quick. */
+static const char config_json[] =
+    "{\"server\": {\"max_body_bytes\": 8192, \"drain_timeout_ms\": 5000},"
+    " \"query\": {\"max_question_bytes\": 512}}";
+
+static int start(void **state) {
+    (void)state;
+    daemon_prepare(&D, config_json);
+    const char *docs = getenv("SLORAG_TEST_DOCS");
+    if (!docs || daemon_ingest(&D, "default", docs) != 0) {
+        daemon_dump_log(&D);
+        return -1;
+    }
+    if (!daemon_start(&D)) {
+        daemon_dump_log(&D);
+        return -1;
+    }
+    return 0;
+}
+
+static int stop(void **state) {
+    (void)state;
+    int st = D.pid > 0 ? daemon_stop(&D, SIGTERM, 10000) : 0;
+    if (st != 0)
+        daemon_dump_log(&D);
+    daemon_cleanup(&D);
+    return st == 0 ? 0 : -1; /* a leak (ASan) or crash at exit fails the group */
+}
+
+static json_t *parse(const struct http_resp *r) {
+    json_error_t e;
+    json_t *j = json_loads(r->body, 0, &e);
+    if (!j)
+        fail_msg("response is not JSON: %s", r->body);
+    return j;
+}
+
+/* Asserts status and error code of a JSON error response. */
+static void expect_error(const struct http_resp *r, long status, const char *code) {
+    if (r->status != status)
+        fail_msg("status %ld, want %ld; body: %s", r->status, status, r->body);
+    json_t *j = parse(r);
+    const char *got = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+    const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+    assert_non_null(got);
+    assert_string_equal(got, code);
+    assert_non_null(msg);
+    assert_true(strlen(msg) > 0);
+    json_decref(j);
+    assert_non_null(strstr(r->headers, "Content-Type: application/json"));
+}
+
+static void post_query(const char *body, struct http_resp *r) {
+    http_do(&D, "POST", "/v1/query", "application/json", body, strlen(body), r);
+}
+
+static void test_health(void **state) {
+    (void)state;
+    struct http_resp r;
+    http_do(&D, "GET", "/healthz", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    json_t *j = parse(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
+    json_decref(j);
+    http_resp_done(&r);
+    http_do(&D, "GET", "/readyz", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    http_resp_done(&r);
+    http_do(&D, "HEAD", "/healthz", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    http_resp_done(&r);
+}
+
+static void test_query_answers_with_citation(void **state) {
+    (void)state;
+    struct http_resp r;
+    post_query("{\"question\": \"How tall is the lighthouse?\"}", &r);
+    if (r.status != 200)
+        fail_msg("status %ld: %s", r.status, r.body);
+    json_t *j = parse(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "answer")),
+                        "The lighthouse is forty-two metres tall and its beam reaches thirty kilometres out to sea.");
+    assert_false(json_is_true(json_object_get(j, "abstained")));
+    json_t *c0 = json_array_get(json_object_get(j, "citations"), 0);
+    assert_non_null(c0);
+    assert_non_null(strstr(json_string_value(json_object_get(c0, "document_id")), "lighthouse.txt"));
+    /* the citation's offsets quote the document exactly */
+    json_int_t start = json_integer_value(json_object_get(c0, "start"));
+    json_int_t end = json_integer_value(json_object_get(c0, "end"));
+    char path[512];
+    snprintf(path, sizeof path, "%s/lighthouse.txt", getenv("SLORAG_TEST_DOCS"));
+    FILE *f = fopen(path, "rb");
+    char doc[2048];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    assert_true(end > start && (size_t)end <= n);
+    assert_memory_equal(doc + start, json_string_value(json_object_get(c0, "snippet")), (size_t)(end - start));
+    json_t *dec = json_object_get(j, "decision");
+    assert_string_equal(json_string_value(json_object_get(dec, "intent")), "factoid");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(dec, "plan"), "generator_tier")),
+                        "extractive");
+    assert_true(json_is_array(json_object_get(dec, "skipped")));
+    assert_true(json_is_object(json_object_get(j, "timings")));
+    assert_true(json_is_object(json_object_get(j, "usage")));
+    const char *rid = json_string_value(json_object_get(j, "request_id"));
+    assert_int_equal(strlen(rid), 32);
+    assert_non_null(strstr(r.headers, rid)); /* X-Request-Id header matches */
+    json_decref(j);
+    http_resp_done(&r);
+
+    post_query("{\"question\": \"When does the fish market take place?\", \"k\": 2}", &r);
+    assert_int_equal(r.status, 200);
+    j = parse(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "answer")),
+                        "The fish market is held every Tuesday and Friday on the old quay.");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(j, "decision"), "plan"), "k")), 2);
+    json_decref(j);
+    http_resp_done(&r);
+}
+
+static void test_query_abstains(void **state) {
+    (void)state;
+    struct http_resp r;
+    post_query("{\"question\": \"What is the population of Mars colonies?\"}", &r);
+    assert_int_equal(r.status, 200);
+    json_t *j = parse(&r);
+    assert_true(json_is_true(json_object_get(j, "abstained")));
+    assert_true(json_is_null(json_object_get(j, "answer")));
+    assert_int_equal(json_array_size(json_object_get(j, "citations")), 0);
+    json_decref(j);
+    http_resp_done(&r);
+}
+
+static void test_bad_requests(void **state) {
+    (void)state;
+    static const struct {
+        const char *body;
+        long status;
+        const char *code;
+    } cases[] = {
+        {"{\"question\": ", 400, "invalid_json"},
+        {"", 400, "invalid_json"},
+        {"{\"question\": \"a\", \"question\": \"b\"}", 400, "invalid_json"},
+        {"{\"question\": \"caf\xff\"}", 400, "invalid_utf8"},
+        {"[1, 2]", 422, "invalid_request"},
+        {"{\"question\": 42}", 422, "invalid_request"},
+        {"{}", 422, "invalid_request"},
+        {"{\"question\": \"   \"}", 422, "invalid_request"},
+        {"{\"question\": \"x\", \"colour\": 1}", 422, "invalid_request"},
+        {"{\"question\": \"x\", \"k\": 0}", 422, "invalid_request"},
+        {"{\"question\": \"x\", \"k\": \"5\"}", 422, "invalid_request"},
+        {"{\"question\": \"x\", \"collection\": \"../etc\"}", 422, "invalid_request"},
+        {"{\"question\": \"x\", \"collection\": \"nope\"}", 404, "not_found"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct http_resp r;
+        post_query(cases[i].body, &r);
+        expect_error(&r, cases[i].status, cases[i].code);
+        http_resp_done(&r);
+    }
+    /* a NUL inside the body is not JSON */
+    struct http_resp r;
+    http_do(&D, "POST", "/v1/query", "application/json", "{\"question\":\"a\0b\"}", 18, &r);
+    expect_error(&r, 400, "invalid_json");
+    http_resp_done(&r);
+}
+
+static void test_limits(void **state) {
+    (void)state;
+    struct http_resp r;
+    /* body over server.max_body_bytes (8192) */
+    size_t n = 20000;
+    char *big = malloc(n + 1);
+    memset(big, 'a', n);
+    big[n] = '\0';
+    http_do(&D, "POST", "/v1/query", "application/json", big, n, &r);
+    expect_error(&r, 413, "payload_too_large");
+    http_resp_done(&r);
+    /* a question over query.max_question_bytes (512) in a body under the cap */
+    char body[2048];
+    snprintf(body, sizeof body, "{\"question\": \"%.*s\"}", 1000, big);
+    post_query(body, &r);
+    expect_error(&r, 413, "payload_too_large");
+    http_resp_done(&r);
+    free(big);
+}
+
+static size_t read_chunks(char *buf, size_t size, size_t nitems, void *ud) {
+    size_t *left = ud;
+    size_t n = size * nitems < *left ? size * nitems : *left;
+    memset(buf, ' ', n);
+    *left -= n;
+    return n;
+}
+
+static size_t discard(char *p, size_t s, size_t n, void *ud) {
+    (void)p;
+    (void)ud;
+    return s * n;
+}
+
+static void test_chunked_oversize(void **state) {
+    (void)state;
+    /* no Content-Length: the cap is enforced while reading */
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/query", D.port);
+    size_t left = 100000;
+    struct curl_slist *h = curl_slist_append(NULL, "Transfer-Encoding: chunked");
+    h = curl_slist_append(h, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_chunks);
+    curl_easy_setopt(c, CURLOPT_READDATA, &left);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    long status = 0;
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    assert_int_equal(rc, CURLE_OK);
+    assert_int_equal(status, 413);
+}
+
+static void test_routes_and_media(void **state) {
+    (void)state;
+    struct http_resp r;
+    http_do(&D, "GET", "/no/such/route", NULL, NULL, 0, &r);
+    expect_error(&r, 404, "not_found");
+    http_resp_done(&r);
+    http_do(&D, "GET", "/v1/query", NULL, NULL, 0, &r);
+    expect_error(&r, 405, "method_not_allowed");
+    assert_non_null(strstr(r.headers, "Allow: POST"));
+    http_resp_done(&r);
+    http_do(&D, "DELETE", "/healthz", NULL, NULL, 0, &r);
+    expect_error(&r, 405, "method_not_allowed");
+    http_resp_done(&r);
+    http_do(&D, "POST", "/v1/query", "text/plain", "{\"question\":\"x\"}", 16, &r);
+    expect_error(&r, 415, "unsupported_media_type");
+    http_resp_done(&r);
+    /* no Content-Type at all is read as JSON */
+    http_do(&D, "POST", "/v1/query", NULL, "{\"question\":\"lighthouse height\"}", 32, &r);
+    assert_int_equal(r.status, 200);
+    http_resp_done(&r);
+}
+
+static void test_concurrent_queries(void **state) {
+    (void)state;
+    enum { N = 32 };
+    CURLM *m = curl_multi_init();
+    CURL *easy[N];
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/query", D.port);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    const char *body = "{\"question\": \"How much does a ferry ticket cost?\"}";
+    for (int i = 0; i < N; i++) {
+        easy[i] = curl_easy_init();
+        curl_easy_setopt(easy[i], CURLOPT_URL, url);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 10000L);
+        curl_multi_add_handle(m, easy[i]);
+    }
+    int running = 1;
+    while (running) {
+        curl_multi_perform(m, &running);
+        if (running)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        long status = 0;
+        curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &status);
+        ok += status == 200;
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    curl_multi_cleanup(m);
+    curl_slist_free_all(h);
+    assert_int_equal(ok, N);
+}
+
+/* SIGTERM while a request is in flight (its body half sent): the daemon
+ * stops accepting, finishes that request with a real answer, exits 0. */
+static void test_sigterm_drains_in_flight(void **state) {
+    (void)state;
+    const char *body = "{\"question\": \"When does the harbour office open?\"}";
+    size_t blen = strlen(body), half = blen / 2;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)D.port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      blen);
+    assert_int_equal(write(fd, head, (size_t)hl), hl);
+    assert_int_equal(write(fd, body, half), (ssize_t)half);
+    usleep(200 * 1000); /* the daemon has seen the headers: the request is in flight */
+    kill(D.pid, SIGTERM);
+    usleep(200 * 1000);
+
+    /* new connections are refused once draining */
+    int fd2 = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_not_equal(connect(fd2, (struct sockaddr *)&sa, sizeof sa), 0);
+    close(fd2);
+
+    assert_int_equal(write(fd, body + half, blen - half), (ssize_t)(blen - half));
+    char resp[8192];
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
+        got += (size_t)r;
+    resp[got] = '\0';
+    close(fd);
+    if (strncmp(resp, "HTTP/1.1 200", 12) != 0)
+        fail_msg("in-flight request got: %s", resp);
+    assert_non_null(strstr(resp, "seven in the morning"));
+
+    int st = daemon_stop(&D, 0, 10000); /* already signalled: just wait */
+    assert_int_equal(st, 0);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_health),
+        cmocka_unit_test(test_query_answers_with_citation),
+        cmocka_unit_test(test_query_abstains),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_chunked_oversize),
+        cmocka_unit_test(test_routes_and_media),
+        cmocka_unit_test(test_concurrent_queries),
+        cmocka_unit_test(test_sigterm_drains_in_flight), /* last: stops the daemon */
+    };
+    int rc = cmocka_run_group_tests_name("http", tests, start, stop);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,93 @@
+/* Unit tests for agents/: registry and the extractive generator. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "agent.h"
+
+static struct ret_hit hits[] = {
+    {.chunk_id = 1, .document_id = "d1", .title = "Guide", .start = 100,
+     .text = "# Setup\nThe service listens on port 8080 by default. Logs go to stderr as JSON lines."},
+    {.chunk_id = 2, .document_id = "d2", .title = "Testing", .start = 0,
+     .text = "Running the tests is done with make test. It builds everything and runs every suite."},
+};
+
+static struct agent_io io_for(const char *q, size_t nhits) {
+    return (struct agent_io){.question = q, .hits = hits, .nhits = nhits, .min_confidence = 0.3, .max_tokens = 256};
+}
+
+static void test_registry(void **state) {
+    (void)state;
+    assert_ptr_equal(agent_find("extractive"), &agent_extractive);
+    assert_ptr_equal(agent_find("lexical"), &agent_lexical);
+    assert_null(agent_find("gpt-17"));
+    assert_true(agent_extractive.kind & AGENT_GENERATOR);
+}
+
+static void test_extractive_answers_with_citation(void **state) {
+    (void)state;
+    struct arena *a = arena_new(0);
+    struct agent_ctx ctx = {.arena = a};
+    struct agent_io io = io_for("How are the tests run?", 2);
+    assert_int_equal(agent_extractive.run(NULL, &ctx, &io), ERR_OK);
+    assert_false(io.abstained);
+    assert_string_equal(io.answer, "Running the tests is done with make test.");
+    assert_int_equal(io.ncitations, 1);
+    assert_string_equal(io.citations[0].hit->document_id, "d2");
+    assert_int_equal(io.citations[0].start, 0);
+    assert_int_equal(io.citations[0].end, (int64_t)strlen(io.answer));
+    assert_true(io.confidence >= 0.3 && io.confidence <= 1.0);
+
+    io = io_for("Which port does the service listen on?", 2);
+    assert_int_equal(agent_extractive.run(NULL, &ctx, &io), ERR_OK);
+    assert_string_equal(io.answer, "The service listens on port 8080 by default.");
+    /* offsets are document offsets: chunk start + position in the chunk */
+    assert_int_equal(io.citations[0].start, 100 + 8);
+    arena_free(a);
+}
+
+static void test_extractive_abstains(void **state) {
+    (void)state;
+    struct arena *a = arena_new(0);
+    struct agent_ctx ctx = {.arena = a};
+    struct agent_io io = io_for("What is the airspeed velocity of swallows?", 2);
+    assert_int_equal(agent_extractive.run(NULL, &ctx, &io), ERR_OK);
+    assert_true(io.abstained);
+    assert_null(io.answer);
+    assert_int_equal(io.ncitations, 0);
+
+    io = io_for("tests", 0);
+    assert_int_equal(agent_extractive.run(NULL, &ctx, &io), ERR_OK);
+    assert_true(io.abstained);
+    assert_string_equal(io.abstain_reason, "no passage matched the question");
+
+    io = io_for("what is the", 2);
+    assert_int_equal(agent_extractive.run(NULL, &ctx, &io), ERR_OK);
+    assert_true(io.abstained);
+    arena_free(a);
+}
+
+static void test_extractive_token_limit(void **state) {
+    (void)state;
+    struct arena *a = arena_new(0);
+    struct agent_ctx ctx = {.arena = a};
+    struct agent_io io = io_for("How are the tests run?", 2);
+    io.max_tokens = 4;
+    assert_int_equal(agent_extractive.run(NULL, &ctx, &io), ERR_OK);
+    assert_string_equal(io.answer, "Running the tests is");
+    assert_int_equal(io.output_tokens, 4);
+    arena_free(a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_extractive_answers_with_citation),
+        cmocka_unit_test(test_extractive_abstains),
+        cmocka_unit_test(test_extractive_token_limit),
+    };
+    return cmocka_run_group_tests_name("agents", tests, NULL, NULL);
+}

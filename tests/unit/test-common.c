@@ -1,0 +1,144 @@
+/* Unit tests for common/: errors, capped buffers, arena, UTF-8, text. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "err.h"
+#include "text.h"
+#include "util.h"
+
+static void test_err_table(void **state) {
+    (void)state;
+    assert_string_equal(err_name(ERR_BAD_JSON), "invalid_json");
+    assert_int_equal(err_http_status(ERR_BAD_JSON), 400);
+    assert_int_equal(err_http_status(ERR_TOO_LARGE), 413);
+    assert_int_equal(err_http_status(ERR_OVERLOADED), 503);
+    assert_int_equal(err_http_status(ERR_METHOD_NOT_ALLOWED), 405);
+    assert_int_equal(err_http_status(ERR_INVALID_FIELD), 422);
+    /* names are unique */
+    for (int i = 0; i < ERR__COUNT; i++)
+        for (int j = i + 1; j < ERR__COUNT; j++)
+            assert_true(strcmp(err_name(i), err_name(j)) != 0);
+    /* out-of-range values map to internal_error rather than reading past the table */
+    assert_string_equal(err_name((enum err)999), "internal_error");
+}
+
+static void test_buf_cap(void **state) {
+    (void)state;
+    struct buf b;
+    buf_init(&b, 8);
+    assert_int_equal(buf_append(&b, "abcd", 4), ERR_OK);
+    assert_int_equal(buf_append(&b, "efgh", 4), ERR_OK);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(b.data, "abcdefgh");
+    /* one byte over the cap fails and frees */
+    assert_int_equal(buf_append(&b, "i", 1), ERR_TOO_LARGE);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    buf_done(&b);
+}
+
+static void test_buf_json_str(void **state) {
+    (void)state;
+    struct buf b;
+    buf_init(&b, 1024);
+    const char in[] = "a\"b\\c\n\x01z";
+    assert_int_equal(buf_json_str(&b, in, sizeof in - 1), ERR_OK);
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\u0001z\"");
+    buf_done(&b);
+    buf_init(&b, 64);
+    assert_int_equal(buf_printf(&b, "%d-%s", 42, "x"), ERR_OK);
+    assert_string_equal(b.data, "42-x");
+    buf_done(&b);
+}
+
+static void test_arena(void **state) {
+    (void)state;
+    struct arena *a = arena_new(100000);
+    char *p = arena_alloc(a, 3);
+    char *q = arena_alloc(a, 5);
+    assert_non_null(p);
+    assert_non_null(q);
+    assert_int_equal(((uintptr_t)q) % 16, 0);
+    assert_string_equal(arena_printf(a, "%s=%d", "k", 7), "k=7");
+    char *big = arena_alloc(a, 50000); /* larger than a block */
+    assert_non_null(big);
+    memset(big, 1, 50000);
+    assert_null(arena_alloc(a, 60000)); /* over the cap */
+    assert_true(arena_used(a) <= 100000);
+    assert_null(arena_free(a));
+}
+
+static void test_utf8(void **state) {
+    (void)state;
+    assert_true(util_utf8_valid("plain", 5));
+    const char *mixed = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+    assert_true(util_utf8_valid(mixed, strlen(mixed)));
+    assert_false(util_utf8_valid(mixed, strlen(mixed) - 1)); /* cut inside the emoji */
+    assert_false(util_utf8_valid("\xff", 1));
+    assert_false(util_utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
+    assert_false(util_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    assert_false(util_utf8_valid("\xe2\x82", 2));         /* truncated */
+    assert_false(util_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+}
+
+static void test_hostport(void **state) {
+    (void)state;
+    char host[64];
+    int port = -1;
+    assert_true(util_parse_hostport("127.0.0.1:8080", host, sizeof host, &port));
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8080);
+    assert_true(util_parse_hostport("localhost:0", host, sizeof host, &port));
+    assert_int_equal(port, 0);
+    assert_false(util_parse_hostport("127.0.0.1", host, sizeof host, &port));
+    assert_false(util_parse_hostport("127.0.0.1:70000", host, sizeof host, &port));
+    assert_false(util_parse_hostport("127.0.0.1:80x", host, sizeof host, &port));
+    assert_true(util_host_is_loopback("127.0.0.1"));
+    assert_false(util_host_is_loopback("0.0.0.0"));
+}
+
+static void test_text_tokens(void **state) {
+    (void)state;
+    const char *s = "Hello, Wörld! x2";
+    size_t pos = 0;
+    struct text_token t;
+    char w[32];
+    assert_true(text_next_token(s, strlen(s), &pos, &t));
+    text_token_lower(s, &t, w, sizeof w);
+    assert_string_equal(w, "hello");
+    assert_true(text_next_token(s, strlen(s), &pos, &t));
+    text_token_lower(s, &t, w, sizeof w);
+    assert_string_equal(w, "w\xc3\xb6rld");
+    assert_true(text_next_token(s, strlen(s), &pos, &t));
+    text_token_lower(s, &t, w, sizeof w);
+    assert_string_equal(w, "x2");
+    assert_false(text_next_token(s, strlen(s), &pos, &t));
+    assert_true(text_is_stopword("the"));
+    assert_false(text_is_stopword("paris"));
+    assert_int_equal(text_count_words("  a b\n\tc  ", 10), 3);
+}
+
+static void test_random_hex(void **state) {
+    (void)state;
+    char a[33], b[33];
+    util_random_hex(a, 16);
+    util_random_hex(b, 16);
+    assert_int_equal(strlen(a), 32);
+    assert_true(strspn(a, "0123456789abcdef") == 32);
+    assert_string_not_equal(a, b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_err_table),   cmocka_unit_test(test_buf_cap),   cmocka_unit_test(test_buf_json_str),
+        cmocka_unit_test(test_arena),       cmocka_unit_test(test_utf8),      cmocka_unit_test(test_hostport),
+        cmocka_unit_test(test_text_tokens), cmocka_unit_test(test_random_hex),
+    };
+    return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}

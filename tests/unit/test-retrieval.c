@@ -1,0 +1,235 @@
+/* Unit tests for retrieval/: chunking, the SQLite store, BM25 search, ingestion. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chunk.h"
+#include "ingest.h"
+#include "store.h"
+#include "text.h"
+
+static const struct ret_chunk_opts opts = {.max_tokens = 12, .overlap_tokens = 4};
+
+static void test_chunk_offsets_and_limits(void **state) {
+    (void)state;
+    const char *text = "# Title\n\nFirst sentence has five words. Second sentence is also here. "
+                       "Third one closes the paragraph.\n\nA new paragraph starts. It has two sentences.\n";
+    struct ret_chunk_span *sp = NULL;
+    size_t n = 0;
+    assert_int_equal(ret_chunk_text(text, strlen(text), 12, 4, &sp, &n), ERR_OK);
+    assert_true(n >= 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(sp[i].end > sp[i].start);
+        assert_true(sp[i].end <= strlen(text));
+        assert_true(sp[i].tokens <= 12);
+        assert_int_equal(sp[i].tokens, text_count_words(text + sp[i].start, sp[i].end - sp[i].start));
+        /* chunks start and end on non-space */
+        assert_true(text[sp[i].start] != ' ' && text[sp[i].start] != '\n');
+        assert_true(text[sp[i].end - 1] != ' ' && text[sp[i].end - 1] != '\n');
+    }
+    /* the heading is a unit on its own and the first chunk starts with it */
+    assert_memory_equal(text + sp[0].start, "# Title", 7);
+    /* the second paragraph starts a chunk of its own */
+    const char *p2 = strstr(text, "A new paragraph");
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        found |= text + sp[i].start == p2;
+    assert_true(found);
+    free(sp);
+}
+
+static void test_chunk_long_sentence_and_overlap(void **state) {
+    (void)state;
+    char text[2048] = "";
+    for (int i = 0; i < 30; i++)
+        strcat(text, "word ");
+    strcat(text, "end. Short one here. Another short one. And a third short. Final words now.");
+    struct ret_chunk_span *sp = NULL;
+    size_t n = 0;
+    assert_int_equal(ret_chunk_text(text, strlen(text), 10, 4, &sp, &n), ERR_OK);
+    /* 31 words split into pieces of at most 10 */
+    assert_int_equal(sp[0].tokens, 10);
+    assert_int_equal(sp[1].tokens, 10);
+    assert_int_equal(sp[2].tokens, 10);
+    for (size_t i = 0; i < n; i++)
+        assert_true(sp[i].tokens <= 10);
+    /* some later chunk repeats the previous chunk's last sentence (overlap) */
+    int overlapped = 0;
+    for (size_t i = 4; i < n; i++)
+        overlapped |= sp[i].start < sp[i - 1].end;
+    assert_true(overlapped);
+    free(sp);
+    assert_int_equal(ret_chunk_text(text, strlen(text), 10, 10, &sp, &n), ERR_INVALID_FIELD);
+}
+
+static char dir[64];
+static char dbpath[128];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/slorag-ret-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(dbpath, sizeof dbpath, "%s/slorag.db", dir);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void put(struct ret_store *s, int64_t cid, const char *id, const char *text) {
+    struct ret_doc_in d = {.ext_id = id, .title = id, .text = text, .text_len = strlen(text)};
+    struct ret_put_result r;
+    assert_int_equal(ret_document_put(s, cid, &d, &opts, &r), ERR_OK);
+}
+
+static void test_store_put_search_replace(void **state) {
+    (void)state;
+    struct ret_store *s = NULL;
+    assert_int_equal(ret_store_open(dbpath, 2, &s), ERR_OK);
+    int64_t cid, other;
+    assert_int_equal(ret_collection_ensure(s, "default", "docs", &cid), ERR_OK);
+    assert_int_equal(ret_collection_ensure(s, "acme", "docs", &other), ERR_OK);
+    assert_true(cid != other);
+    int64_t again;
+    assert_int_equal(ret_collection_ensure(s, "default", "docs", &again), ERR_OK);
+    assert_int_equal(again, cid);
+    assert_int_equal(ret_collection_ensure(s, "default", "../etc", &again), ERR_INVALID_FIELD);
+    assert_int_equal(ret_collection_find(s, "default", "nope", &again), ERR_NOT_FOUND);
+
+    put(s, cid, "paris", "Paris is the capital of France. It lies on the Seine.");
+    put(s, cid, "rome", "Rome is the capital of Italy. It has many fountains.");
+    put(s, other, "secret", "Paris secret document of another tenant.");
+
+    struct arena *a = arena_new(0);
+    struct ret_hit *hits;
+    size_t n;
+    assert_int_equal(ret_search_lexical(s, cid, "What is the capital of France?", 5, a, &hits, &n), ERR_OK);
+    assert_true(n >= 1);
+    assert_string_equal(hits[0].document_id, "paris");
+    for (size_t i = 0; i < n; i++)
+        assert_string_not_equal(hits[i].document_id, "secret"); /* collections are isolated */
+    /* stemming: "fountain" finds "fountains" */
+    assert_int_equal(ret_search_lexical(s, cid, "fountain", 5, a, &hits, &n), ERR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(hits[0].document_id, "rome");
+    /* FTS5 syntax in user input is inert */
+    assert_int_equal(ret_search_lexical(s, cid, "\"capital AND NEAR( OR * ^col:x", 5, a, &hits, &n), ERR_OK);
+    assert_true(n >= 1);
+    /* only stop words: nothing to search, no error */
+    assert_int_equal(ret_search_lexical(s, cid, "what is the", 5, a, &hits, &n), ERR_OK);
+    assert_int_equal(n, 0);
+
+    /* replacing a document removes its old chunks from search */
+    struct ret_doc_in d = {.ext_id = "paris", .title = "Paris", .text = "Lyon is a city on the Rhone.", .text_len = 28};
+    struct ret_put_result r;
+    assert_int_equal(ret_document_put(s, cid, &d, &opts, &r), ERR_OK);
+    assert_true(r.replaced);
+    assert_int_equal(ret_search_lexical(s, cid, "Seine", 5, a, &hits, &n), ERR_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(ret_search_lexical(s, cid, "Rhone", 5, a, &hits, &n), ERR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(hits[0].title, "Paris");
+    /* offsets cite the exact span */
+    assert_int_equal(hits[0].start, 0);
+    assert_int_equal(hits[0].end, 28);
+
+    struct ret_store_stats st;
+    assert_int_equal(ret_store_stats(s, &st), ERR_OK);
+    assert_int_equal(st.collections, 2);
+    assert_int_equal(st.documents, 3);
+    arena_free(a);
+    ret_store_free(s);
+
+    /* durable: a new store on the same file sees the same documents */
+    assert_int_equal(ret_store_open(dbpath, 1, &s), ERR_OK);
+    assert_int_equal(ret_store_stats(s, &st), ERR_OK);
+    assert_int_equal(st.documents, 3);
+    ret_store_free(s);
+}
+
+static void write_file(const char *path, const char *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+struct seen {
+    int stored, skipped;
+    char last_skip[128];
+};
+
+static void on_file(void *ud, const char *path, const char *why, const struct ret_ingest_stats *st) {
+    (void)path;
+    (void)st;
+    struct seen *s = ud;
+    if (why) {
+        s->skipped++;
+        snprintf(s->last_skip, sizeof s->last_skip, "%s", why);
+    } else {
+        s->stored++;
+    }
+}
+
+static void test_ingest_dir(void **state) {
+    (void)state;
+    char p[256], sub[128];
+    snprintf(sub, sizeof sub, "%s/docs", dir);
+    mkdir(sub, 0755);
+    snprintf(p, sizeof p, "%s/a.md", sub);
+    write_file(p, "# Alpha Guide\n\nAlpha explains the first letter.\n", 46);
+    snprintf(p, sizeof p, "%s/b.txt", sub);
+    write_file(p, "Beta is the second letter.", 26);
+    snprintf(p, sizeof p, "%s/bin.md", sub);
+    write_file(p, "abc\0def", 7);
+    snprintf(p, sizeof p, "%s/latin1.txt", sub);
+    write_file(p, "caf\xe9", 4);
+    snprintf(p, sizeof p, "%s/empty.md", sub);
+    write_file(p, "", 0);
+    snprintf(p, sizeof p, "%s/image.png", sub);
+    write_file(p, "\x89PNG", 4);
+
+    struct ret_store *s = NULL;
+    assert_int_equal(ret_store_open(dbpath, 1, &s), ERR_OK);
+    int64_t cid;
+    assert_int_equal(ret_collection_ensure(s, "default", "ing", &cid), ERR_OK);
+    struct seen seen = {0};
+    struct ret_ingest_opts o = {.chunk = opts, .max_document_bytes = 1 << 20, .on_file = on_file, .ud = &seen};
+    struct ret_ingest_stats st;
+    char *paths[] = {sub};
+    assert_int_equal(ret_ingest_paths(s, cid, paths, 1, &o, &st), ERR_OK);
+    assert_int_equal(st.documents, 2);
+    assert_int_equal(st.skipped, 4);
+    assert_int_equal(seen.stored, 2);
+    assert_int_equal(seen.skipped, 4);
+
+    struct arena *a = arena_new(0);
+    struct ret_hit *hits;
+    size_t n;
+    assert_int_equal(ret_search_lexical(s, cid, "alpha letter", 5, a, &hits, &n), ERR_OK);
+    assert_true(n >= 1);
+    assert_string_equal(hits[0].title, "Alpha Guide"); /* title from the first heading */
+    arena_free(a);
+    ret_store_free(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chunk_offsets_and_limits),
+        cmocka_unit_test(test_chunk_long_sentence_and_overlap),
+        cmocka_unit_test_setup_teardown(test_store_put_search_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_dir, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("retrieval", tests, NULL, NULL);
+}

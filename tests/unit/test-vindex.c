@@ -1,0 +1,141 @@
+/* Unit tests for retrieval/vindex: FAISS through its C API - build, search,
+ * remove, write, re-read, and a corrupted file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vindex.h"
+
+#define DIM 16
+
+/* Deterministic pseudo-random unit vectors. */
+static void fill(float *v, size_t n, unsigned seed) {
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        float norm = 0;
+        for (int d = 0; d < DIM; d++) {
+            x = x * 1664525u + 1013904223u;
+            v[i * DIM + d] = (float)((x >> 8) & 0xffff) / 65536.0f - 0.5f;
+            norm += v[i * DIM + d] * v[i * DIM + d];
+        }
+        for (int d = 0; d < DIM; d++)
+            v[i * DIM + d] /= sqrtf(norm);
+    }
+}
+
+static void test_flat_search_remove_save_load(void **state) {
+    (void)state;
+    enum { N = 200 };
+    float *x = malloc(N * DIM * sizeof(float));
+    int64_t ids[N];
+    fill(x, N, 7);
+    for (int i = 0; i < N; i++)
+        ids[i] = 1000 + i * 3;
+    struct ret_vindex *vi = NULL;
+    assert_int_equal(ret_vindex_new(DIM, "Flat", &vi), ERR_OK);
+    assert_int_equal(ret_vindex_dim(vi), DIM);
+    assert_int_equal(ret_vindex_add(vi, N, x, ids), ERR_OK);
+    assert_int_equal(ret_vindex_count(vi), N);
+
+    /* each vector's nearest neighbour is itself, under its own id */
+    float scores[3];
+    int64_t got[3];
+    for (int i = 0; i < N; i += 37) {
+        assert_int_equal(ret_vindex_search(vi, 1, x + i * DIM, 3, scores, got), ERR_OK);
+        assert_int_equal(got[0], ids[i]);
+        assert_true(fabsf(scores[0] - 1.0f) < 1e-4f);
+        assert_true(scores[1] <= scores[0]);
+    }
+
+    /* remove two ids: they no longer come back */
+    int64_t gone[2] = {ids[5], ids[6]};
+    size_t removed = 0;
+    assert_int_equal(ret_vindex_remove(vi, 2, gone, &removed), ERR_OK);
+    assert_int_equal(removed, 2);
+    assert_int_equal(ret_vindex_count(vi), N - 2);
+    assert_int_equal(ret_vindex_search(vi, 1, x + 5 * DIM, 1, scores, got), ERR_OK);
+    assert_true(got[0] != ids[5]);
+
+    /* write then re-read: same answers */
+    char path[] = "/tmp/slorag-vindex-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    assert_int_equal(ret_vindex_save(vi, path), ERR_OK);
+    struct ret_vindex *back = NULL;
+    assert_int_equal(ret_vindex_load(path, &back), ERR_OK);
+    assert_int_equal(ret_vindex_count(back), N - 2);
+    float s2[3];
+    int64_t g2[3];
+    assert_int_equal(ret_vindex_search(back, 1, x + 40 * DIM, 3, s2, g2), ERR_OK);
+    assert_int_equal(ret_vindex_search(vi, 1, x + 40 * DIM, 3, scores, got), ERR_OK);
+    assert_memory_equal(g2, got, sizeof got);
+    assert_int_equal(g2[0], ids[40]);
+
+    /* a truncated file is refused, not crashed on */
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(ftruncate(fileno(f), 40), 0);
+    fclose(f);
+    struct ret_vindex *bad = NULL;
+    assert_int_equal(ret_vindex_load(path, &bad), ERR_INDEX);
+    assert_null(bad);
+    assert_true(strlen(ret_vindex_last_error()) > 0);
+    unlink(path);
+    assert_int_equal(ret_vindex_load(path, &bad), ERR_NOT_FOUND);
+
+    ret_vindex_free(back);
+    ret_vindex_free(vi);
+    free(x);
+}
+
+static void test_ivf_train_and_nprobe(void **state) {
+    (void)state;
+    enum { N = 2000 };
+    float *x = malloc(N * DIM * sizeof(float));
+    int64_t *ids = malloc(N * sizeof(int64_t));
+    fill(x, N, 11);
+    for (int i = 0; i < N; i++)
+        ids[i] = i;
+    struct ret_vindex *vi = NULL;
+    assert_int_equal(ret_vindex_new(DIM, "IVF16,Flat", &vi), ERR_OK);
+    assert_false(ret_vindex_is_trained(vi));
+    assert_int_equal(ret_vindex_add(vi, N, x, ids), ERR_INDEX); /* untrained */
+    assert_int_equal(ret_vindex_train(vi, N, x), ERR_OK);
+    assert_true(ret_vindex_is_trained(vi));
+    assert_int_equal(ret_vindex_add(vi, N, x, ids), ERR_OK);
+    assert_int_equal(ret_vindex_set_param(vi, "nprobe", 16), ERR_OK); /* all lists: exact */
+    float s;
+    int64_t id;
+    for (int i = 0; i < N; i += 101) {
+        assert_int_equal(ret_vindex_search(vi, 1, x + i * DIM, 1, &s, &id), ERR_OK);
+        assert_int_equal(id, i);
+    }
+    assert_int_equal(ret_vindex_set_param(vi, "no_such_param", 1), ERR_INVALID_FIELD);
+    ret_vindex_free(vi);
+    free(ids);
+    free(x);
+}
+
+static void test_bad_factory(void **state) {
+    (void)state;
+    struct ret_vindex *vi = NULL;
+    assert_int_equal(ret_vindex_new(DIM, "NoSuchIndex99", &vi), ERR_INVALID_FIELD);
+    assert_null(vi);
+    assert_int_equal(ret_vindex_new(0, "Flat", &vi), ERR_INVALID_FIELD);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flat_search_remove_save_load),
+        cmocka_unit_test(test_ivf_train_and_nprobe),
+        cmocka_unit_test(test_bad_factory),
+    };
+    return cmocka_run_group_tests_name("vindex", tests, NULL, NULL);
+}
