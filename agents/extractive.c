@@ -4,11 +4,13 @@
  * Question words (stop words dropped) are stemmed with libstemmer's English
  * Snowball stemmer, as are the passage words, so "configured" in a question
  * matches "configuration" in a passage.  Each candidate sentence is scored by
- * the share of question terms it contains, weighted by how rare the term is
+ * the share of question terms it contains (sentences are cut by the same
+ * unit iterator as the chunker, so wrapped lines are joined), weighted by how rare the term is
  * among the retrieved passages; the passage's own coverage and its rank
  * break ties.  Below the plan's confidence floor the agent abstains rather
  * than guess.  It is free and fast, so it is the embedded default tier. */
 #include "agent.h"
+#include "chunk.h"
 #include "text.h"
 
 #include <libstemmer.h>
@@ -93,27 +95,6 @@ static bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* Next sentence in text[*pos, n): ends after . ! ? followed by space, or at
- * a newline.  Leading space and Markdown markers are trimmed. */
-static bool next_sentence(const char *text, size_t n, size_t *pos, size_t *ret_start, size_t *ret_end) {
-    size_t i = *pos;
-    while (i < n && (is_space(text[i]) || text[i] == '-' || text[i] == '*' || text[i] == '>' || text[i] == '|'))
-        i++;
-    if (i >= n)
-        return false;
-    size_t start = i;
-    while (i < n && text[i] != '\n' && !((text[i] == '.' || text[i] == '!' || text[i] == '?') &&
-                                         (i + 1 == n || is_space(text[i + 1]))))
-        i++;
-    size_t end = i < n && text[i] != '\n' ? i + 1 : i;
-    while (end > start && is_space(text[end - 1]))
-        end--;
-    *ret_start = start;
-    *ret_end = end;
-    *pos = i < n ? i + 1 : n;
-    return true;
-}
-
 static enum err abstain(struct agent_io *io, const char *why) {
     io->abstained = true;
     io->abstain_reason = why;
@@ -167,10 +148,15 @@ static enum err extractive_run(void *state, struct agent_ctx *ctx, struct agent_
     struct candidate best = {.score = -1};
     for (size_t h = 0; h < nh; h++) {
         const char *text = io->hits[h].text;
-        size_t n = strlen(text), pos = 0, s, e;
-        while (next_sentence(text, n, &pos, &s, &e)) {
-            if (text[s] == '#' || text_count_words(text + s, e - s) < 4)
-                continue; /* headings and fragments are not answers */
+        struct ret_unit_iter it;
+        struct ret_unit un;
+        ret_units_init(&it, text, strlen(text));
+        while (ret_units_next(&it, &un)) {
+            size_t s = un.start, e = un.end;
+            if (text[s] == '#' || text[s] == '`' || un.tokens < 4)
+                continue; /* headings, code fences and fragments are not answers */
+            while (s < e && (text[s] == '-' || text[s] == '*' || text[s] == '>' || text[s] == '|' || text[s] == ' '))
+                s++; /* list and quote markers */
             terms_in(st, text, s, e, terms, nterms, seen);
             double cov = coverage_of(terms, nterms, seen);
             double score = cov + 0.15 * chunk_cov[h] + 0.05 / (1.0 + (double)h);

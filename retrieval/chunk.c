@@ -2,7 +2,9 @@
  *
  * Two passes: first the text is cut into "units" (sentences, headings, list
  * items), each tagged with whether a paragraph break precedes it; then units
- * are packed greedily into chunks.  Offsets always point into the original
+ * are packed greedily into chunks.  A single newline inside a paragraph is
+ * just a wrapped line, not a boundary.  The unit iterator is public so the
+ * extractive answerer cuts sentences exactly as the chunker does.  Offsets always point into the original
  * text so that citations can quote the exact span. */
 #include "chunk.h"
 #include "text.h"
@@ -11,37 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct unit {
-    size_t start, end, tokens;
-    bool para_start;
-};
-
 struct units {
-    struct unit *v;
+    struct ret_unit *v;
     size_t n, cap;
 };
 
 static bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-}
-
-static enum err push_unit(struct units *u, const char *text, size_t start, size_t end, bool para) {
-    while (start < end && is_space(text[start]))
-        start++;
-    while (end > start && is_space(text[end - 1]))
-        end--;
-    if (start == end)
-        return ERR_OK;
-    if (u->n == u->cap) {
-        size_t cap = u->cap ? u->cap * 2 : 64;
-        struct unit *v = realloc(u->v, cap * sizeof(*v));
-        if (!v)
-            return ERR_NOMEM;
-        u->v = v;
-        u->cap = cap;
-    }
-    u->v[u->n++] = (struct unit){start, end, text_count_words(text + start, end - start), para};
-    return ERR_OK;
 }
 
 /* A line that starts a new block in Markdown-ish text: heading, list item,
@@ -63,42 +41,79 @@ static bool starts_block(const char *s, size_t n) {
     return j > i && j + 1 < n && (s[j] == '.' || s[j] == ')') && s[j + 1] == ' ';
 }
 
-static enum err split_units(const char *text, size_t len, struct units *u) {
-    size_t start = 0;
-    bool para = true;
-    enum err e = ERR_OK;
-    for (size_t i = 0; i < len && !e; i++) {
-        char c = text[i];
-        if (c == '\n') {
-            size_t j = i + 1;
-            while (j < len && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r'))
-                j++;
-            bool blank = j < len && text[j] == '\n';
-            if (blank || starts_block(text + i + 1, len - i - 1) || starts_block(text + start, i - start)) {
-                e = push_unit(u, text, start, i, para);
-                para = blank;
-                start = i + 1;
-                if (blank) {
-                    while (start < len && is_space(text[start]))
-                        start++;
-                    i = start - 1;
+void ret_units_init(struct ret_unit_iter *it, const char *text, size_t len) {
+    *it = (struct ret_unit_iter){.text = text, .len = len, .pos = 0, .para = true};
+}
+
+/* Trims [*s, *e) of white space; false when nothing is left. */
+static bool trim(const char *text, size_t *s, size_t *e) {
+    while (*s < *e && is_space(text[*s]))
+        (*s)++;
+    while (*e > *s && is_space(text[*e - 1]))
+        (*e)--;
+    return *e > *s;
+}
+
+bool ret_units_next(struct ret_unit_iter *it, struct ret_unit *ret) {
+    const char *text = it->text;
+    size_t len = it->len;
+    while (it->pos < len) {
+        size_t start = it->pos, end = len, next = len;
+        bool para = it->para, next_para = false;
+        for (size_t i = start; i < len; i++) {
+            char c = text[i];
+            if (c == '\n') {
+                size_t j = i + 1;
+                while (j < len && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r'))
+                    j++;
+                bool blank = j < len && text[j] == '\n';
+                if (blank || starts_block(text + i + 1, len - i - 1) || starts_block(text + start, i - start)) {
+                    end = i;
+                    next = i + 1;
+                    next_para = blank;
+                    if (blank)
+                        while (next < len && is_space(text[next]))
+                            next++;
+                    break;
+                }
+            } else if ((c == '.' || c == '!' || c == '?') && i + 1 < len && is_space(text[i + 1])) {
+                /* Don't cut after a single capital initial ("J. Smith"). */
+                bool initial = i >= 1 && text[i - 1] >= 'A' && text[i - 1] <= 'Z' && (i < 2 || is_space(text[i - 2]));
+                if (!initial) {
+                    end = i + 1;
+                    next = i + 1;
+                    break;
                 }
             }
-        } else if ((c == '.' || c == '!' || c == '?') && i + 1 < len && is_space(text[i + 1])) {
-            /* Don't cut after a single capital initial ("J. Smith") or a
-             * number ("3. "), which are rarely sentence ends. */
-            bool initial = i >= 1 && text[i - 1] >= 'A' && text[i - 1] <= 'Z' &&
-                           (i < 2 || is_space(text[i - 2]));
-            if (!initial) {
-                e = push_unit(u, text, start, i + 1, para);
-                para = false;
-                start = i + 1;
-            }
+        }
+        it->pos = next;
+        bool nonempty = trim(text, &start, &end);
+        /* A paragraph flag survives units that trim to nothing. */
+        it->para = next_para || (para && !nonempty);
+        if (nonempty) {
+            *ret = (struct ret_unit){start, end, text_count_words(text + start, end - start), para};
+            return true;
         }
     }
-    if (!e)
-        e = push_unit(u, text, start, len, para);
-    return e;
+    return false;
+}
+
+static enum err split_units(const char *text, size_t len, struct units *u) {
+    struct ret_unit_iter it;
+    struct ret_unit un;
+    ret_units_init(&it, text, len);
+    while (ret_units_next(&it, &un)) {
+        if (u->n == u->cap) {
+            size_t cap = u->cap ? u->cap * 2 : 64;
+            struct ret_unit *v = realloc(u->v, cap * sizeof(*v));
+            if (!v)
+                return ERR_NOMEM;
+            u->v = v;
+            u->cap = cap;
+        }
+        u->v[u->n++] = un;
+    }
+    return ERR_OK;
 }
 
 struct spans {
@@ -120,7 +135,7 @@ static enum err push_span(struct spans *s, size_t start, size_t end, size_t toke
 }
 
 /* Cuts one over-long unit into pieces of at most max words. */
-static enum err split_long(const char *text, const struct unit *un, size_t max, struct spans *out) {
+static enum err split_long(const char *text, const struct ret_unit *un, size_t max, struct spans *out) {
     size_t i = un->start, piece = un->start, words = 0;
     bool in_word = false;
     for (; i < un->end; i++) {

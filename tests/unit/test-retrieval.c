@@ -69,6 +69,23 @@ static void test_chunk_long_sentence_and_overlap(void **state) {
     assert_int_equal(ret_chunk_text(text, strlen(text), 10, 10, &sp, &n), ERR_INVALID_FIELD);
 }
 
+static void test_units_join_wrapped_lines(void **state) {
+    (void)state;
+    const char *text = "The ferry leaves\nfrom pier four. It is slow.\n\n## Next\n- item one\n- item two\n";
+    struct ret_unit_iter it;
+    struct ret_unit u;
+    const char *want[] = {"The ferry leaves\nfrom pier four.", "It is slow.", "## Next", "- item one", "- item two"};
+    const bool para[] = {true, false, true, false, false};
+    ret_units_init(&it, text, strlen(text));
+    for (size_t i = 0; i < 5; i++) {
+        assert_true(ret_units_next(&it, &u));
+        assert_int_equal(u.end - u.start, strlen(want[i]));
+        assert_memory_equal(text + u.start, want[i], strlen(want[i]));
+        assert_int_equal(u.para_start, para[i]);
+    }
+    assert_false(ret_units_next(&it, &u));
+}
+
 static char dir[64];
 static char dbpath[128];
 
@@ -228,6 +245,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunk_offsets_and_limits),
         cmocka_unit_test(test_chunk_long_sentence_and_overlap),
+        cmocka_unit_test(test_units_join_wrapped_lines),
         cmocka_unit_test_setup_teardown(test_store_put_search_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_dir, setup, teardown),
     };
