@@ -5,6 +5,8 @@
 
 static const struct agent_ops *const registry[] = {
     &agent_lexical,
+    &agent_dense,
+    &agent_hybrid,
     &agent_extractive,
 };
 

@@ -13,6 +13,7 @@
 
 #include "arena.h"
 #include "err.h"
+#include "engine.h"
 #include "store.h"
 
 enum agent_kind {
@@ -24,7 +25,7 @@ enum agent_kind {
 
 struct agent_ctx {
     struct arena *arena;     /* the request's pool */
-    struct ret_store *store; /* borrowed */
+    struct ret_engine *engine; /* borrowed */
     int64_t deadline_us;     /* absolute, on clock_us(); 0 = none */
 };
 
@@ -44,8 +45,10 @@ struct agent_io {
     int max_tokens;
 
     /* retriever output, generator input */
-    struct ret_hit *hits;
+    struct ret_hit *hits;       /* arena-owned, best first */
     size_t nhits;
+    struct ret_scored *scored;  /* per-retriever detail for hits, same order */
+    struct ret_signals signals; /* for the planner's stage gates */
 
     /* generator output */
     const char *answer;
@@ -71,6 +74,8 @@ struct agent_ops {
 const struct agent_ops *agent_find(const char *name);
 
 extern const struct agent_ops agent_lexical;
+extern const struct agent_ops agent_dense;
+extern const struct agent_ops agent_hybrid;
 extern const struct agent_ops agent_extractive;
 
 #endif

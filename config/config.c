@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum field_type { F_INT, F_LONG, F_DOUBLE };
+enum field_type { F_INT, F_LONG, F_DOUBLE, F_STR };
 
 struct field {
     const char *name;
@@ -26,12 +26,15 @@ struct field {
 #define FI(sect, name, lo, hi) {#name, F_INT, lo, hi, offsetof(struct cfg, sect.name)}
 #define FL(sect, name, lo, hi) {#name, F_LONG, lo, hi, offsetof(struct cfg, sect.name)}
 #define FD(sect, name, lo, hi) {#name, F_DOUBLE, lo, hi, offsetof(struct cfg, sect.name)}
+/* strings: min/max are length bounds; the field is a char array */
+#define FS(sect, name, lo) {#name, F_STR, lo, sizeof(((struct cfg *)0)->sect.name) - 1, offsetof(struct cfg, sect.name)}
 
 static const struct field server_fields[] = {
     FI(server, workers, 1, 256),
     FI(server, queue_max, 1, 1000000),
     FL(server, max_body_bytes, 1024, 1L << 30),
     FL(server, max_header_bytes, 4096, 1L << 20),
+    FL(server, max_upload_bytes, 1024, 1L << 30),
     FI(server, max_connections, 1, 100000),
     FI(server, connection_timeout_s, 1, 3600),
     FI(server, drain_timeout_ms, 0, 600000),
@@ -49,6 +52,11 @@ static const struct field retrieval_fields[] = {
     FI(retrieval, chunk_tokens, 16, 8192),
     FI(retrieval, chunk_overlap_tokens, 0, 4096),
     FL(retrieval, max_document_bytes, 1, 1L << 30),
+    FI(retrieval, embedding_dim, 16, 4096),
+    FS(retrieval, index_factory, 1),
+    FI(retrieval, index_save_interval_ms, 10, 3600000),
+    FS(retrieval, default_mode, 1),
+    FI(retrieval, max_batch_documents, 1, 100000),
 };
 
 static const struct section {
@@ -89,6 +97,12 @@ static void set_defaults(struct cfg *c) {
     c->retrieval.chunk_tokens = 160;
     c->retrieval.chunk_overlap_tokens = 24;
     c->retrieval.max_document_bytes = 8L << 20;
+    c->server.max_upload_bytes = 32L << 20;
+    c->retrieval.embedding_dim = 256;
+    snprintf(c->retrieval.index_factory, sizeof c->retrieval.index_factory, "Flat");
+    c->retrieval.index_save_interval_ms = 2000;
+    snprintf(c->retrieval.default_mode, sizeof c->retrieval.default_mode, "hybrid");
+    c->retrieval.max_batch_documents = 1000;
 }
 
 static int set_field(struct cfg *c, const struct field *f, double v, const char *path, char *errbuf,
@@ -106,6 +120,7 @@ static int set_field(struct cfg *c, const struct field *f, double v, const char 
     case F_INT: *(int *)p = (int)v; break;
     case F_LONG: *(long *)p = (long)v; break;
     case F_DOUBLE: *(double *)p = v; break;
+    case F_STR: break;
     }
     return 0;
 }
@@ -127,6 +142,19 @@ static int load_section(struct cfg *c, const struct section *s, json_t *obj, cha
         if (!f) {
             fail(errbuf, errlen, "%s: unknown key", path);
             return -1;
+        }
+        if (f->type == F_STR) {
+            if (!json_is_string(val)) {
+                fail(errbuf, errlen, "%s: must be a string", path);
+                return -1;
+            }
+            size_t n = json_string_length(val);
+            if (n < f->min || n > f->max) {
+                fail(errbuf, errlen, "%s: must be %g to %g characters", path, f->min, f->max);
+                return -1;
+            }
+            memcpy((char *)c + f->offset, json_string_value(val), n + 1);
+            continue;
         }
         if (f->type == F_DOUBLE ? !json_is_number(val) : !json_is_integer(val)) {
             fail(errbuf, errlen, "%s: must be %s", path, f->type == F_DOUBLE ? "a number" : "an integer");
@@ -256,6 +284,11 @@ static int cross_check(const struct cfg *c, char *errbuf, size_t errlen) {
     if (c->retrieval.chunk_overlap_tokens >= c->retrieval.chunk_tokens) {
         fail(errbuf, errlen, "retrieval.chunk_overlap_tokens: must be < retrieval.chunk_tokens (%d)",
              c->retrieval.chunk_tokens);
+        return -1;
+    }
+    if (strcmp(c->retrieval.default_mode, "lexical") && strcmp(c->retrieval.default_mode, "dense") &&
+        strcmp(c->retrieval.default_mode, "hybrid")) {
+        fail(errbuf, errlen, "retrieval.default_mode: must be one of lexical, dense, hybrid");
         return -1;
     }
     if (c->query.max_question_bytes >= c->server.max_body_bytes) {

@@ -27,6 +27,7 @@ struct cfg {
         int queue_max;            /* jobs waiting for a worker before 503 */
         long max_body_bytes;
         long max_header_bytes;    /* per-connection memory for headers */
+        long max_upload_bytes;    /* body cap for document uploads */
         int max_connections;
         int connection_timeout_s; /* idle connection timeout */
         int drain_timeout_ms;     /* SIGTERM: wait this long for in-flight */
@@ -44,6 +45,11 @@ struct cfg {
         int chunk_tokens;
         int chunk_overlap_tokens;
         long max_document_bytes;
+        int embedding_dim;          /* built-in embedder */
+        char index_factory[64];     /* FAISS index-factory string */
+        int index_save_interval_ms; /* how often changed indexes are written */
+        char default_mode[16];      /* lexical | dense | hybrid */
+        int max_batch_documents;    /* documents per upload request */
     } retrieval;
 };
 

@@ -9,7 +9,7 @@
 #include "arena.h"
 #include "config.h"
 #include "err.h"
-#include "store.h"
+#include "engine.h"
 
 struct exec_query_req {
     const char *request_id;
@@ -18,12 +18,16 @@ struct exec_query_req {
     const char *collection;
     int k;           /* 0 = planner decides */
     int deadline_ms; /* 0 = profile default */
+    int mode;        /* enum ret_mode, -1 = planner decides */
     int64_t arrived_us; /* clock_us() when the request arrived */
 };
 
 /* On success *ret_body is a new JSON object (caller decrefs).  On failure
  * errmsg says what went wrong in words a client can act on. */
-enum err exec_query(struct ret_store *store, const struct cfg *cfg, const struct exec_query_req *req,
+enum err exec_query(struct ret_engine *eng, const struct cfg *cfg, const struct exec_query_req *req,
                     struct arena *a, json_t **ret_body, char *errmsg, size_t errlen);
+/* Retrieval only: ranked chunks with per-retriever scores and the signals. */
+enum err exec_retrieve(struct ret_engine *eng, const struct cfg *cfg, const struct exec_query_req *req,
+                       struct arena *a, json_t **ret_body, char *errmsg, size_t errlen);
 
 #endif

@@ -43,12 +43,23 @@ struct http_server {
 struct req;
 typedef void (*route_fn)(struct req *r);
 
+enum route_flags {
+    ROUTE_WORKER = 1 << 0, /* runs on the worker pool (else on the HTTP thread) */
+    ROUTE_BODY = 1 << 1,   /* takes a JSON body */
+    ROUTE_TEXT = 1 << 2,   /* also takes text/plain and text/markdown */
+    ROUTE_UPLOAD = 1 << 3, /* body cap is server.max_upload_bytes */
+};
+
+/* Pattern segments: "*" matches one path segment, a trailing "**" the rest
+ * of the path (document ids may contain '/'). */
 struct route {
     const char *method;
-    const char *path;
+    const char *pattern;
     route_fn handler;
-    bool on_worker; /* false: answered on the HTTP thread */
+    unsigned flags;
 };
+
+#define ROUTE_MAX_PARAMS 2
 
 enum req_state { REQ_READING, REQ_RUNNING, REQ_DONE };
 
@@ -59,6 +70,8 @@ struct req {
     struct arena *arena;      /* everything the handler allocates */
     const struct route *route;
     const char *method, *url; /* owned by libmicrohttpd for the request's life */
+    const char *params[ROUTE_MAX_PARAMS]; /* pattern captures, arena-owned */
+    bool is_text;             /* body is text/plain or text/markdown */
     int64_t arrived_us;
     char request_id[33];
     struct buf body;          /* capped by server.max_body_bytes */
@@ -75,12 +88,57 @@ struct req {
 static void handle_healthz(struct req *r);
 static void handle_readyz(struct req *r);
 static void handle_query(struct req *r);
+static void handle_retrieve(struct req *r);
+static void handle_collections_list(struct req *r);
+static void handle_collection_delete(struct req *r);
+static void handle_documents_post(struct req *r);
+static void handle_document_get(struct req *r);
+static void handle_document_delete(struct req *r);
 
 static const struct route routes[] = {
-    {"GET", "/healthz", handle_healthz, false},
-    {"GET", "/readyz", handle_readyz, false},
-    {"POST", "/v1/query", handle_query, true},
+    {"GET", "/healthz", handle_healthz, 0},
+    {"GET", "/readyz", handle_readyz, 0},
+    {"POST", "/v1/query", handle_query, ROUTE_WORKER | ROUTE_BODY},
+    {"POST", "/v1/retrieve", handle_retrieve, ROUTE_WORKER | ROUTE_BODY},
+    {"GET", "/v1/collections", handle_collections_list, ROUTE_WORKER},
+    {"DELETE", "/v1/collections/*", handle_collection_delete, ROUTE_WORKER},
+    {"POST", "/v1/collections/*/documents", handle_documents_post, ROUTE_WORKER | ROUTE_BODY | ROUTE_TEXT | ROUTE_UPLOAD},
+    {"GET", "/v1/collections/*/documents/**", handle_document_get, ROUTE_WORKER},
+    {"DELETE", "/v1/collections/*/documents/**", handle_document_delete, ROUTE_WORKER},
 };
+
+/* Matches url against pattern, capturing "*" and "**" segments. */
+static bool route_match(const char *pattern, const char *url, struct arena *a, const char **params) {
+    int np = 0;
+    const char *p = pattern, *u = url;
+    while (*p) {
+        if (p[0] == '*' && p[1] == '*') {
+            if (!*u || np >= ROUTE_MAX_PARAMS)
+                return false;
+            if (params)
+                params[np] = arena_strdup(a, u);
+            np++;
+            return true;
+        }
+        if (*p == '*') {
+            const char *end = strchr(u, '/');
+            size_t n = end ? (size_t)(end - u) : strlen(u);
+            if (n == 0 || np >= ROUTE_MAX_PARAMS)
+                return false;
+            if (params)
+                params[np] = arena_strndup(a, u, n);
+            np++;
+            u += n;
+            p++;
+            continue;
+        }
+        if (*p != *u)
+            return false;
+        p++;
+        u++;
+    }
+    return *u == '\0';
+}
 
 /* ---- responses ---- */
 
@@ -137,7 +195,8 @@ static void handle_readyz(struct req *r) {
         set_error(r, ERR_UNAVAILABLE, "shutting down");
         return;
     }
-    set_json(r, 200, json_pack("{s:s, s:b}", "status", "ready", "store", r->srv->deps.store != NULL));
+    set_json(r, 200, json_pack("{s:s, s:b, s:I}", "status", "ready", "store", r->srv->deps.engine != NULL, "vectors",
+                               (json_int_t)ret_engine_vectors(r->srv->deps.engine)));
 }
 
 /* Reads an optional integer field; false (with a message) when present but
@@ -154,8 +213,9 @@ static bool opt_int(json_t *obj, const char *key, long lo, long hi, int *out, ch
     return true;
 }
 
-/* Parses the body as a JSON object, mapping jansson's errors to ours. */
-static json_t *parse_body(struct req *r) {
+/* Parses the body as JSON (an object unless any_type), mapping jansson's
+ * errors to ours; on failure the error response is already set. */
+static json_t *parse_json(struct req *r, bool any_type) {
     char msg[256];
     if (r->body.len == 0) {
         set_error(r, ERR_BAD_JSON, "request body is empty; expected a JSON object");
@@ -172,7 +232,7 @@ static json_t *parse_body(struct req *r) {
         }
         return NULL;
     }
-    if (!json_is_object(root)) {
+    if (!any_type && !json_is_object(root)) {
         json_decref(root);
         set_error(r, ERR_INVALID_FIELD, "request body must be a JSON object");
         return NULL;
@@ -180,74 +240,337 @@ static json_t *parse_body(struct req *r) {
     return root;
 }
 
-static void handle_query(struct req *r) {
-    static const char *const known[] = {"question", "collection", "k", "deadline_ms"};
-    char msg[256] = "";
-    json_t *root = parse_body(r);
-    if (!root)
-        return;
-    struct exec_query_req q = {
+static json_t *parse_body(struct req *r) {
+    return parse_json(r, false);
+}
+
+/* Checks that every key of obj is in known[]; sets msg for the first that is not. */
+static bool only_known(json_t *obj, const char *const *known, size_t nknown, const char *prefix, char *msg, size_t msglen) {
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        bool ok = false;
+        for (size_t i = 0; i < nknown; i++)
+            ok = ok || strcmp(key, known[i]) == 0;
+        if (!ok) {
+            snprintf(msg, msglen, "%sunknown field \"%.64s\"", prefix, key);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Parses the shared body of /v1/query and /v1/retrieve into q.  Returns
+ * ERR_OK, or an error with msg set. */
+static enum err parse_question(struct req *r, json_t *root, struct exec_query_req *q, char *msg, size_t msglen) {
+    static const char *const known[] = {"question", "collection", "k", "deadline_ms", "mode"};
+    *q = (struct exec_query_req){
         .request_id = r->request_id,
         .tenant = "default",
         .collection = "default",
         .arrived_us = r->arrived_us,
+        .mode = -1,
     };
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val) {
-        bool ok = false;
-        for (size_t i = 0; i < ARRAY_SIZE(known); i++)
-            ok = ok || strcmp(key, known[i]) == 0;
-        if (!ok) {
-            snprintf(msg, sizeof msg, "unknown field \"%.64s\"", key);
-            goto invalid;
-        }
-    }
+    if (!only_known(root, known, ARRAY_SIZE(known), "", msg, msglen))
+        return ERR_INVALID_FIELD;
     json_t *question = json_object_get(root, "question");
     if (!json_is_string(question)) {
-        snprintf(msg, sizeof msg, "question: required, must be a string");
-        goto invalid;
+        snprintf(msg, msglen, "question: required, must be a string");
+        return ERR_INVALID_FIELD;
     }
     size_t qlen = json_string_length(question);
     if (qlen == 0 || strspn(json_string_value(question), " \t\r\n") == qlen) {
-        snprintf(msg, sizeof msg, "question: must not be empty");
-        goto invalid;
+        snprintf(msg, msglen, "question: must not be empty");
+        return ERR_INVALID_FIELD;
     }
     if ((long)qlen > r->cfg->query.max_question_bytes) {
-        snprintf(msg, sizeof msg, "question: longer than the limit of %ld bytes", r->cfg->query.max_question_bytes);
-        json_decref(root);
-        set_error(r, ERR_TOO_LARGE, msg);
-        return;
+        snprintf(msg, msglen, "question: longer than the limit of %ld bytes", r->cfg->query.max_question_bytes);
+        return ERR_TOO_LARGE;
     }
-    q.question = arena_strdup(r->arena, json_string_value(question));
+    q->question = arena_strdup(r->arena, json_string_value(question));
     json_t *coll = json_object_get(root, "collection");
     if (coll) {
         if (!json_is_string(coll) || !ret_name_valid(json_string_value(coll))) {
-            snprintf(msg, sizeof msg, "collection: must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'");
-            goto invalid;
+            snprintf(msg, msglen, "collection: must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'");
+            return ERR_INVALID_FIELD;
         }
-        q.collection = arena_strdup(r->arena, json_string_value(coll));
+        q->collection = arena_strdup(r->arena, json_string_value(coll));
     }
-    if (!opt_int(root, "k", 1, r->cfg->query.max_k, &q.k, msg, sizeof msg) ||
-        !opt_int(root, "deadline_ms", 1, 600000, &q.deadline_ms, msg, sizeof msg))
-        goto invalid;
-    json_decref(root);
-    if (!q.question || !q.collection) {
-        set_error(r, ERR_NOMEM, NULL);
-        return;
+    json_t *mode = json_object_get(root, "mode");
+    if (mode) {
+        q->mode = json_is_string(mode) ? ret_mode_parse(json_string_value(mode)) : -1;
+        if (q->mode < 0) {
+            snprintf(msg, msglen, "mode: must be one of lexical, dense, hybrid");
+            return ERR_INVALID_FIELD;
+        }
     }
+    if (!opt_int(root, "k", 1, r->cfg->query.max_k, &q->k, msg, msglen) ||
+        !opt_int(root, "deadline_ms", 1, 600000, &q->deadline_ms, msg, msglen))
+        return ERR_INVALID_FIELD;
+    if (!q->question || !q->collection)
+        return ERR_NOMEM;
+    return ERR_OK;
+}
 
+typedef enum err (*question_fn)(struct ret_engine *, const struct cfg *, const struct exec_query_req *,
+                                struct arena *, json_t **, char *, size_t);
+
+static void run_question(struct req *r, question_fn fn) {
+    char msg[256] = "";
+    json_t *root = parse_body(r);
+    if (!root)
+        return;
+    struct exec_query_req q;
+    enum err e = parse_question(r, root, &q, msg, sizeof msg);
+    json_decref(root);
     json_t *body = NULL;
-    enum err e = exec_query(r->srv->deps.store, r->cfg, &q, r->arena, &body, msg, sizeof msg);
+    if (!e)
+        e = fn(r->srv->deps.engine, r->cfg, &q, r->arena, &body, msg, sizeof msg);
     if (e) {
         set_error(r, e, msg);
         return;
     }
     set_json(r, 200, body);
-    return;
-invalid:
-    json_decref(root);
-    set_error(r, ERR_INVALID_FIELD, msg);
+}
+
+static void handle_query(struct req *r) { run_question(r, exec_query); }
+static void handle_retrieve(struct req *r) { run_question(r, exec_retrieve); }
+
+static const char *const tenant = "default";
+
+static bool collection_param(struct req *r, int64_t *ret_id) {
+    char msg[160];
+    const char *name = r->params[0];
+    if (!name || !ret_name_valid(name)) {
+        set_error(r, ERR_INVALID_FIELD, "collection name must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'");
+        return false;
+    }
+    enum err e = ret_collection_find(ret_engine_store(r->srv->deps.engine), tenant, name, ret_id);
+    if (e) {
+        snprintf(msg, sizeof msg, "collection \"%s\" does not exist", name);
+        set_error(r, e, e == ERR_NOT_FOUND ? msg : NULL);
+        return false;
+    }
+    return true;
+}
+
+static void handle_collections_list(struct req *r) {
+    struct ret_collection_info *list = NULL;
+    size_t n = 0;
+    enum err e = ret_collection_list(ret_engine_store(r->srv->deps.engine), tenant, r->arena, &list, &n);
+    if (e) {
+        set_error(r, e, NULL);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", list[i].name, "documents",
+                                             (json_int_t)list[i].documents, "chunks", (json_int_t)list[i].chunks,
+                                             "bytes", (json_int_t)list[i].bytes, "created_at",
+                                             (json_int_t)list[i].created_at));
+    set_json(r, 200, json_pack("{s:o}", "collections", arr));
+}
+
+static void handle_collection_delete(struct req *r) {
+    int64_t id;
+    if (!collection_param(r, &id))
+        return;
+    enum err e = ret_engine_drop_collection(r->srv->deps.engine, tenant, r->params[0]);
+    if (e) {
+        set_error(r, e, NULL);
+        return;
+    }
+    set_json(r, 200, json_pack("{s:s, s:b}", "collection", r->params[0], "deleted", 1));
+}
+
+static void handle_document_get(struct req *r) {
+    int64_t id;
+    if (!collection_param(r, &id))
+        return;
+    struct ret_doc_out d;
+    enum err e = ret_document_get(ret_engine_store(r->srv->deps.engine), id, r->params[1], r->arena, &d);
+    if (e) {
+        set_error(r, e, e == ERR_NOT_FOUND ? "no such document in this collection" : NULL);
+        return;
+    }
+    json_t *meta = d.metadata ? json_loads(d.metadata, 0, NULL) : json_null();
+    set_json(r, 200, json_pack("{s:s, s:s, s:s, s:s?, s:o, s:I, s:I, s:I, s:s}", "collection", r->params[0], "id",
+                               d.document_id, "title", d.title ? d.title : d.document_id, "source", d.source,
+                               "metadata", meta ? meta : json_null(), "bytes", (json_int_t)d.bytes, "chunks",
+                               (json_int_t)d.chunks, "created_at", (json_int_t)d.created_at, "text", d.text));
+}
+
+static void handle_document_delete(struct req *r) {
+    int64_t id;
+    if (!collection_param(r, &id))
+        return;
+    enum err e = ret_engine_delete(r->srv->deps.engine, id, r->params[1]);
+    if (e) {
+        set_error(r, e, e == ERR_NOT_FOUND ? "no such document in this collection" : NULL);
+        return;
+    }
+    set_json(r, 200, json_pack("{s:s, s:s, s:b}", "collection", r->params[0], "id", r->params[1], "deleted", 1));
+}
+
+/* Validates one document of an upload batch into d; msg names the field. */
+static enum err parse_document(struct req *r, json_t *obj, size_t i, struct ret_doc_in *d, char *msg, size_t msglen) {
+    static const char *const known[] = {"id", "title", "text", "metadata", "source"};
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "documents[%zu]: ", i);
+    if (!json_is_object(obj)) {
+        snprintf(msg, msglen, "documents[%zu]: must be an object", i);
+        return ERR_INVALID_FIELD;
+    }
+    if (!only_known(obj, known, ARRAY_SIZE(known), prefix, msg, msglen))
+        return ERR_INVALID_FIELD;
+    json_t *id = json_object_get(obj, "id"), *text = json_object_get(obj, "text");
+    json_t *title = json_object_get(obj, "title"), *meta = json_object_get(obj, "metadata");
+    json_t *source = json_object_get(obj, "source");
+    if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 256) {
+        snprintf(msg, msglen, "documents[%zu].id: required, a string of 1-256 bytes", i);
+        return ERR_INVALID_FIELD;
+    }
+    if (!json_is_string(text) || json_string_length(text) == 0) {
+        snprintf(msg, msglen, "documents[%zu].text: required, a non-empty string", i);
+        return ERR_INVALID_FIELD;
+    }
+    if ((long)json_string_length(text) > r->cfg->retrieval.max_document_bytes) {
+        snprintf(msg, msglen, "documents[%zu].text: longer than retrieval.max_document_bytes (%ld)", i,
+                 r->cfg->retrieval.max_document_bytes);
+        return ERR_TOO_LARGE;
+    }
+    if ((title && !json_is_string(title)) || (source && !json_is_string(source))) {
+        snprintf(msg, msglen, "documents[%zu].%s: must be a string", i, title && !json_is_string(title) ? "title" : "source");
+        return ERR_INVALID_FIELD;
+    }
+    if (meta && !json_is_object(meta)) {
+        snprintf(msg, msglen, "documents[%zu].metadata: must be an object", i);
+        return ERR_INVALID_FIELD;
+    }
+    char *meta_text = NULL;
+    if (meta) {
+        char *m = json_dumps(meta, JSON_COMPACT);
+        meta_text = m ? arena_strdup(r->arena, m) : NULL;
+        free(m);
+        if (!meta_text)
+            return ERR_NOMEM;
+    }
+    *d = (struct ret_doc_in){
+        .ext_id = json_string_value(id),
+        .title = title ? json_string_value(title) : NULL,
+        .source = source ? json_string_value(source) : NULL,
+        .metadata = meta_text,
+        .text = json_string_value(text),
+        .text_len = json_string_length(text),
+    };
+    return ERR_OK;
+}
+
+static void handle_documents_post(struct req *r) {
+    char msg[256] = "";
+    const char *name = r->params[0];
+    if (!name || !ret_name_valid(name)) {
+        set_error(r, ERR_INVALID_FIELD, "collection name must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'");
+        return;
+    }
+    struct ret_doc_in *docs = NULL;
+    size_t ndocs = 0;
+    json_t *root = NULL;
+    enum err e = ERR_OK;
+    if (r->is_text) {
+        const char *id = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "id");
+        const char *title = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "title");
+        if (!id || !*id || strlen(id) > 256 || !util_utf8_valid(id, strlen(id))) {
+            set_error(r, ERR_INVALID_FIELD, "id: a text upload needs ?id= with 1-256 bytes of UTF-8");
+            return;
+        }
+        if (title && !util_utf8_valid(title, strlen(title))) {
+            set_error(r, ERR_INVALID_UTF8, "title: not valid UTF-8");
+            return;
+        }
+        if (r->body.len == 0) {
+            set_error(r, ERR_INVALID_FIELD, "the document body is empty");
+            return;
+        }
+        if (memchr(r->body.data, '\0', r->body.len) || !util_utf8_valid(r->body.data, r->body.len)) {
+            set_error(r, ERR_INVALID_UTF8, "the document is not valid UTF-8 text");
+            return;
+        }
+        if ((long)r->body.len > r->cfg->retrieval.max_document_bytes) {
+            snprintf(msg, sizeof msg, "the document is longer than retrieval.max_document_bytes (%ld)",
+                     r->cfg->retrieval.max_document_bytes);
+            set_error(r, ERR_TOO_LARGE, msg);
+            return;
+        }
+        docs = arena_calloc(r->arena, 1, sizeof(*docs));
+        if (!docs) {
+            set_error(r, ERR_NOMEM, NULL);
+            return;
+        }
+        docs[0] = (struct ret_doc_in){.ext_id = arena_strdup(r->arena, id),
+                                      .title = title ? arena_strdup(r->arena, title) : NULL,
+                                      .text = r->body.data,
+                                      .text_len = r->body.len};
+        ndocs = 1;
+    } else {
+        root = parse_json(r, true);
+        if (!root)
+            return;
+        if (!json_is_array(root)) {
+            json_decref(root);
+            set_error(r, ERR_INVALID_FIELD, "body must be a JSON array of documents");
+            return;
+        }
+        ndocs = json_array_size(root);
+        if (ndocs == 0 || (long)ndocs > r->cfg->retrieval.max_batch_documents) {
+            snprintf(msg, sizeof msg, "a batch holds 1 to %d documents, got %zu", r->cfg->retrieval.max_batch_documents, ndocs);
+            json_decref(root);
+            set_error(r, ndocs ? ERR_TOO_LARGE : ERR_INVALID_FIELD, msg);
+            return;
+        }
+        docs = arena_calloc(r->arena, ndocs, sizeof(*docs));
+        if (!docs)
+            e = ERR_NOMEM;
+        for (size_t i = 0; !e && i < ndocs; i++) {
+            e = parse_document(r, json_array_get(root, i), i, &docs[i], msg, sizeof msg);
+            for (size_t j = 0; !e && j < i; j++) {
+                if (strcmp(docs[j].ext_id, docs[i].ext_id) == 0) {
+                    snprintf(msg, sizeof msg, "documents[%zu].id: duplicates documents[%zu].id", i, j);
+                    e = ERR_CONFLICT;
+                }
+            }
+        }
+        if (e) {
+            json_decref(root);
+            set_error(r, e == ERR_CONFLICT ? ERR_INVALID_FIELD : e, msg);
+            return;
+        }
+    }
+    /* Everything validated: nothing is stored unless the whole batch is valid. */
+    int64_t cid;
+    e = ret_collection_ensure(ret_engine_store(r->srv->deps.engine), tenant, name, &cid);
+    json_t *out = json_array();
+    size_t stored = 0;
+    for (size_t i = 0; !e && i < ndocs; i++) {
+        struct ret_change ch;
+        e = ret_engine_put(r->srv->deps.engine, cid, &docs[i], &ch);
+        if (!e) {
+            json_array_append_new(out, json_pack("{s:s, s:I, s:b}", "id", docs[i].ext_id, "chunks",
+                                                 (json_int_t)ch.nchunks, "replaced", ch.replaced));
+            ret_change_done(&ch);
+            stored++;
+        }
+    }
+    if (e) {
+        snprintf(msg, sizeof msg, "stored %zu of %zu documents, then: %s", stored, ndocs, err_message(e));
+        json_decref(out);
+        json_decref(root);
+        set_error(r, e, msg);
+        return;
+    }
+    json_t *body = json_pack("{s:s, s:I, s:o}", "collection", name, "stored", (json_int_t)stored, "documents", out);
+    json_decref(root); /* after packing: docs[] point into it */
+    set_json(r, 201, body);
 }
 
 /* ---- plumbing ---- */
@@ -314,27 +637,45 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* Finds the route; sets *ret_allow for a path that exists with other methods. */
-static const struct route *route_find(const char *method, const char *url, const char **ret_allow) {
-    static const char *const allow_for[] = {"GET, HEAD", "GET, HEAD", "POST"};
+/* Finds the route for method+url, capturing parameters into r.  When the
+ * path exists only with other methods, *ret_allow lists them. */
+static const struct route *route_find(struct req *r, const char **ret_allow) {
+    char allow[64] = "";
     *ret_allow = NULL;
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
-        if (strcmp(routes[i].path, url) != 0)
+        if (!route_match(routes[i].pattern, r->url, r->arena, NULL))
             continue;
-        if (strcmp(routes[i].method, method) == 0 ||
-            (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0))
+        bool same = strcmp(routes[i].method, r->method) == 0 ||
+                    (strcmp(r->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0);
+        if (same) {
+            route_match(routes[i].pattern, r->url, r->arena, r->params);
             return &routes[i];
-        *ret_allow = allow_for[i];
+        }
+        size_t used = strlen(allow);
+        snprintf(allow + used, sizeof allow - used, "%s%s%s", used ? ", " : "", routes[i].method,
+                 strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
     }
+    if (allow[0])
+        *ret_allow = arena_strdup(r->arena, allow);
     return NULL;
 }
 
-static bool content_type_ok(struct MHD_Connection *conn) {
-    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (!ct)
-        return true; /* a bare body is read as JSON */
-    size_t n = strlen("application/json");
-    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+static bool media_is(const char *ct, const char *type) {
+    size_t n = strlen(type);
+    return strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* JSON always (a bare body is read as JSON); text only where the route
+ * takes it. */
+static bool content_type_ok(struct req *r) {
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct || media_is(ct, "application/json"))
+        return true;
+    if ((r->route->flags & ROUTE_TEXT) && (media_is(ct, "text/plain") || media_is(ct, "text/markdown"))) {
+        r->is_text = true;
+        return true;
+    }
+    return false;
 }
 
 /* First call for a request: route, limits and early errors.  Returns true
@@ -346,7 +687,7 @@ static bool admit(struct req *r) {
         return true;
     }
     const char *allow;
-    r->route = route_find(r->method, r->url, &allow);
+    r->route = route_find(r, &allow);
     if (!r->route) {
         if (allow) {
             snprintf(msg, sizeof msg, "%s is not allowed on %s; allowed: %s", r->method, r->url, allow);
@@ -357,15 +698,19 @@ static bool admit(struct req *r) {
         }
         return true;
     }
-    if (!r->route->on_worker)
+    if (!(r->route->flags & ROUTE_BODY))
         return false;
-    if (!content_type_ok(r->conn)) {
-        set_error(r, ERR_UNSUPPORTED_MEDIA, "Content-Type must be application/json");
+    if (!content_type_ok(r)) {
+        set_error(r, ERR_UNSUPPORTED_MEDIA, (r->route->flags & ROUTE_TEXT)
+                                                ? "Content-Type must be application/json, text/plain or text/markdown"
+                                                : "Content-Type must be application/json");
         return true;
     }
+    long cap = (r->route->flags & ROUTE_UPLOAD) ? r->cfg->server.max_upload_bytes : r->cfg->server.max_body_bytes;
+    buf_init(&r->body, (size_t)cap);
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)r->cfg->server.max_body_bytes) {
-        snprintf(msg, sizeof msg, "request body exceeds the limit of %ld bytes", r->cfg->server.max_body_bytes);
+    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)cap) {
+        snprintf(msg, sizeof msg, "request body exceeds the limit of %ld bytes", cap);
         set_error(r, ERR_TOO_LARGE, msg);
         return true;
     }
@@ -392,8 +737,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        /* Bodies of early-answered requests are read and dropped. */
-        if (r->state == REQ_READING && !r->body_too_large &&
+        /* Bodies of early-answered requests, and of routes that take none,
+         * are read and dropped. */
+        if (r->state == REQ_READING && r->route && (r->route->flags & ROUTE_BODY) && !r->body_too_large &&
             buf_append(&r->body, upload_data, *upload_data_size) != ERR_OK)
             r->body_too_large = true;
         *upload_data_size = 0;
@@ -403,11 +749,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case REQ_READING:
         if (r->body_too_large) {
             char msg[128];
-            snprintf(msg, sizeof msg, "request body exceeds the limit of %ld bytes", r->cfg->server.max_body_bytes);
+            snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes", r->body.max);
             set_error(r, ERR_TOO_LARGE, msg);
             return queue(r);
         }
-        if (!r->route->on_worker) {
+        if (!(r->route->flags & ROUTE_WORKER)) {
             r->route->handler(r);
             return queue(r);
         }

@@ -6,13 +6,13 @@
 #include "config.h"
 #include "err.h"
 #include "pool.h"
-#include "store.h"
+#include "engine.h"
 
 struct http_server;
 
 struct http_deps {
     struct cfg_slot *cfg;     /* borrowed: the current config snapshot */
-    struct ret_store *store;  /* borrowed */
+    struct ret_engine *engine; /* borrowed */
     struct exec_pool *pool;   /* borrowed */
 };
 

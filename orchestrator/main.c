@@ -9,6 +9,7 @@
 #include "log.h"
 #include "pool.h"
 #include "store.h"
+#include "vindex.h"
 #include "util.h"
 
 #include <errno.h>
@@ -86,6 +87,30 @@ static struct ret_store *open_store(const struct cfg *c, int readers) {
     return s;
 }
 
+static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *store) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/index", c->data_dir);
+    struct ret_engine_opts o = {
+        .index_dir = dir,
+        .index_factory = c->retrieval.index_factory,
+        .dim = c->retrieval.embedding_dim,
+        .save_interval_ms = c->retrieval.index_save_interval_ms,
+        .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens},
+    };
+    struct ret_startup_report rep;
+    struct ret_engine *eng = NULL;
+    double t0 = clock_ms();
+    enum err e = ret_engine_open(store, &o, &rep, &eng);
+    if (e) {
+        fprintf(stderr, "slorag: cannot open the vector indexes in %s: %s (%s)\n", dir, err_message(e),
+                ret_vindex_last_error());
+        return NULL;
+    }
+    log_msg(LOG_INFO, "indexes_ready", LOG_I("collections", rep.collections), LOG_I("loaded", rep.loaded),
+            LOG_I("rebuilt", rep.rebuilt), LOG_I("vectors", rep.vectors), LOG_F("ms", clock_ms() - t0), LOG_END);
+    return eng;
+}
+
 static int cmd_serve(const struct cli *cli) {
     struct cfg *c = load_config(cli);
     if (!c)
@@ -113,21 +138,25 @@ static int cmd_serve(const struct cli *cli) {
         cfg_unref(c);
         return 1;
     }
+    struct ret_engine *eng = open_engine(c, store);
     struct exec_pool *pool = NULL;
-    if (exec_pool_new(c->server.workers, (size_t)c->server.queue_max, &pool) != ERR_OK) {
-        fprintf(stderr, "slorag: cannot start %d worker threads\n", c->server.workers);
+    if (!eng || exec_pool_new(c->server.workers, (size_t)c->server.queue_max, &pool) != ERR_OK) {
+        if (eng)
+            fprintf(stderr, "slorag: cannot start %d worker threads\n", c->server.workers);
+        ret_engine_free(eng);
         ret_store_free(store);
         cfg_unref(c);
         return 1;
     }
     struct cfg_slot slot;
     cfg_slot_init(&slot, c);
-    struct http_deps deps = {.cfg = &slot, .store = store, .pool = pool};
+    struct http_deps deps = {.cfg = &slot, .engine = eng, .pool = pool};
     struct http_server *srv = NULL;
     char msg[256];
     if (http_start(c, &deps, msg, sizeof msg, &srv) != ERR_OK) {
         fprintf(stderr, "slorag: %s\n", msg);
         exec_pool_free(pool);
+        ret_engine_free(eng);
         ret_store_free(store);
         cfg_slot_done(&slot);
         return 1;
@@ -176,6 +205,7 @@ static int cmd_serve(const struct cli *cli) {
      * connection is left suspended when the HTTP daemon stops. */
     exec_pool_free(pool);
     http_stop(srv);
+    ret_engine_free(eng); /* writes changed indexes */
     ret_store_free(store);
     cfg_slot_done(&slot);
     log_msg(LOG_INFO, "stopped", LOG_END);
@@ -216,24 +246,30 @@ static int cmd_ingest(const struct cli *cli, int npaths, char **paths) {
         cfg_unref(c);
         return 1;
     }
+    struct ret_engine *eng = open_engine(c, store);
+    if (!eng) {
+        ret_store_free(store);
+        cfg_unref(c);
+        return 1;
+    }
     int64_t cid;
     enum err e = ret_collection_ensure(store, "default", collection, &cid);
     struct progress prog = {isatty(STDERR_FILENO) == 1, clock_ms()};
     struct ret_ingest_opts o = {
-        .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens},
         .max_document_bytes = c->retrieval.max_document_bytes,
         .on_file = on_file,
         .ud = &prog,
     };
     struct ret_ingest_stats st = {0};
     if (!e)
-        e = ret_ingest_paths(store, cid, paths, (size_t)npaths, &o, &st);
+        e = ret_ingest_paths(eng, cid, paths, (size_t)npaths, &o, &st);
     double secs = (clock_ms() - prog.t0) / 1000.0;
     if (prog.tty)
         fputs("\r\033[K", stderr);
     fprintf(stderr, "ingested %zu documents (%.2f MB, %zu chunks) into \"%s\" in %.2f s, %zu skipped%s%s\n",
             st.documents, (double)st.bytes / 1e6, st.chunks, collection, secs, st.skipped, e ? "; stopped: " : "",
             e ? err_message(e) : "");
+    ret_engine_free(eng);
     ret_store_free(store);
     cfg_unref(c);
     return e ? 1 : 0;

@@ -78,7 +78,7 @@ static const char *read_text(const char *path, long max_bytes, char **ret_text, 
     return NULL;
 }
 
-static enum err ingest_file(struct ret_store *s, int64_t cid, const char *path, const struct ret_ingest_opts *o,
+static enum err ingest_file(struct ret_engine *s, int64_t cid, const char *path, const struct ret_ingest_opts *o,
                             struct ret_ingest_stats *st) {
     const char *why = NULL;
     char *text = NULL, *title = NULL;
@@ -92,12 +92,13 @@ static enum err ingest_file(struct ret_store *s, int64_t cid, const char *path, 
         title = make_title(path, text, len);
         const char *id = strncmp(path, "./", 2) == 0 ? path + 2 : path;
         struct ret_doc_in doc = {.ext_id = id, .title = title, .source = path, .text = text, .text_len = len};
-        struct ret_put_result res;
-        e = title ? ret_document_put(s, cid, &doc, &o->chunk, &res) : ERR_NOMEM;
+        struct ret_change ch;
+        e = title ? ret_engine_put(s, cid, &doc, &ch) : ERR_NOMEM;
         if (!e) {
             st->documents++;
             st->bytes += len;
-            st->chunks += res.nchunks;
+            st->chunks += ch.nchunks;
+            ret_change_done(&ch);
         } else if (e == ERR_INVALID_FIELD) {
             why = "invalid document id (longer than 256 bytes)";
             e = ERR_OK;
@@ -116,7 +117,7 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static enum err walk(struct ret_store *s, int64_t cid, const char *path, const struct ret_ingest_opts *o,
+static enum err walk(struct ret_engine *s, int64_t cid, const char *path, const struct ret_ingest_opts *o,
                      struct ret_ingest_stats *st, int depth) {
     struct stat sb;
     if (stat(path, &sb) != 0) {
@@ -167,7 +168,7 @@ static enum err walk(struct ret_store *s, int64_t cid, const char *path, const s
     return e;
 }
 
-enum err ret_ingest_paths(struct ret_store *s, int64_t collection_id, char *const *paths, size_t npaths,
+enum err ret_ingest_paths(struct ret_engine *s, int64_t collection_id, char *const *paths, size_t npaths,
                           const struct ret_ingest_opts *opts, struct ret_ingest_stats *ret_stats) {
     struct ret_ingest_stats st = {0};
     enum err e = ERR_OK;

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "store.h"
+#include "engine.h"
 
 struct ret_ingest_stats {
     size_t documents; /* stored */
@@ -14,7 +14,6 @@ struct ret_ingest_stats {
 };
 
 struct ret_ingest_opts {
-    struct ret_chunk_opts chunk;
     long max_document_bytes;
     /* Called after each file; `why` is NULL when it was stored. */
     void (*on_file)(void *ud, const char *path, const char *why, const struct ret_ingest_stats *st);
@@ -25,7 +24,7 @@ struct ret_ingest_opts {
  * stores every .md/.markdown/.txt file as one document whose id is its path.
  * A file that cannot be used is skipped and reported through on_file; only
  * a storage failure stops the walk. */
-enum err ret_ingest_paths(struct ret_store *s, int64_t collection_id, char *const *paths, size_t npaths,
+enum err ret_ingest_paths(struct ret_engine *eng, int64_t collection_id, char *const *paths, size_t npaths,
                           const struct ret_ingest_opts *opts, struct ret_ingest_stats *ret_stats);
 
 #endif

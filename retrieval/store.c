@@ -9,6 +9,7 @@
  * produce an FTS5 syntax error or an expensive operator. */
 #include "store.h"
 #include "chunk.h"
+#include "embed.h"
 #include "text.h"
 
 #include <pthread.h>
@@ -36,7 +37,7 @@ struct ret_store {
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS collections("
     "  id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL, UNIQUE(tenant, name));"
+    "  created_at INTEGER NOT NULL, generation INTEGER NOT NULL DEFAULT 0, UNIQUE(tenant, name));"
     "CREATE TABLE IF NOT EXISTS documents("
     "  id INTEGER PRIMARY KEY,"
     "  collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,"
@@ -213,22 +214,86 @@ static enum err exec_sql(sqlite3 *db, const char *sql) {
     return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? ERR_OK : ERR_STORAGE;
 }
 
-static enum err put_locked(sqlite3 *db, int64_t collection_id, const struct ret_doc_in *doc,
-                           const struct ret_chunk_span *spans, size_t nspans, struct ret_put_result *res) {
-    sqlite3_stmt *st = NULL;
-    enum err e = ERR_STORAGE;
-    res->replaced = false;
-    res->nchunks = nspans;
+void ret_change_done(struct ret_change *c) {
+    free(c->removed_ids);
+    free(c->added_ids);
+    free(c->added_vecs);
+    memset(c, 0, sizeof(*c));
+}
 
+static enum err step_done(sqlite3_stmt *st) {
+    return sqlite3_step(st) == SQLITE_DONE ? ERR_OK : ERR_STORAGE;
+}
+
+/* Collects the chunk ids of a document (about to be deleted). */
+static enum err chunk_ids_of(sqlite3 *db, int64_t collection_id, const char *ext_id, struct ret_change *c) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
+                           " WHERE d.collection_id=?1 AND d.ext_id=?2",
+                           -1, &st, NULL))
+        return ERR_STORAGE;
+    sqlite3_bind_int64(st, 1, collection_id);
+    sqlite3_bind_text(st, 2, ext_id, -1, SQLITE_STATIC);
+    size_t cap = 0;
+    int rc;
+    enum err e = ERR_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (c->nremoved == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *v = realloc(c->removed_ids, cap * sizeof(*v));
+            if (!v) {
+                e = ERR_NOMEM;
+                break;
+            }
+            c->removed_ids = v;
+        }
+        c->removed_ids[c->nremoved++] = sqlite3_column_int64(st, 0);
+    }
+    if (!e && rc != SQLITE_DONE)
+        e = ERR_STORAGE;
+    sqlite3_finalize(st);
+    return e;
+}
+
+static enum err bump_generation(sqlite3 *db, int64_t collection_id, int64_t *ret_gen) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "UPDATE collections SET generation = generation + 1 WHERE id=?1 RETURNING generation",
+                           -1, &st, NULL))
+        return ERR_STORAGE;
+    sqlite3_bind_int64(st, 1, collection_id);
+    enum err e = ERR_NOT_FOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *ret_gen = sqlite3_column_int64(st, 0);
+        e = sqlite3_step(st) == SQLITE_DONE ? ERR_OK : ERR_STORAGE;
+    }
+    sqlite3_finalize(st);
+    return e;
+}
+
+static enum err delete_doc(sqlite3 *db, int64_t collection_id, const char *ext_id, struct ret_change *c) {
+    enum err e = chunk_ids_of(db, collection_id, ext_id, c);
+    if (e)
+        return e;
+    sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, "DELETE FROM documents WHERE collection_id=?1 AND ext_id=?2", -1, &st, NULL))
         return ERR_STORAGE;
     sqlite3_bind_int64(st, 1, collection_id);
-    sqlite3_bind_text(st, 2, doc->ext_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        goto out;
-    res->replaced = sqlite3_changes(db) > 0;
+    sqlite3_bind_text(st, 2, ext_id, -1, SQLITE_STATIC);
+    e = step_done(st);
+    if (!e)
+        c->replaced = sqlite3_changes(db) > 0;
     sqlite3_finalize(st);
+    return e;
+}
 
+static enum err put_locked(sqlite3 *db, int64_t collection_id, const struct ret_doc_in *doc,
+                           const struct ret_chunk_span *spans, size_t nspans, const float *vecs, int dim,
+                           struct ret_change *c) {
+    sqlite3_stmt *st = NULL;
+    enum err e = delete_doc(db, collection_id, doc->ext_id, c);
+    if (e)
+        return e;
     char hash[17];
     content_hash(doc->text, doc->text_len, hash);
     if (sqlite3_prepare_v2(db,
@@ -245,17 +310,18 @@ static enum err put_locked(sqlite3 *db, int64_t collection_id, const struct ret_
     sqlite3_bind_text(st, 7, doc->text, (int)doc->text_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, (sqlite3_int64)doc->text_len);
     sqlite3_bind_int64(st, 9, (sqlite3_int64)time(NULL));
-    if (sqlite3_step(st) != SQLITE_DONE)
-        goto out;
-    int64_t doc_id = sqlite3_last_insert_rowid(db);
+    e = step_done(st);
     sqlite3_finalize(st);
+    if (e)
+        return e;
+    int64_t doc_id = sqlite3_last_insert_rowid(db);
 
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO chunks(document_id, collection_id, ord, start_off, end_off,"
-                           " tokens, text) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                           " tokens, text, embedding) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
                            -1, &st, NULL))
         return ERR_STORAGE;
-    for (size_t i = 0; i < nspans; i++) {
+    for (size_t i = 0; !e && i < nspans; i++) {
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, doc_id);
         sqlite3_bind_int64(st, 2, collection_id);
@@ -263,19 +329,53 @@ static enum err put_locked(sqlite3 *db, int64_t collection_id, const struct ret_
         sqlite3_bind_int64(st, 4, (sqlite3_int64)spans[i].start);
         sqlite3_bind_int64(st, 5, (sqlite3_int64)spans[i].end);
         sqlite3_bind_int64(st, 6, (sqlite3_int64)spans[i].tokens);
-        sqlite3_bind_text(st, 7, doc->text + spans[i].start, (int)(spans[i].end - spans[i].start),
-                          SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            goto out;
+        sqlite3_bind_text(st, 7, doc->text + spans[i].start, (int)(spans[i].end - spans[i].start), SQLITE_STATIC);
+        if (vecs)
+            sqlite3_bind_blob(st, 8, vecs + i * (size_t)dim, dim * (int)sizeof(float), SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 8);
+        e = step_done(st);
+        if (!e)
+            c->added_ids[i] = sqlite3_last_insert_rowid(db);
     }
-    e = ERR_OK;
-out:
     sqlite3_finalize(st);
+    if (!e)
+        e = bump_generation(db, collection_id, &c->generation);
     return e;
 }
 
+/* Runs fn inside BEGIN IMMEDIATE .. COMMIT under the write mutex. */
+static enum err in_write_txn(struct ret_store *s, enum err (*fn)(sqlite3 *db, void *ud), void *ud) {
+    pthread_mutex_lock(&s->write_mu);
+    enum err e = exec_sql(s->writer, "BEGIN IMMEDIATE");
+    if (!e) {
+        e = fn(s->writer, ud);
+        if (!e)
+            e = exec_sql(s->writer, "COMMIT");
+        if (e)
+            exec_sql(s->writer, "ROLLBACK");
+    }
+    pthread_mutex_unlock(&s->write_mu);
+    return e;
+}
+
+struct put_args {
+    int64_t collection_id;
+    const struct ret_doc_in *doc;
+    const struct ret_chunk_span *spans;
+    size_t nspans;
+    const float *vecs;
+    int dim;
+    struct ret_change *c;
+};
+
+static enum err put_txn(sqlite3 *db, void *ud) {
+    struct put_args *a = ud;
+    return put_locked(db, a->collection_id, a->doc, a->spans, a->nspans, a->vecs, a->dim, a->c);
+}
+
 enum err ret_document_put(struct ret_store *s, int64_t collection_id, const struct ret_doc_in *doc,
-                          const struct ret_chunk_opts *opts, struct ret_put_result *ret_result) {
+                          const struct ret_chunk_opts *opts, struct ret_embedder *emb, struct ret_change *ret_change) {
     if (!doc->ext_id || !*doc->ext_id || strlen(doc->ext_id) > 256 || doc->text_len > INT32_MAX)
         return ERR_INVALID_FIELD;
     struct ret_chunk_span *spans = NULL;
@@ -283,20 +383,345 @@ enum err ret_document_put(struct ret_store *s, int64_t collection_id, const stru
     enum err e = ret_chunk_text(doc->text, doc->text_len, opts->max_tokens, opts->overlap_tokens, &spans, &nspans);
     if (e)
         return e;
-    struct ret_put_result res;
-    pthread_mutex_lock(&s->write_mu);
-    e = exec_sql(s->writer, "BEGIN IMMEDIATE");
-    if (!e) {
-        e = put_locked(s->writer, collection_id, doc, spans, nspans, &res);
+    struct ret_change c = {.nchunks = nspans, .nadded = nspans};
+    c.added_ids = malloc((nspans ? nspans : 1) * sizeof(int64_t));
+    if (!c.added_ids)
+        e = ERR_NOMEM;
+    int dim = emb ? emb->dim : 0;
+    if (!e && emb && nspans) {
+        /* Embed outside the write lock: it is the expensive part. */
+        c.added_vecs = malloc(nspans * (size_t)dim * sizeof(float));
+        const char **texts = malloc(nspans * sizeof(*texts));
+        size_t *lens = malloc(nspans * sizeof(*lens));
+        if (!c.added_vecs || !texts || !lens)
+            e = ERR_NOMEM;
+        for (size_t i = 0; !e && i < nspans; i++) {
+            texts[i] = doc->text + spans[i].start;
+            lens[i] = spans[i].end - spans[i].start;
+        }
         if (!e)
-            e = exec_sql(s->writer, "COMMIT");
-        if (e)
-            exec_sql(s->writer, "ROLLBACK");
+            e = ret_embed(emb, texts, lens, nspans, c.added_vecs);
+        free(texts);
+        free(lens);
     }
-    pthread_mutex_unlock(&s->write_mu);
+    if (!e) {
+        struct put_args args = {collection_id, doc, spans, nspans, c.added_vecs, dim, &c};
+        e = in_write_txn(s, put_txn, &args);
+    }
     free(spans);
+    if (e) {
+        ret_change_done(&c);
+        return e;
+    }
+    *ret_change = c;
+    return ERR_OK;
+}
+
+struct delete_args {
+    int64_t collection_id;
+    const char *ext_id;
+    struct ret_change *c;
+};
+
+static enum err delete_txn(sqlite3 *db, void *ud) {
+    struct delete_args *a = ud;
+    enum err e = delete_doc(db, a->collection_id, a->ext_id, a->c);
+    if (!e && !a->c->replaced)
+        e = ERR_NOT_FOUND;
     if (!e)
-        *ret_result = res;
+        e = bump_generation(db, a->collection_id, &a->c->generation);
+    return e;
+}
+
+enum err ret_document_delete(struct ret_store *s, int64_t collection_id, const char *ext_id,
+                             struct ret_change *ret_change) {
+    struct ret_change c = {0};
+    struct delete_args args = {collection_id, ext_id, &c};
+    enum err e = in_write_txn(s, delete_txn, &args);
+    if (e) {
+        ret_change_done(&c);
+        return e;
+    }
+    *ret_change = c;
+    return ERR_OK;
+}
+
+static const char *col_text(struct arena *a, sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? arena_strdup(a, (const char *)t) : NULL;
+}
+
+enum err ret_document_get(struct ret_store *s, int64_t collection_id, const char *ext_id, struct arena *a,
+                          struct ret_doc_out *ret_doc) {
+    int slot;
+    sqlite3 *db = reader_get(s, &slot);
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT ext_id, title, source, metadata, body, bytes, created_at, content_hash,"
+                           " (SELECT count(*) FROM chunks WHERE document_id = documents.id)"
+                           " FROM documents WHERE collection_id=?1 AND ext_id=?2",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, collection_id);
+        sqlite3_bind_text(st, 2, ext_id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            struct ret_doc_out d = {
+                .document_id = col_text(a, st, 0),
+                .title = col_text(a, st, 1),
+                .source = col_text(a, st, 2),
+                .metadata = col_text(a, st, 3),
+                .text = col_text(a, st, 4),
+                .bytes = sqlite3_column_int64(st, 5),
+                .created_at = sqlite3_column_int64(st, 6),
+                .content_hash = col_text(a, st, 7),
+                .chunks = sqlite3_column_int64(st, 8),
+            };
+            e = d.document_id && d.text ? ERR_OK : ERR_NOMEM;
+            if (!e)
+                *ret_doc = d;
+        } else if (rc == SQLITE_DONE) {
+            e = ERR_NOT_FOUND;
+        }
+    }
+    sqlite3_finalize(st);
+    reader_put(s, slot);
+    return e;
+}
+
+struct coll_delete_args {
+    const char *tenant, *name;
+    int64_t id;
+};
+
+static enum err coll_delete_txn(sqlite3 *db, void *ud) {
+    struct coll_delete_args *a = ud;
+    enum err e = collection_lookup(db, a->tenant, a->name, &a->id);
+    if (e)
+        return e;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "DELETE FROM collections WHERE id=?1", -1, &st, NULL))
+        return ERR_STORAGE;
+    sqlite3_bind_int64(st, 1, a->id);
+    e = step_done(st);
+    sqlite3_finalize(st);
+    return e;
+}
+
+enum err ret_collection_delete(struct ret_store *s, const char *tenant, const char *name, int64_t *ret_id) {
+    struct coll_delete_args args = {tenant, name, 0};
+    enum err e = in_write_txn(s, coll_delete_txn, &args);
+    if (!e && ret_id)
+        *ret_id = args.id;
+    return e;
+}
+
+enum err ret_collection_list(struct ret_store *s, const char *tenant, struct arena *a,
+                             struct ret_collection_info **ret_list, size_t *ret_n) {
+    int slot;
+    sqlite3 *db = reader_get(s, &slot);
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    struct ret_collection_info *list = NULL;
+    size_t n = 0, cap = 0;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT c.id, c.name, c.created_at,"
+                           " (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),"
+                           " (SELECT count(*) FROM chunks k WHERE k.collection_id = c.id),"
+                           " (SELECT coalesce(sum(bytes), 0) FROM documents d WHERE d.collection_id = c.id)"
+                           " FROM collections c WHERE c.tenant=?1 ORDER BY c.name",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        int rc;
+        e = ERR_OK;
+        while (!e && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 8;
+                struct ret_collection_info *nl = arena_alloc(a, ncap * sizeof(*nl));
+                if (!nl) {
+                    e = ERR_NOMEM;
+                    break;
+                }
+                if (n)
+                    memcpy(nl, list, n * sizeof(*nl));
+                list = nl;
+                cap = ncap;
+            }
+            list[n] = (struct ret_collection_info){
+                .id = sqlite3_column_int64(st, 0),
+                .name = col_text(a, st, 1),
+                .created_at = sqlite3_column_int64(st, 2),
+                .documents = sqlite3_column_int64(st, 3),
+                .chunks = sqlite3_column_int64(st, 4),
+                .bytes = sqlite3_column_int64(st, 5),
+            };
+            e = list[n].name ? ERR_OK : ERR_NOMEM;
+            n++;
+        }
+        if (!e && rc != SQLITE_DONE)
+            e = ERR_STORAGE;
+    }
+    sqlite3_finalize(st);
+    reader_put(s, slot);
+    if (e)
+        return e;
+    *ret_list = list;
+    *ret_n = n;
+    return ERR_OK;
+}
+
+enum err ret_collection_ids(struct ret_store *s, int64_t **ret_ids, size_t *ret_n) {
+    int slot;
+    sqlite3 *db = reader_get(s, &slot);
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    if (sqlite3_prepare_v2(db, "SELECT id FROM collections ORDER BY id", -1, &st, NULL) == SQLITE_OK) {
+        int rc;
+        e = ERR_OK;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                int64_t *v = realloc(ids, cap * sizeof(*v));
+                if (!v) {
+                    e = ERR_NOMEM;
+                    break;
+                }
+                ids = v;
+            }
+            ids[n++] = sqlite3_column_int64(st, 0);
+        }
+        if (!e && rc != SQLITE_DONE)
+            e = ERR_STORAGE;
+    }
+    sqlite3_finalize(st);
+    reader_put(s, slot);
+    if (e) {
+        free(ids);
+        return e;
+    }
+    *ret_ids = ids;
+    *ret_n = n;
+    return ERR_OK;
+}
+
+/* One int64 from a one-row query keyed by collection id. */
+static enum err select_one(struct ret_store *s, const char *sql, int64_t collection_id, int64_t *ret_v) {
+    int slot;
+    sqlite3 *db = reader_get(s, &slot);
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, collection_id);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *ret_v = sqlite3_column_int64(st, 0);
+            e = ERR_OK;
+        } else if (rc == SQLITE_DONE) {
+            e = ERR_NOT_FOUND;
+        }
+    }
+    sqlite3_finalize(st);
+    reader_put(s, slot);
+    return e;
+}
+
+enum err ret_collection_generation(struct ret_store *s, int64_t collection_id, int64_t *ret_gen) {
+    return select_one(s, "SELECT generation FROM collections WHERE id=?1", collection_id, ret_gen);
+}
+
+enum err ret_collection_chunk_count(struct ret_store *s, int64_t collection_id, int64_t *ret_count) {
+    return select_one(s, "SELECT count(*) FROM chunks WHERE collection_id=?1 AND embedding IS NOT NULL",
+                      collection_id, ret_count);
+}
+
+enum err ret_store_embeddings(struct ret_store *s, int64_t collection_id, int dim,
+                              enum err (*fn)(void *ud, const int64_t *ids, const float *vecs, size_t n), void *ud,
+                              size_t *ret_skipped) {
+    enum { BATCH = 4096 };
+    int64_t *ids = malloc(BATCH * sizeof(*ids));
+    float *vecs = malloc((size_t)BATCH * (size_t)dim * sizeof(float));
+    if (!ids || !vecs) {
+        free(ids);
+        free(vecs);
+        return ERR_NOMEM;
+    }
+    int slot;
+    sqlite3 *db = reader_get(s, &slot);
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    size_t n = 0, skipped = 0;
+    /* one read transaction: a consistent snapshot even while writers commit */
+    if (exec_sql(db, "BEGIN") == ERR_OK) {
+        if (sqlite3_prepare_v2(db, "SELECT id, embedding FROM chunks WHERE collection_id=?1 ORDER BY id", -1, &st,
+                               NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, collection_id);
+            int rc;
+            e = ERR_OK;
+            while (!e && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const void *blob = sqlite3_column_blob(st, 1);
+                int bytes = sqlite3_column_bytes(st, 1);
+                if (!blob || bytes != dim * (int)sizeof(float)) {
+                    skipped++;
+                    continue;
+                }
+                ids[n] = sqlite3_column_int64(st, 0);
+                memcpy(vecs + n * (size_t)dim, blob, (size_t)bytes);
+                if (++n == BATCH) {
+                    e = fn(ud, ids, vecs, n);
+                    n = 0;
+                }
+            }
+            if (!e && rc != SQLITE_DONE)
+                e = ERR_STORAGE;
+            if (!e && n)
+                e = fn(ud, ids, vecs, n);
+        }
+        sqlite3_finalize(st);
+        exec_sql(db, "COMMIT");
+    }
+    reader_put(s, slot);
+    free(ids);
+    free(vecs);
+    if (!e && ret_skipped)
+        *ret_skipped = skipped;
+    return e;
+}
+
+enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct ret_hit *hits, size_t n,
+                             struct arena *a) {
+    int slot;
+    sqlite3 *db = reader_get(s, &slot);
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT d.ext_id, d.title, c.text, c.start_off, c.end_off FROM chunks c"
+                           " JOIN documents d ON d.id = c.document_id WHERE c.id=?1 AND c.collection_id=?2",
+                           -1, &st, NULL) == SQLITE_OK) {
+        e = ERR_OK;
+        for (size_t i = 0; !e && i < n; i++) {
+            sqlite3_reset(st);
+            sqlite3_bind_int64(st, 1, hits[i].chunk_id);
+            sqlite3_bind_int64(st, 2, collection_id);
+            int rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW) {
+                hits[i].document_id = col_text(a, st, 0);
+                hits[i].title = col_text(a, st, 1);
+                hits[i].text = col_text(a, st, 2);
+                hits[i].start = sqlite3_column_int64(st, 3);
+                hits[i].end = sqlite3_column_int64(st, 4);
+                if (!hits[i].document_id || !hits[i].title || !hits[i].text)
+                    e = ERR_NOMEM;
+            } else if (rc == SQLITE_DONE) {
+                hits[i].chunk_id = -1; /* deleted since the index was searched */
+            } else {
+                e = ERR_STORAGE;
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    reader_put(s, slot);
     return e;
 }
 

@@ -31,9 +31,32 @@ struct ret_chunk_opts {
     int overlap_tokens;
 };
 
-struct ret_put_result {
-    bool replaced;  /* a document with that id existed and was replaced */
-    size_t nchunks;
+/* What a write changed, so the caller can update derived indexes.  The
+ * arrays are malloc'd; release them with ret_change_done(). */
+struct ret_change {
+    bool replaced;         /* a document with that id existed before */
+    size_t nchunks;        /* chunks now stored for the document */
+    int64_t generation;    /* the collection's generation after the commit */
+    int64_t *removed_ids;  /* chunk ids that no longer exist */
+    size_t nremoved;
+    int64_t *added_ids;    /* chunk ids inserted ... */
+    float *added_vecs;     /* ... and their embeddings (nadded * dim), or NULL */
+    size_t nadded;
+};
+
+void ret_change_done(struct ret_change *c);
+
+struct ret_embedder;
+
+struct ret_doc_out {
+    const char *document_id, *title, *source, *metadata, *text; /* arena-owned */
+    int64_t bytes, chunks, created_at;
+    const char *content_hash;
+};
+
+struct ret_collection_info {
+    const char *name; /* arena-owned */
+    int64_t id, documents, chunks, bytes, created_at;
 };
 
 struct ret_hit {
@@ -58,9 +81,35 @@ enum err ret_collection_find(struct ret_store *s, const char *tenant, const char
 /* True for 1..64 bytes of [A-Za-z0-9._-], not starting with '.'. */
 bool ret_name_valid(const char *name);
 
-/* Stores (or atomically replaces) one document and its chunks. */
+/* Stores (or atomically replaces) one document and its chunks, with their
+ * embeddings when emb is not NULL (computed before the write lock).  The
+ * collection's generation goes up by one in the same transaction. */
 enum err ret_document_put(struct ret_store *s, int64_t collection_id, const struct ret_doc_in *doc,
-                          const struct ret_chunk_opts *opts, struct ret_put_result *ret_result);
+                          const struct ret_chunk_opts *opts, struct ret_embedder *emb, struct ret_change *ret_change);
+/* ERR_NOT_FOUND when there is no such document. */
+enum err ret_document_delete(struct ret_store *s, int64_t collection_id, const char *ext_id,
+                             struct ret_change *ret_change);
+enum err ret_document_get(struct ret_store *s, int64_t collection_id, const char *ext_id, struct arena *a,
+                          struct ret_doc_out *ret_doc);
+/* Deletes a collection with all its documents. */
+enum err ret_collection_delete(struct ret_store *s, const char *tenant, const char *name, int64_t *ret_id);
+enum err ret_collection_list(struct ret_store *s, const char *tenant, struct arena *a,
+                             struct ret_collection_info **ret_list, size_t *ret_n);
+/* Every collection id of every tenant, for start-up. */
+enum err ret_collection_ids(struct ret_store *s, int64_t **ret_ids, size_t *ret_n);
+enum err ret_collection_chunk_count(struct ret_store *s, int64_t collection_id, int64_t *ret_count);
+enum err ret_collection_generation(struct ret_store *s, int64_t collection_id, int64_t *ret_gen);
+
+/* Calls fn for batches of (chunk id, embedding) of one collection; used to
+ * rebuild a vector index without re-embedding.  Chunks whose embedding is
+ * missing or of another dimension are counted in *ret_skipped. */
+enum err ret_store_embeddings(struct ret_store *s, int64_t collection_id, int dim,
+                              enum err (*fn)(void *ud, const int64_t *ids, const float *vecs, size_t n), void *ud,
+                              size_t *ret_skipped);
+/* Fills hits (document id, title, text, offsets) for the given chunk ids of
+ * one collection; ids not found get chunk_id -1. */
+enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct ret_hit *hits, size_t n,
+                             struct arena *a);
 
 /* BM25 search over one collection; results are allocated in a. */
 enum err ret_search_lexical(struct ret_store *s, int64_t collection_id, const char *query, int k,

@@ -1,9 +1,10 @@
 /* plan.c - the foundation planner.
  *
- * With only the lexical retriever and the extractive tier available, the
- * plan's free choices are retrieval depth and deadline: list and summary
- * questions read more passages; a client may tighten k and the deadline but
- * never exceed the configured maxima. */
+ * With the extractive tier as the only generator, the plan's free choices
+ * are the retriever (configured default: hybrid), retrieval depth and the
+ * deadline: list and summary questions read more passages; a client may
+ * pick the retriever and tighten k and the deadline but never exceed the
+ * configured maxima. */
 #include "plan.h"
 
 const char *slo_retriever_name(enum slo_retriever r) {
@@ -24,7 +25,7 @@ const char *slo_aggregate_name(enum slo_aggregate a) {
 void slo_plan_make(const struct slo_plan_limits *lim, const struct slo_intent_result *intent,
                    const struct slo_request_hints *hints, struct slo_plan *ret_plan) {
     struct slo_plan p = {
-        .retriever = SLO_RETRIEVER_LEXICAL,
+        .retriever = lim->default_retriever,
         .k = lim->default_k,
         .rerank = false,
         .tier = SLO_TIER_EXTRACTIVE,
@@ -44,6 +45,8 @@ void slo_plan_make(const struct slo_plan_limits *lim, const struct slo_intent_re
         p.k = hints->k;
         p.reason = "client-requested depth";
     }
+    if (hints->retriever >= 0)
+        p.retriever = (enum slo_retriever)hints->retriever;
     if (p.k > lim->max_k)
         p.k = lim->max_k;
     if (hints->deadline_ms > 0 && hints->deadline_ms < p.deadline_ms)

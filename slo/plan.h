@@ -28,6 +28,7 @@ struct slo_plan {
 
 /* What the planner may choose from and the defaults it starts from. */
 struct slo_plan_limits {
+    enum slo_retriever default_retriever;
     int default_k;
     int max_k;
     int deadline_ms;
@@ -38,6 +39,7 @@ struct slo_plan_limits {
 struct slo_request_hints {
     int k;
     int deadline_ms;
+    int retriever; /* enum slo_retriever, or -1 for "planner decides" */
 };
 
 const char *slo_retriever_name(enum slo_retriever r);

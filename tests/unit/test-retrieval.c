@@ -106,8 +106,9 @@ static int teardown(void **state) {
 
 static void put(struct ret_store *s, int64_t cid, const char *id, const char *text) {
     struct ret_doc_in d = {.ext_id = id, .title = id, .text = text, .text_len = strlen(text)};
-    struct ret_put_result r;
-    assert_int_equal(ret_document_put(s, cid, &d, &opts, &r), ERR_OK);
+    struct ret_change c;
+    assert_int_equal(ret_document_put(s, cid, &d, &opts, NULL, &c), ERR_OK);
+    ret_change_done(&c);
 }
 
 static void test_store_put_search_replace(void **state) {
@@ -149,9 +150,23 @@ static void test_store_put_search_replace(void **state) {
 
     /* replacing a document removes its old chunks from search */
     struct ret_doc_in d = {.ext_id = "paris", .title = "Paris", .text = "Lyon is a city on the Rhone.", .text_len = 28};
-    struct ret_put_result r;
-    assert_int_equal(ret_document_put(s, cid, &d, &opts, &r), ERR_OK);
+    struct ret_change r;
+    assert_int_equal(ret_document_put(s, cid, &d, &opts, NULL, &r), ERR_OK);
     assert_true(r.replaced);
+    assert_true(r.nremoved >= 1); /* the old chunks are reported for index upkeep */
+    assert_int_equal(r.nadded, r.nchunks);
+    assert_null(r.added_vecs);    /* no embedder given */
+    ret_change_done(&r);
+    /* deleting: gone from search, and a second delete is not found */
+    struct ret_doc_in tmp = {.ext_id = "tmp", .text = "Transient words here.", .text_len = 21};
+    assert_int_equal(ret_document_put(s, cid, &tmp, &opts, NULL, &r), ERR_OK);
+    ret_change_done(&r);
+    assert_int_equal(ret_document_delete(s, cid, "tmp", &r), ERR_OK);
+    assert_int_equal(r.nremoved, 1);
+    ret_change_done(&r);
+    assert_int_equal(ret_document_delete(s, cid, "tmp", &r), ERR_NOT_FOUND);
+    assert_int_equal(ret_search_lexical(s, cid, "transient", 5, a, &hits, &n), ERR_OK);
+    assert_int_equal(n, 0);
     assert_int_equal(ret_search_lexical(s, cid, "Seine", 5, a, &hits, &n), ERR_OK);
     assert_int_equal(n, 0);
     assert_int_equal(ret_search_lexical(s, cid, "Rhone", 5, a, &hits, &n), ERR_OK);
@@ -219,13 +234,19 @@ static void test_ingest_dir(void **state) {
 
     struct ret_store *s = NULL;
     assert_int_equal(ret_store_open(dbpath, 1, &s), ERR_OK);
+    char idx[160];
+    snprintf(idx, sizeof idx, "%s/index", dir);
+    struct ret_engine_opts eo = {.index_dir = idx, .index_factory = "Flat", .dim = 64, .save_interval_ms = 1000,
+                                 .chunk = opts};
+    struct ret_engine *eng = NULL;
+    assert_int_equal(ret_engine_open(s, &eo, NULL, &eng), ERR_OK);
     int64_t cid;
     assert_int_equal(ret_collection_ensure(s, "default", "ing", &cid), ERR_OK);
     struct seen seen = {0};
-    struct ret_ingest_opts o = {.chunk = opts, .max_document_bytes = 1 << 20, .on_file = on_file, .ud = &seen};
+    struct ret_ingest_opts o = {.max_document_bytes = 1 << 20, .on_file = on_file, .ud = &seen};
     struct ret_ingest_stats st;
     char *paths[] = {sub};
-    assert_int_equal(ret_ingest_paths(s, cid, paths, 1, &o, &st), ERR_OK);
+    assert_int_equal(ret_ingest_paths(eng, cid, paths, 1, &o, &st), ERR_OK);
     assert_int_equal(st.documents, 2);
     assert_int_equal(st.skipped, 4);
     assert_int_equal(seen.stored, 2);
@@ -238,6 +259,7 @@ static void test_ingest_dir(void **state) {
     assert_true(n >= 1);
     assert_string_equal(hits[0].title, "Alpha Guide"); /* title from the first heading */
     arena_free(a);
+    ret_engine_free(eng);
     ret_store_free(s);
 }
 

@@ -1,0 +1,612 @@
+/* engine.c - store + embedder + per-collection FAISS indexes (see engine.h).
+ *
+ * Index files are named c<collection>.g<generation>.faiss.  The generation
+ * is a counter in SQLite bumped by every committed write to the collection,
+ * so at start-up a file whose generation matches SQLite's is exactly the
+ * collection's current content; anything else (missing, stale, corrupt,
+ * wrong dimension or count) is rebuilt from the embeddings stored in SQLite
+ * without re-embedding.  Saving is write-then-rename, done by a background
+ * thread for dirty indexes and once more at shutdown.
+ *
+ * Hybrid search fuses the lexical and dense lists with reciprocal rank
+ * fusion (score = sum of 1/(60 + rank)): rank-based, so BM25's unbounded
+ * scores and cosine similarities need no calibration against each other. */
+#include "engine.h"
+#include "vindex.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RRF_K 60.0
+#define FUSION_DEPTH_MIN 20
+#define FUSION_DEPTH_MAX 200
+
+struct dense_slot {
+    int64_t cid;
+    pthread_rwlock_t lock;   /* readers search; writers add/remove/swap */
+    struct ret_vindex *vi;   /* owned */
+    int64_t generation;      /* SQLite generation the in-memory index reflects */
+    int64_t saved_generation;/* generation of the file on disk, -1 if none */
+    bool dirty;
+};
+
+struct ret_engine {
+    struct ret_store *store;     /* borrowed */
+    struct ret_embedder *emb;    /* owned */
+    char *index_dir, *factory;   /* owned */
+    struct ret_chunk_opts chunk;
+    int save_interval_ms;
+
+    pthread_mutex_t write_mu;    /* serialises store write + index apply */
+    pthread_mutex_t slots_mu;    /* guards the slots array itself */
+    struct dense_slot **slots;
+    size_t nslots, cap;
+
+    pthread_t saver;
+    pthread_mutex_t saver_mu;
+    pthread_cond_t saver_cv;
+    bool stopping, saver_started;
+};
+
+const char *ret_mode_name(enum ret_mode m) {
+    static const char *const n[] = {"lexical", "dense", "hybrid"};
+    return (unsigned)m < 3 ? n[m] : "unknown";
+}
+
+int ret_mode_parse(const char *name) {
+    for (int i = 0; i < 3; i++)
+        if (strcmp(ret_mode_name((enum ret_mode)i), name) == 0)
+            return i;
+    return -1;
+}
+
+struct ret_store *ret_engine_store(struct ret_engine *eng) { return eng->store; }
+int ret_engine_dim(const struct ret_engine *eng) { return eng->emb->dim; }
+
+static void index_path(const struct ret_engine *eng, int64_t cid, int64_t gen, char *out, size_t n) {
+    snprintf(out, n, "%s/c%lld.g%lld.faiss", eng->index_dir, (long long)cid, (long long)gen);
+}
+
+/* Removes c<cid>.g*.faiss files other than keep_gen (-1: all). */
+static void remove_stale_files(const struct ret_engine *eng, int64_t cid, int64_t keep_gen) {
+    DIR *d = opendir(eng->index_dir);
+    if (!d)
+        return;
+    char prefix[48];
+    int pl = snprintf(prefix, sizeof prefix, "c%lld.g", (long long)cid);
+    for (struct dirent *de; (de = readdir(d));) {
+        if (strncmp(de->d_name, prefix, (size_t)pl) != 0)
+            continue;
+        long long g = strtoll(de->d_name + pl, NULL, 10);
+        if (g == keep_gen && strstr(de->d_name, ".faiss") && !strstr(de->d_name, ".tmp"))
+            continue;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", eng->index_dir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+}
+
+static struct dense_slot *slot_find_locked(struct ret_engine *eng, int64_t cid) {
+    for (size_t i = 0; i < eng->nslots; i++)
+        if (eng->slots[i]->cid == cid)
+            return eng->slots[i];
+    return NULL;
+}
+
+static struct dense_slot *slot_find(struct ret_engine *eng, int64_t cid) {
+    pthread_mutex_lock(&eng->slots_mu);
+    struct dense_slot *s = slot_find_locked(eng, cid);
+    pthread_mutex_unlock(&eng->slots_mu);
+    return s;
+}
+
+static enum err slot_insert(struct ret_engine *eng, struct dense_slot *s) {
+    pthread_mutex_lock(&eng->slots_mu);
+    enum err e = ERR_OK;
+    if (eng->nslots == eng->cap) {
+        size_t cap = eng->cap ? eng->cap * 2 : 16;
+        struct dense_slot **v = realloc(eng->slots, cap * sizeof(*v));
+        if (!v)
+            e = ERR_NOMEM;
+        else {
+            eng->slots = v;
+            eng->cap = cap;
+        }
+    }
+    if (!e)
+        eng->slots[eng->nslots++] = s;
+    pthread_mutex_unlock(&eng->slots_mu);
+    return e;
+}
+
+static struct dense_slot *slot_new(int64_t cid) {
+    struct dense_slot *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cid = cid;
+    s->saved_generation = -1;
+    pthread_rwlock_init(&s->lock, NULL);
+    return s;
+}
+
+static void slot_free(struct dense_slot *s) {
+    if (!s)
+        return;
+    ret_vindex_free(s->vi);
+    pthread_rwlock_destroy(&s->lock);
+    free(s);
+}
+
+static enum err add_batch(void *ud, const int64_t *ids, const float *vecs, size_t n) {
+    return ret_vindex_add(ud, n, vecs, ids);
+}
+
+/* Collects all embeddings (for factories that must be trained first). */
+struct collect {
+    int dim;
+    int64_t *ids;
+    float *vecs;
+    size_t n, cap;
+};
+
+static enum err collect_batch(void *ud, const int64_t *ids, const float *vecs, size_t n) {
+    struct collect *c = ud;
+    if (c->n + n > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        while (cap < c->n + n)
+            cap *= 2;
+        int64_t *ni = realloc(c->ids, cap * sizeof(*ni));
+        if (!ni)
+            return ERR_NOMEM;
+        c->ids = ni;
+        float *nv = realloc(c->vecs, cap * (size_t)c->dim * sizeof(float));
+        if (!nv)
+            return ERR_NOMEM;
+        c->vecs = nv;
+        c->cap = cap;
+    }
+    memcpy(c->ids + c->n, ids, n * sizeof(*ids));
+    memcpy(c->vecs + c->n * (size_t)c->dim, vecs, n * (size_t)c->dim * sizeof(float));
+    c->n += n;
+    return ERR_OK;
+}
+
+/* Builds a fresh index for cid from SQLite. */
+static enum err build_from_store(struct ret_engine *eng, int64_t cid, struct ret_vindex **ret_vi) {
+    struct ret_vindex *vi = NULL;
+    enum err e = ret_vindex_new(eng->emb->dim, eng->factory, &vi);
+    if (e)
+        return e;
+    if (ret_vindex_is_trained(vi)) {
+        e = ret_store_embeddings(eng->store, cid, eng->emb->dim, add_batch, vi, NULL);
+    } else {
+        struct collect c = {.dim = eng->emb->dim};
+        e = ret_store_embeddings(eng->store, cid, eng->emb->dim, collect_batch, &c, NULL);
+        if (!e && c.n > 0) {
+            e = ret_vindex_train(vi, c.n, c.vecs);
+            if (!e)
+                e = ret_vindex_add(vi, c.n, c.vecs, c.ids);
+        }
+        free(c.ids);
+        free(c.vecs);
+    }
+    if (e) {
+        ret_vindex_free(vi);
+        return e;
+    }
+    *ret_vi = vi;
+    return ERR_OK;
+}
+
+static enum err slot_save(struct ret_engine *eng, struct dense_slot *s) {
+    pthread_rwlock_rdlock(&s->lock);
+    enum err e = ERR_OK;
+    int64_t gen = s->generation;
+    if (s->dirty && s->vi) {
+        char path[4096];
+        index_path(eng, s->cid, gen, path, sizeof path);
+        e = ret_vindex_save(s->vi, path);
+        if (!e) {
+            s->saved_generation = gen;
+            s->dirty = false;
+        }
+    }
+    pthread_rwlock_unlock(&s->lock);
+    if (!e)
+        remove_stale_files(eng, s->cid, s->saved_generation);
+    return e;
+}
+
+/* Loads the index file for cid if it matches SQLite; otherwise rebuilds. */
+static enum err slot_open(struct ret_engine *eng, int64_t cid, bool *ret_rebuilt) {
+    int64_t gen = 0, count = 0;
+    enum err e = ret_collection_generation(eng->store, cid, &gen);
+    if (!e)
+        e = ret_collection_chunk_count(eng->store, cid, &count);
+    if (e)
+        return e;
+    struct dense_slot *s = slot_new(cid);
+    if (!s)
+        return ERR_NOMEM;
+    char path[4096];
+    index_path(eng, cid, gen, path, sizeof path);
+    struct ret_vindex *vi = NULL;
+    if (ret_vindex_load(path, &vi) == ERR_OK && ret_vindex_dim(vi) == eng->emb->dim && ret_vindex_count(vi) == count) {
+        s->vi = vi;
+        s->saved_generation = gen;
+        *ret_rebuilt = false;
+    } else {
+        ret_vindex_free(vi);
+        e = build_from_store(eng, cid, &s->vi);
+        s->dirty = true;
+        *ret_rebuilt = true;
+    }
+    s->generation = gen;
+    if (!e && s->dirty)
+        e = slot_save(eng, s);
+    if (!e)
+        e = slot_insert(eng, s);
+    if (e) {
+        slot_free(s);
+        return e;
+    }
+    remove_stale_files(eng, cid, s->saved_generation);
+    return ERR_OK;
+}
+
+enum err ret_engine_flush(struct ret_engine *eng) {
+    enum err first = ERR_OK;
+    pthread_mutex_lock(&eng->slots_mu);
+    size_t n = eng->nslots;
+    struct dense_slot **copy = malloc((n ? n : 1) * sizeof(*copy));
+    if (copy && n)
+        memcpy(copy, eng->slots, n * sizeof(*copy));
+    pthread_mutex_unlock(&eng->slots_mu);
+    if (!copy)
+        return ERR_NOMEM;
+    /* Writers are held off so a slot is never freed (collection drop) while
+     * it is being saved. */
+    pthread_mutex_lock(&eng->write_mu);
+    for (size_t i = 0; i < n; i++) {
+        enum err e = slot_save(eng, copy[i]);
+        if (e && !first)
+            first = e;
+    }
+    pthread_mutex_unlock(&eng->write_mu);
+    free(copy);
+    return first;
+}
+
+static void *saver_main(void *arg) {
+    struct ret_engine *eng = arg;
+    pthread_mutex_lock(&eng->saver_mu);
+    while (!eng->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += eng->save_interval_ms / 1000;
+        ts.tv_nsec += (long)(eng->save_interval_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&eng->saver_cv, &eng->saver_mu, &ts);
+        if (eng->stopping)
+            break;
+        pthread_mutex_unlock(&eng->saver_mu);
+        ret_engine_flush(eng); /* a failed save stays dirty and is retried */
+        pthread_mutex_lock(&eng->saver_mu);
+    }
+    pthread_mutex_unlock(&eng->saver_mu);
+    return NULL;
+}
+
+enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *opts,
+                         struct ret_startup_report *ret_report, struct ret_engine **ret_eng) {
+    if (mkdir(opts->index_dir, 0750) != 0 && errno != EEXIST)
+        return ERR_IO;
+    struct ret_engine *eng = calloc(1, sizeof(*eng));
+    if (!eng)
+        return ERR_NOMEM;
+    eng->store = store;
+    eng->chunk = opts->chunk;
+    eng->save_interval_ms = opts->save_interval_ms > 0 ? opts->save_interval_ms : 2000;
+    pthread_mutex_init(&eng->write_mu, NULL);
+    pthread_mutex_init(&eng->slots_mu, NULL);
+    pthread_mutex_init(&eng->saver_mu, NULL);
+    pthread_cond_init(&eng->saver_cv, NULL);
+    eng->index_dir = strdup(opts->index_dir);
+    eng->factory = strdup(opts->index_factory ? opts->index_factory : "Flat");
+    enum err e = eng->index_dir && eng->factory ? ERR_OK : ERR_NOMEM;
+    if (!e)
+        e = ret_embedder_builtin_new(opts->dim, &eng->emb);
+    struct ret_startup_report rep = {0};
+    int64_t *ids = NULL;
+    size_t n = 0;
+    if (!e)
+        e = ret_collection_ids(store, &ids, &n);
+    for (size_t i = 0; !e && i < n; i++) {
+        bool rebuilt = false;
+        e = slot_open(eng, ids[i], &rebuilt);
+        rep.collections++;
+        rep.rebuilt += rebuilt;
+        rep.loaded += !rebuilt;
+    }
+    free(ids);
+    if (!e) {
+        if (pthread_create(&eng->saver, NULL, saver_main, eng) != 0)
+            e = ERR_INTERNAL;
+        else
+            eng->saver_started = true;
+    }
+    if (e) {
+        ret_engine_free(eng);
+        return e;
+    }
+    rep.vectors = ret_engine_vectors(eng);
+    if (ret_report)
+        *ret_report = rep;
+    *ret_eng = eng;
+    return ERR_OK;
+}
+
+struct ret_engine *ret_engine_free(struct ret_engine *eng) {
+    if (!eng)
+        return NULL;
+    if (eng->saver_started) {
+        pthread_mutex_lock(&eng->saver_mu);
+        eng->stopping = true;
+        pthread_cond_signal(&eng->saver_cv);
+        pthread_mutex_unlock(&eng->saver_mu);
+        pthread_join(eng->saver, NULL);
+        ret_engine_flush(eng);
+    }
+    for (size_t i = 0; i < eng->nslots; i++)
+        slot_free(eng->slots[i]);
+    free(eng->slots);
+    ret_embedder_free(eng->emb);
+    free(eng->index_dir);
+    free(eng->factory);
+    pthread_mutex_destroy(&eng->write_mu);
+    pthread_mutex_destroy(&eng->slots_mu);
+    pthread_mutex_destroy(&eng->saver_mu);
+    pthread_cond_destroy(&eng->saver_cv);
+    free(eng);
+    return NULL;
+}
+
+int64_t ret_engine_vectors(struct ret_engine *eng) {
+    int64_t total = 0;
+    pthread_mutex_lock(&eng->slots_mu);
+    for (size_t i = 0; i < eng->nslots; i++) {
+        pthread_rwlock_rdlock(&eng->slots[i]->lock);
+        if (eng->slots[i]->vi)
+            total += ret_vindex_count(eng->slots[i]->vi);
+        pthread_rwlock_unlock(&eng->slots[i]->lock);
+    }
+    pthread_mutex_unlock(&eng->slots_mu);
+    return total;
+}
+
+/* Applies a committed change to cid's index (caller holds write_mu).  If
+ * FAISS refuses, the index is rebuilt from SQLite, which already holds the
+ * truth. */
+static enum err apply_change(struct ret_engine *eng, int64_t cid, const struct ret_change *c) {
+    struct dense_slot *s = slot_find(eng, cid);
+    if (!s) {
+        s = slot_new(cid);
+        if (!s)
+            return ERR_NOMEM;
+        enum err e = ret_vindex_new(eng->emb->dim, eng->factory, &s->vi);
+        if (!e)
+            e = slot_insert(eng, s);
+        if (e) {
+            slot_free(s);
+            return e;
+        }
+    }
+    pthread_rwlock_wrlock(&s->lock);
+    enum err e = ERR_OK;
+    if (c->nremoved)
+        e = ret_vindex_remove(s->vi, c->nremoved, c->removed_ids, NULL);
+    if (!e && c->nadded && c->added_vecs)
+        e = ret_vindex_is_trained(s->vi) ? ret_vindex_add(s->vi, c->nadded, c->added_vecs, c->added_ids) : ERR_INDEX;
+    pthread_rwlock_unlock(&s->lock);
+    if (e) {
+        struct ret_vindex *fresh = NULL;
+        e = build_from_store(eng, cid, &fresh);
+        if (e)
+            return e;
+        pthread_rwlock_wrlock(&s->lock);
+        struct ret_vindex *old = s->vi;
+        s->vi = fresh;
+        pthread_rwlock_unlock(&s->lock);
+        ret_vindex_free(old);
+    }
+    pthread_rwlock_wrlock(&s->lock);
+    s->generation = c->generation;
+    s->dirty = true;
+    pthread_rwlock_unlock(&s->lock);
+    return ERR_OK;
+}
+
+enum err ret_engine_put(struct ret_engine *eng, int64_t collection_id, const struct ret_doc_in *doc,
+                        struct ret_change *ret_change) {
+    struct ret_change c;
+    pthread_mutex_lock(&eng->write_mu);
+    enum err e = ret_document_put(eng->store, collection_id, doc, &eng->chunk, eng->emb, &c);
+    if (!e)
+        e = apply_change(eng, collection_id, &c);
+    pthread_mutex_unlock(&eng->write_mu);
+    if (e)
+        return e;
+    if (ret_change)
+        *ret_change = c;
+    else
+        ret_change_done(&c);
+    return ERR_OK;
+}
+
+enum err ret_engine_delete(struct ret_engine *eng, int64_t collection_id, const char *ext_id) {
+    struct ret_change c;
+    pthread_mutex_lock(&eng->write_mu);
+    enum err e = ret_document_delete(eng->store, collection_id, ext_id, &c);
+    if (!e) {
+        e = apply_change(eng, collection_id, &c);
+        ret_change_done(&c);
+    }
+    pthread_mutex_unlock(&eng->write_mu);
+    return e;
+}
+
+enum err ret_engine_drop_collection(struct ret_engine *eng, const char *tenant, const char *name) {
+    int64_t cid = -1;
+    pthread_mutex_lock(&eng->write_mu);
+    enum err e = ret_collection_delete(eng->store, tenant, name, &cid);
+    if (!e) {
+        /* The slot stays in the array, retired (cid -1), until the engine is
+         * freed: a search that found it a moment ago may still lock it. */
+        pthread_mutex_lock(&eng->slots_mu);
+        struct dense_slot *gone = slot_find_locked(eng, cid);
+        if (gone)
+            gone->cid = -1;
+        pthread_mutex_unlock(&eng->slots_mu);
+        if (gone) {
+            pthread_rwlock_wrlock(&gone->lock);
+            gone->vi = ret_vindex_free(gone->vi);
+            gone->dirty = false;
+            pthread_rwlock_unlock(&gone->lock);
+        }
+        remove_stale_files(eng, cid, -1);
+    }
+    pthread_mutex_unlock(&eng->write_mu);
+    return e;
+}
+
+/* ---- search ---- */
+
+static enum err dense_search(struct ret_engine *eng, int64_t cid, const char *query, int depth, struct arena *a,
+                             struct ret_hit **ret_hits, size_t *ret_n) {
+    *ret_hits = NULL;
+    *ret_n = 0;
+    struct dense_slot *s = slot_find(eng, cid);
+    if (!s)
+        return ERR_OK;
+    int dim = eng->emb->dim;
+    float *q = arena_alloc(a, (size_t)dim * sizeof(float));
+    float *scores = arena_alloc(a, (size_t)depth * sizeof(float));
+    int64_t *ids = arena_alloc(a, (size_t)depth * sizeof(int64_t));
+    struct ret_hit *hits = arena_calloc(a, (size_t)depth, sizeof(*hits));
+    if (!q || !scores || !ids || !hits)
+        return ERR_NOMEM;
+    size_t qlen = strlen(query);
+    enum err e = ret_embed(eng->emb, &query, &qlen, 1, q);
+    if (e)
+        return e;
+    pthread_rwlock_rdlock(&s->lock);
+    int64_t count = s->vi ? ret_vindex_count(s->vi) : 0;
+    if (count > 0)
+        e = ret_vindex_search(s->vi, 1, q, depth, scores, ids);
+    pthread_rwlock_unlock(&s->lock);
+    if (e || count == 0)
+        return e;
+    size_t n = 0;
+    for (int i = 0; i < depth; i++) {
+        if (ids[i] < 0)
+            break;
+        hits[n].chunk_id = ids[i];
+        hits[n].score = scores[i];
+        n++;
+    }
+    e = ret_store_fill_hits(eng->store, cid, hits, n, a);
+    if (e)
+        return e;
+    /* drop chunks deleted between the index search and the fill */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (hits[i].chunk_id >= 0)
+            hits[kept++] = hits[i];
+    *ret_hits = hits;
+    *ret_n = kept;
+    return ERR_OK;
+}
+
+static int cmp_fused(const void *x, const void *y) {
+    const struct ret_scored *a = x, *b = y;
+    if (a->fused_score != b->fused_score)
+        return a->fused_score < b->fused_score ? 1 : -1;
+    return a->hit.chunk_id < b->hit.chunk_id ? -1 : a->hit.chunk_id > b->hit.chunk_id;
+}
+
+enum err ret_engine_search(struct ret_engine *eng, int64_t collection_id, const char *query, int k, enum ret_mode mode,
+                           struct arena *a, struct ret_scored **ret_res, size_t *ret_n, struct ret_signals *ret_sig) {
+    if (k < 1)
+        return ERR_INVALID_FIELD;
+    int depth = mode == RET_MODE_HYBRID ? 2 * k : k;
+    if (mode == RET_MODE_HYBRID && depth < FUSION_DEPTH_MIN)
+        depth = FUSION_DEPTH_MIN;
+    if (depth > FUSION_DEPTH_MAX && depth > k)
+        depth = k > FUSION_DEPTH_MAX ? k : FUSION_DEPTH_MAX;
+    struct ret_hit *lex = NULL, *den = NULL;
+    size_t nlex = 0, nden = 0;
+    enum err e = ERR_OK;
+    if (mode != RET_MODE_DENSE)
+        e = ret_search_lexical(eng->store, collection_id, query, depth, a, &lex, &nlex);
+    if (!e && mode != RET_MODE_LEXICAL)
+        e = dense_search(eng, collection_id, query, depth, a, &den, &nden);
+    if (e)
+        return e;
+
+    struct ret_scored *all = arena_calloc(a, nlex + nden + 1, sizeof(*all));
+    if (!all)
+        return ERR_NOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < nlex; i++) {
+        all[n] = (struct ret_scored){.hit = lex[i], .lexical_score = lex[i].score, .lexical_rank = (int)i + 1};
+        all[n].fused_score = mode == RET_MODE_HYBRID ? 1.0 / (RRF_K + (double)(i + 1)) : lex[i].score;
+        n++;
+    }
+    for (size_t i = 0; i < nden; i++) {
+        struct ret_scored *m = NULL;
+        for (size_t j = 0; j < nlex; j++)
+            if (all[j].hit.chunk_id == den[i].chunk_id)
+                m = &all[j];
+        if (!m) {
+            m = &all[n++];
+            *m = (struct ret_scored){.hit = den[i]};
+        }
+        m->dense_score = den[i].score;
+        m->dense_rank = (int)i + 1;
+        m->fused_score += mode == RET_MODE_HYBRID ? 1.0 / (RRF_K + (double)(i + 1)) : den[i].score;
+    }
+    qsort(all, n, sizeof(*all), cmp_fused);
+
+    struct ret_signals sig = {.candidates = n, .lexical_hits = nlex, .dense_hits = nden};
+    if (mode == RET_MODE_HYBRID) {
+        size_t both = 0, lk = nlex < (size_t)k ? nlex : (size_t)k, dk = nden < (size_t)k ? nden : (size_t)k;
+        for (size_t i = 0; i < lk; i++)
+            for (size_t j = 0; j < dk; j++)
+                both += lex[i].chunk_id == den[j].chunk_id;
+        sig.overlap = (double)both / (double)k;
+    }
+    if (n > (size_t)k)
+        n = (size_t)k;
+    for (size_t i = 0; i < n; i++)
+        all[i].hit.score = all[i].fused_score;
+    if (n > 0)
+        sig.top_score = all[0].fused_score;
+    if (n > 1)
+        sig.score_margin = all[0].fused_score - all[1].fused_score;
+    *ret_res = all;
+    *ret_n = n;
+    if (ret_sig)
+        *ret_sig = sig;
+    return ERR_OK;
+}

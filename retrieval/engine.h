@@ -1,0 +1,80 @@
+/* engine.h - a tenant's collections as one searchable whole: the SQLite
+ * store (truth), the embedder, and one FAISS index per collection (derived).
+ *
+ * Writes go through the engine so the store and the vector index change
+ * together: the store commits, then the index applies the same change under
+ * its write lock, serialised by one engine mutex so two writers can never
+ * apply out of commit order. */
+#ifndef SLORAG_ENGINE_H
+#define SLORAG_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "embed.h"
+#include "err.h"
+#include "store.h"
+
+struct ret_engine;
+
+enum ret_mode { RET_MODE_LEXICAL, RET_MODE_DENSE, RET_MODE_HYBRID };
+
+struct ret_engine_opts {
+    const char *index_dir;      /* where c<id>.g<gen>.faiss files live */
+    const char *index_factory;  /* FAISS factory string, e.g. "Flat" */
+    int dim;                    /* built-in embedder dimension */
+    int save_interval_ms;       /* how often dirty indexes are written */
+    struct ret_chunk_opts chunk;
+};
+
+/* Per-hit detail from each retriever; rank 0 = not returned by it. */
+struct ret_scored {
+    struct ret_hit hit;
+    double lexical_score, dense_score, fused_score;
+    int lexical_rank, dense_rank;
+};
+
+/* The signals the planner and stage gates read. */
+struct ret_signals {
+    double top_score;    /* of the final list */
+    double score_margin; /* top - second */
+    double overlap;      /* |dense top-k ∩ lexical top-k| / k */
+    size_t candidates;   /* distinct chunks seen by any retriever */
+    size_t lexical_hits, dense_hits;
+};
+
+struct ret_startup_report {
+    size_t collections, loaded, rebuilt;
+    int64_t vectors;
+};
+
+/* Opens the engine over an open store: loads each collection's index file
+ * when its generation matches SQLite's, else rebuilds it from the stored
+ * embeddings.  Takes ownership of nothing. */
+enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *opts,
+                         struct ret_startup_report *ret_report, struct ret_engine **ret_eng);
+/* Saves dirty indexes, stops the saver thread.  NULL-safe. */
+struct ret_engine *ret_engine_free(struct ret_engine *eng);
+
+struct ret_store *ret_engine_store(struct ret_engine *eng);
+int ret_engine_dim(const struct ret_engine *eng);
+
+enum err ret_engine_put(struct ret_engine *eng, int64_t collection_id, const struct ret_doc_in *doc,
+                        struct ret_change *ret_change);
+enum err ret_engine_delete(struct ret_engine *eng, int64_t collection_id, const char *ext_id);
+enum err ret_engine_drop_collection(struct ret_engine *eng, const char *tenant, const char *name);
+
+/* Searches one collection in the given mode; results in a, best first. */
+enum err ret_engine_search(struct ret_engine *eng, int64_t collection_id, const char *query, int k, enum ret_mode mode,
+                           struct arena *a, struct ret_scored **ret_res, size_t *ret_n, struct ret_signals *ret_sig);
+
+/* Writes every dirty index now (also done periodically and on free). */
+enum err ret_engine_flush(struct ret_engine *eng);
+int64_t ret_engine_vectors(struct ret_engine *eng);
+
+const char *ret_mode_name(enum ret_mode m);
+int ret_mode_parse(const char *name); /* -1 when unknown */
+
+#endif

@@ -1,0 +1,193 @@
+/* Unit tests for retrieval/engine: built-in embedder, dense and hybrid
+ * search, index persistence by generation, rebuild of missing or corrupt
+ * index files, deletes and collection drops keeping FAISS and SQLite agreed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "embed.h"
+#include "engine.h"
+
+static char dir[64], dbpath[128], idxdir[128];
+static const struct ret_chunk_opts chunk = {.max_tokens = 40, .overlap_tokens = 5};
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/slorag-eng-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(dbpath, sizeof dbpath, "%s/slorag.db", dir);
+    snprintf(idxdir, sizeof idxdir, "%s/index", dir);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static double dot(const float *a, const float *b, int d) {
+    double s = 0;
+    for (int i = 0; i < d; i++)
+        s += (double)a[i] * b[i];
+    return s;
+}
+
+static void test_builtin_embedder(void **state) {
+    (void)state;
+    struct ret_embedder *e = NULL;
+    assert_int_equal(ret_embedder_builtin_new(256, &e), ERR_OK);
+    const char *t[] = {"configuring the harbour ferries", "ferry configuration in the harbour",
+                       "tuna sardines mackerel fish"};
+    size_t l[] = {strlen(t[0]), strlen(t[1]), strlen(t[2])};
+    float v[3 * 256];
+    assert_int_equal(ret_embed(e, t, l, 3, v), ERR_OK);
+    assert_true(fabs(dot(v, v, 256) - 1.0) < 1e-5);               /* unit norm */
+    assert_true(dot(v, v + 256, 256) > 0.5);                      /* morphological variants are close */
+    assert_true(dot(v, v + 256, 256) > dot(v, v + 512, 256) + 0.3); /* unrelated text is far */
+    float again[256];
+    assert_int_equal(ret_embed(e, t, l, 1, again), ERR_OK);
+    assert_memory_equal(v, again, sizeof again); /* deterministic */
+    ret_embedder_free(e);
+    assert_int_equal(ret_embedder_builtin_new(8, &e), ERR_INVALID_FIELD);
+}
+
+static struct ret_engine *open_engine(struct ret_store **ret_store, struct ret_startup_report *rep) {
+    struct ret_store *s = NULL;
+    assert_int_equal(ret_store_open(dbpath, 2, &s), ERR_OK);
+    struct ret_engine_opts o = {.index_dir = idxdir, .index_factory = "Flat", .dim = 128, .save_interval_ms = 50,
+                                .chunk = chunk};
+    struct ret_engine *eng = NULL;
+    assert_int_equal(ret_engine_open(s, &o, rep, &eng), ERR_OK);
+    *ret_store = s;
+    return eng;
+}
+
+static void put(struct ret_engine *eng, int64_t cid, const char *id, const char *text) {
+    struct ret_doc_in d = {.ext_id = id, .title = id, .text = text, .text_len = strlen(text)};
+    assert_int_equal(ret_engine_put(eng, cid, &d, NULL), ERR_OK);
+}
+
+static const char *top_doc(struct ret_engine *eng, int64_t cid, const char *q, enum ret_mode mode, struct arena *a,
+                           struct ret_signals *sig) {
+    struct ret_scored *res;
+    size_t n;
+    assert_int_equal(ret_engine_search(eng, cid, q, 3, mode, a, &res, &n, sig), ERR_OK);
+    return n ? res[0].hit.document_id : NULL;
+}
+
+static int count_files(void) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -c '\\.faiss$' > '%s/count'", idxdir, dir);
+    if (system(cmd) < 0)
+        return -1;
+    char p[160];
+    snprintf(p, sizeof p, "%s/count", dir);
+    FILE *f = fopen(p, "r");
+    int n = -1;
+    if (f) {
+        if (fscanf(f, "%d", &n) != 1)
+            n = -1;
+        fclose(f);
+    }
+    return n;
+}
+
+static void test_dense_hybrid_and_persistence(void **state) {
+    (void)state;
+    struct ret_store *s;
+    struct ret_startup_report rep;
+    struct ret_engine *eng = open_engine(&s, &rep);
+    assert_int_equal(rep.collections, 0);
+    int64_t cid;
+    assert_int_equal(ret_collection_ensure(s, "default", "kb", &cid), ERR_OK);
+    put(eng, cid, "ferry", "Ferries to the island leave every two hours from pier four.");
+    put(eng, cid, "light", "The lighthouse beam reaches thirty kilometres out to sea.");
+    put(eng, cid, "fish", "Sardines and mackerel are sold at the market on Tuesdays.");
+    assert_int_equal(ret_engine_vectors(eng), 3);
+
+    struct arena *a = arena_new(0);
+    struct ret_signals sig;
+    /* dense finds "ferry" from a variant spelling BM25 cannot match */
+    assert_string_equal(top_doc(eng, cid, "ferrie islands", RET_MODE_DENSE, a, &sig), "ferry");
+    assert_int_equal(sig.lexical_hits, 0);
+    assert_true(sig.dense_hits >= 1);
+    assert_string_equal(top_doc(eng, cid, "lighthouse beam", RET_MODE_HYBRID, a, &sig), "light");
+    assert_true(sig.lexical_hits >= 1 && sig.dense_hits >= 1);
+    assert_true(sig.overlap > 0);
+    assert_true(sig.top_score > 0);
+    assert_string_equal(top_doc(eng, cid, "mackerel market", RET_MODE_LEXICAL, a, &sig), "fish");
+
+    /* deletes reach the dense index too */
+    assert_int_equal(ret_engine_delete(eng, cid, "light"), ERR_OK);
+    assert_int_equal(ret_engine_vectors(eng), 2);
+    const char *top = top_doc(eng, cid, "lighthouse beam", RET_MODE_DENSE, a, &sig);
+    assert_true(top == NULL || strcmp(top, "light") != 0);
+    assert_int_equal(ret_engine_delete(eng, cid, "light"), ERR_NOT_FOUND);
+    ret_engine_free(eng); /* saves */
+    ret_store_free(s);
+    assert_int_equal(count_files(), 1);
+
+    /* restart: the saved index matches SQLite's generation and is loaded */
+    eng = open_engine(&s, &rep);
+    assert_int_equal(rep.collections, 1);
+    assert_int_equal(rep.loaded, 1);
+    assert_int_equal(rep.rebuilt, 0);
+    assert_int_equal(rep.vectors, 2);
+    assert_string_equal(top_doc(eng, cid, "ferrie islands", RET_MODE_DENSE, a, &sig), "ferry");
+    ret_engine_free(eng);
+    ret_store_free(s);
+
+    /* corrupt the file: rebuilt from SQLite at start-up, same answers */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "for f in '%s'/*.faiss; do printf garbage > \"$f\"; done", idxdir);
+    assert_int_equal(system(cmd), 0);
+    eng = open_engine(&s, &rep);
+    assert_int_equal(rep.rebuilt, 1);
+    assert_int_equal(rep.vectors, 2);
+    assert_string_equal(top_doc(eng, cid, "ferrie islands", RET_MODE_DENSE, a, &sig), "ferry");
+    ret_engine_free(eng);
+    ret_store_free(s);
+
+    /* delete the file: rebuilt as well */
+    snprintf(cmd, sizeof cmd, "rm -f '%s'/*.faiss", idxdir);
+    assert_int_equal(system(cmd), 0);
+    eng = open_engine(&s, &rep);
+    assert_int_equal(rep.rebuilt, 1);
+    assert_int_equal(count_files(), 1); /* and written back */
+
+    /* a write after start-up bumps the generation; a stale file is never loaded */
+    put(eng, cid, "new", "A brand new document about tides.");
+    int64_t gen;
+    assert_int_equal(ret_collection_generation(s, cid, &gen), ERR_OK);
+    usleep(300 * 1000); /* the saver (every 50 ms) writes the new generation */
+    char want[256];
+    snprintf(want, sizeof want, "%s/c%lld.g%lld.faiss", idxdir, (long long)cid, (long long)gen);
+    assert_int_equal(access(want, F_OK), 0);
+    assert_int_equal(count_files(), 1); /* the old generation's file is gone */
+
+    /* dropping the collection removes its files and its vectors */
+    assert_int_equal(ret_engine_drop_collection(eng, "default", "kb"), ERR_OK);
+    assert_int_equal(ret_engine_vectors(eng), 0);
+    assert_int_equal(count_files(), 0);
+    assert_int_equal(ret_engine_drop_collection(eng, "default", "kb"), ERR_NOT_FOUND);
+    arena_free(a);
+    ret_engine_free(eng);
+    ret_store_free(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_builtin_embedder),
+        cmocka_unit_test_setup_teardown(test_dense_hybrid_and_persistence, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}
