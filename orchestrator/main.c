@@ -4,6 +4,7 @@
  * synchronously with sigwait() in main, so shutdown and reload run as plain
  * code rather than in a signal handler. */
 #include "config.h"
+#include "eval_retrieval.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
@@ -24,11 +25,14 @@
 static const char usage_text[] =
     "usage: slorag serve  [--config FILE] [--listen ADDR:PORT] [--data DIR] [--log-level LEVEL]\n"
     "       slorag ingest [--config FILE] [--data DIR] [--collection NAME] PATH...\n"
+    "       slorag eval-retrieval --dataset FILE [--json] [--config FILE]\n"
     "       slorag --help | --version\n"
     "\n"
     "serve    answer questions over HTTP (default 127.0.0.1:8080)\n"
     "ingest   store .md/.markdown/.txt files (directories recursively) in a collection\n"
     "         (default collection: \"default\"); re-ingesting a path replaces it\n"
+    "eval-retrieval  recall@1/5/10 and MRR of lexical, dense and hybrid retrieval on a\n"
+    "         SQuAD-format file, in a scratch store (your data is not touched)\n"
     "\n"
     "Settings come from the JSON config file, then SLORAG_LISTEN, SLORAG_DATA_DIR,\n"
     "SLORAG_LOG_LEVEL and SLORAG_WORKERS, then flags.  See docs/configuration.md.\n";
@@ -37,6 +41,8 @@ struct cli {
     const char *config_path;
     struct cfg_overrides ov;
     const char *collection;
+    const char *dataset;
+    bool json;
 };
 
 static int parse_flags(int argc, char **argv, struct cli *cli) {
@@ -44,6 +50,7 @@ static int parse_flags(int argc, char **argv, struct cli *cli) {
         {"config", required_argument, NULL, 'c'},   {"listen", required_argument, NULL, 'l'},
         {"data", required_argument, NULL, 'd'},     {"log-level", required_argument, NULL, 'v'},
         {"collection", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
+        {"dataset", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
         {NULL, 0, NULL, 0},
     };
     optind = 1;
@@ -54,6 +61,8 @@ static int parse_flags(int argc, char **argv, struct cli *cli) {
         case 'd': cli->ov.data_dir = optarg; break;
         case 'v': cli->ov.log_level = optarg; break;
         case 'n': cli->collection = optarg; break;
+        case 's': cli->dataset = optarg; break;
+        case 'j': cli->json = true; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         default: fputs(usage_text, stderr); return -1;
         }
@@ -298,6 +307,18 @@ int main(int argc, char **argv) {
             return 2;
         }
         return cmd_serve(&cli);
+    }
+    if (strcmp(cmd, "eval-retrieval") == 0) {
+        if (!cli.dataset) {
+            fputs("slorag eval-retrieval: --dataset FILE is required\n", stderr);
+            return 2;
+        }
+        struct cfg *c = load_config(&cli);
+        if (!c)
+            return 2;
+        int rc = eval_retrieval_run(c, cli.dataset, cli.json);
+        cfg_unref(c);
+        return rc;
     }
     if (strcmp(cmd, "ingest") == 0)
         return cmd_ingest(&cli, argc - 1 - optind, argv + 1 + optind);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -307,6 +308,44 @@ static void test_concurrent_queries(void **state) {
     assert_int_equal(ok, N);
 }
 
+/* eval-retrieval on the shipped mini SQuAD set: exact structure, and
+ * figures that this small, easy set must reach. */
+static void test_eval_retrieval(void **state) {
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' eval-retrieval --json --dataset '%s/../squad-mini.json'", getenv("SLORAG_BIN"),
+             getenv("SLORAG_TEST_DOCS"));
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[4096];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    json_error_t e;
+    json_t *j = json_loads(out, 0, &e);
+    if (!j)
+        fail_msg("not JSON: %s", out);
+    assert_int_equal(json_integer_value(json_object_get(j, "paragraphs")), 10);
+    assert_int_equal(json_integer_value(json_object_get(j, "questions")), 29);
+    assert_int_equal(json_integer_value(json_object_get(j, "unanswerable_skipped")), 1);
+    static const char *const modes[] = {"lexical", "dense", "hybrid"};
+    for (int m = 0; m < 3; m++) {
+        json_t *s = json_object_get(json_object_get(j, "modes"), modes[m]);
+        double r1 = json_real_value(json_object_get(s, "recall@1"));
+        double r10 = json_real_value(json_object_get(s, "recall@10"));
+        double mrr = json_real_value(json_object_get(s, "mrr"));
+        assert_true(r1 <= r10 && r10 <= 1.0);
+        assert_true(mrr >= r1 && mrr <= r10);
+        assert_true(r10 >= 0.9);
+    }
+    json_decref(j);
+    /* a file that is not SQuAD gets a clear error and exit status 2 */
+    snprintf(cmd, sizeof cmd, "'%s' eval-retrieval --dataset '%s/guide.md' 2>/dev/null", getenv("SLORAG_BIN"),
+             getenv("SLORAG_TEST_DOCS"));
+    int st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+}
+
 /* SIGTERM while a request is in flight (its body half sent): the daemon
  * stops accepting, finishes that request with a real answer, exits 0. */
 static void test_sigterm_drains_in_flight(void **state) {
@@ -360,6 +399,7 @@ int main(void) {
         cmocka_unit_test(test_chunked_oversize),
         cmocka_unit_test(test_routes_and_media),
         cmocka_unit_test(test_concurrent_queries),
+        cmocka_unit_test(test_eval_retrieval),
         cmocka_unit_test(test_sigterm_drains_in_flight), /* last: stops the daemon */
     };
     int rc = cmocka_run_group_tests_name("http", tests, start, stop);

@@ -1,0 +1,184 @@
+/* eval_retrieval.c - `slorag eval-retrieval`: retrieval quality on a
+ * SQuAD-format dataset.
+ *
+ * Every paragraph becomes one document (id "a<article>.p<paragraph>") in a
+ * scratch collection inside a temporary data directory, so a user's own
+ * store is never touched.  Each answerable question is then searched in
+ * every mode, and the rank of the first chunk from the gold paragraph gives
+ * recall@1/5/10 and the mean reciprocal rank (over the top 10). */
+#include "eval_retrieval.h"
+#include "engine.h"
+#include "log.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EVAL_K 10
+
+struct mode_score {
+    size_t at1, at5, at10;
+    double rr;
+    double ms;
+};
+
+static void progress(bool tty, const char *what, size_t done, size_t total) {
+    if (tty && (done % 25 == 0 || done == total))
+        fprintf(stderr, "\r\033[K%s %zu/%zu", what, done, total);
+}
+
+int eval_retrieval_run(const struct cfg *c, const char *dataset, bool json_out) {
+    json_error_t jerr;
+    json_t *root = json_load_file(dataset, 0, &jerr);
+    if (!root) {
+        fprintf(stderr, "slorag eval-retrieval: %s:%d:%d: %s\n", dataset, jerr.line, jerr.column, jerr.text);
+        return 2;
+    }
+    json_t *articles = json_object_get(root, "data");
+    if (!json_is_array(articles)) {
+        fprintf(stderr, "slorag eval-retrieval: %s: expected a SQuAD file with a top-level \"data\" array\n", dataset);
+        json_decref(root);
+        return 2;
+    }
+    char dir[] = "/tmp/slorag-eval-XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("slorag eval-retrieval: mkdtemp");
+        json_decref(root);
+        return 1;
+    }
+    char path[256], idx[256];
+    snprintf(path, sizeof path, "%s/slorag.db", dir);
+    snprintf(idx, sizeof idx, "%s/index", dir);
+    struct ret_store *store = NULL;
+    struct ret_engine *eng = NULL;
+    struct ret_engine_opts o = {
+        .index_dir = idx,
+        .index_factory = c->retrieval.index_factory,
+        .dim = c->retrieval.embedding_dim,
+        .save_interval_ms = 60000,
+        .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens},
+    };
+    int64_t cid = 0;
+    enum err e = ret_store_open(path, 1, &store);
+    if (!e)
+        e = ret_engine_open(store, &o, NULL, &eng);
+    if (!e)
+        e = ret_collection_ensure(store, "eval", "eval", &cid);
+    bool tty = isatty(STDERR_FILENO) == 1;
+
+    /* ingest */
+    size_t nparas = 0, nquestions = 0, nimpossible = 0;
+    double t0 = clock_ms();
+    size_t total_paras = 0;
+    for (size_t a = 0; a < json_array_size(articles); a++)
+        total_paras += json_array_size(json_object_get(json_array_get(articles, a), "paragraphs"));
+    for (size_t a = 0; !e && a < json_array_size(articles); a++) {
+        json_t *art = json_array_get(articles, a);
+        json_t *paras = json_object_get(art, "paragraphs");
+        const char *title = json_string_value(json_object_get(art, "title"));
+        for (size_t p = 0; !e && p < json_array_size(paras); p++) {
+            json_t *ctx = json_object_get(json_array_get(paras, p), "context");
+            if (!json_is_string(ctx) || json_string_length(ctx) == 0)
+                continue;
+            char id[48];
+            snprintf(id, sizeof id, "a%zu.p%zu", a, p);
+            struct ret_doc_in d = {.ext_id = id, .title = title, .text = json_string_value(ctx),
+                                   .text_len = json_string_length(ctx)};
+            e = ret_engine_put(eng, cid, &d, NULL);
+            nparas++;
+            progress(tty, "ingesting paragraphs", nparas, total_paras);
+        }
+    }
+    double ingest_ms = clock_ms() - t0;
+    if (tty)
+        fputs("\r\033[K", stderr);
+
+    /* search */
+    struct mode_score score[3] = {{0}};
+    struct arena *arena = arena_new(0);
+    for (size_t a = 0; !e && a < json_array_size(articles); a++) {
+        json_t *paras = json_object_get(json_array_get(articles, a), "paragraphs");
+        for (size_t p = 0; !e && p < json_array_size(paras); p++) {
+            json_t *qas = json_object_get(json_array_get(paras, p), "qas");
+            char gold[48];
+            snprintf(gold, sizeof gold, "a%zu.p%zu", a, p);
+            for (size_t q = 0; !e && q < json_array_size(qas); q++) {
+                json_t *qa = json_array_get(qas, q);
+                const char *question = json_string_value(json_object_get(qa, "question"));
+                if (!question || !*question)
+                    continue;
+                if (json_is_true(json_object_get(qa, "is_impossible")) ||
+                    json_array_size(json_object_get(qa, "answers")) == 0) {
+                    nimpossible++;
+                    continue;
+                }
+                nquestions++;
+                for (int m = 0; !e && m < 3; m++) {
+                    struct ret_scored *res;
+                    size_t n;
+                    double q0 = clock_ms();
+                    e = ret_engine_search(eng, cid, question, EVAL_K, (enum ret_mode)m, arena, &res, &n, NULL);
+                    score[m].ms += clock_ms() - q0;
+                    size_t rank = 0;
+                    for (size_t i = 0; !e && i < n && !rank; i++)
+                        if (strcmp(res[i].hit.document_id, gold) == 0)
+                            rank = i + 1;
+                    if (rank) {
+                        score[m].at1 += rank <= 1;
+                        score[m].at5 += rank <= 5;
+                        score[m].at10 += rank <= 10;
+                        score[m].rr += 1.0 / (double)rank;
+                    }
+                }
+                progress(tty, "searching questions", nquestions, nquestions);
+                /* a fresh arena per question keeps memory flat on large sets */
+                arena_free(arena);
+                arena = arena_new(0);
+            }
+        }
+    }
+    if (tty)
+        fputs("\r\033[K", stderr);
+    arena_free(arena);
+    ret_engine_free(eng);
+    ret_store_free(store);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "slorag eval-retrieval: could not remove %s\n", dir);
+    json_decref(root);
+    if (e) {
+        fprintf(stderr, "slorag eval-retrieval: %s\n", err_message(e));
+        return 1;
+    }
+    if (nquestions == 0) {
+        fprintf(stderr, "slorag eval-retrieval: %s has no answerable questions\n", dataset);
+        return 2;
+    }
+    double nq = (double)nquestions;
+    if (json_out) {
+        json_t *out = json_pack("{s:s, s:I, s:I, s:I, s:f, s:o}", "dataset", dataset, "paragraphs", (json_int_t)nparas,
+                                "questions", (json_int_t)nquestions, "unanswerable_skipped", (json_int_t)nimpossible,
+                                "ingest_ms", ingest_ms, "modes", json_object());
+        for (int m = 0; m < 3; m++)
+            json_object_set_new(json_object_get(out, "modes"), ret_mode_name((enum ret_mode)m),
+                                json_pack("{s:f, s:f, s:f, s:f, s:f}", "recall@1", (double)score[m].at1 / nq, "recall@5",
+                                          (double)score[m].at5 / nq, "recall@10", (double)score[m].at10 / nq, "mrr",
+                                          score[m].rr / nq, "ms_per_query", score[m].ms / nq));
+        char *s = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(4));
+        puts(s ? s : "{}");
+        free(s);
+        json_decref(out);
+        return 0;
+    }
+    printf("dataset %s: %zu paragraphs, %zu questions (%zu unanswerable skipped), ingest %.0f ms\n", dataset, nparas,
+           nquestions, nimpossible, ingest_ms);
+    printf("%-8s %9s %9s %10s %7s %10s\n", "mode", "recall@1", "recall@5", "recall@10", "MRR", "ms/query");
+    for (int m = 0; m < 3; m++)
+        printf("%-8s %9.3f %9.3f %10.3f %7.3f %10.3f\n", ret_mode_name((enum ret_mode)m), (double)score[m].at1 / nq,
+               (double)score[m].at5 / nq, (double)score[m].at10 / nq, score[m].rr / nq, score[m].ms / nq);
+    return 0;
+}
