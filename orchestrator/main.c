@@ -29,7 +29,8 @@ static const char usage_text[] =
     "       slorag --help | --version\n"
     "\n"
     "serve    answer questions over HTTP (default 127.0.0.1:8080)\n"
-    "ingest   store .md/.markdown/.txt files (directories recursively) in a collection\n"
+    "ingest   store .md/.markdown/.txt/.html/.jsonl files (directories recursively)\n"
+    "         in a collection; run it while `serve` is stopped, or use the HTTP API\n"
     "         (default collection: \"default\"); re-ingesting a path replaces it\n"
     "eval-retrieval  recall@1/5/10 and MRR of lexical, dense and hybrid retrieval on a\n"
     "         SQuAD-format file, in a scratch store (your data is not touched)\n"
@@ -232,8 +233,11 @@ static void on_file(void *ud, const char *path, const char *why, const struct re
         fprintf(stderr, "%sskipped %s: %s\n", p->tty ? "\r\033[K" : "", path, why);
     if (p->tty) {
         double s = (clock_ms() - p->t0) / 1000.0;
-        fprintf(stderr, "\r\033[K%zu documents, %.2f MB, %zu chunks, %.1f docs/s", st->documents,
-                (double)st->bytes / 1e6, st->chunks, s > 0 ? (double)st->documents / s : 0.0);
+        double rate = s > 0 ? (double)st->read_bytes / 1e6 / s : 0.0;
+        double left = rate > 0 ? (double)(st->total_bytes - st->read_bytes) / 1e6 / rate : 0.0;
+        int pct = st->total_bytes ? (int)(100.0 * (double)st->read_bytes / (double)st->total_bytes) : 100;
+        fprintf(stderr, "\r\033[K[%3d%%] %zu documents, %.2f/%.2f MB, %zu chunks, %.2f MB/s, ETA %.0f s", pct,
+                st->documents, (double)st->read_bytes / 1e6, (double)st->total_bytes / 1e6, st->chunks, rate, left);
     }
 }
 

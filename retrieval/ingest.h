@@ -7,6 +7,8 @@
 #include "engine.h"
 
 struct ret_ingest_stats {
+    size_t total_bytes; /* file bytes to read, from a first pass over the paths */
+    size_t read_bytes;  /* file bytes processed so far */
     size_t documents; /* stored */
     size_t skipped;   /* unsupported, empty, too large, binary or not UTF-8 */
     size_t bytes;     /* text bytes stored */
@@ -21,7 +23,10 @@ struct ret_ingest_opts {
 };
 
 /* Walks each path (files, or directories recursively, in name order) and
- * stores every .md/.markdown/.txt file as one document whose id is its path.
+ * stores every .md/.markdown/.txt file as one document whose id is its path,
+ * every .html/.htm file as its text (tags stripped; id = path; title from
+ * <title>), and every line of a .jsonl file as one document
+ * ({"id", "text", "title"?, "metadata"?}; id defaults to PATH:LINE).
  * A file that cannot be used is skipped and reported through on_file; only
  * a storage failure stops the walk. */
 enum err ret_ingest_paths(struct ret_engine *eng, int64_t collection_id, char *const *paths, size_t npaths,

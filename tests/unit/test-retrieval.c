@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "chunk.h"
+#include "html.h"
 #include "ingest.h"
 #include "store.h"
 #include "text.h"
@@ -84,6 +85,27 @@ static void test_units_join_wrapped_lines(void **state) {
         assert_int_equal(u.para_start, para[i]);
     }
     assert_false(ret_units_next(&it, &u));
+}
+
+static void test_html_to_text(void **state) {
+    (void)state;
+    const char *html = "<html><head><title>Port &amp; Harbour</title><style>p{color:red}</style></head>"
+                       "<body><h1>Tides</h1><p>High  tide\n comes <b>twice</b> a day.</p>"
+                       "<script>var x = '<p>not text</p>';</script><!-- note --><ul><li>one</li><li>two &#233;&#x20AC;</li></ul>"
+                       "<p>5 &lt; 6 &unknown; end</body></html>";
+    char *text = NULL, *title = NULL;
+    size_t len = 0;
+    assert_int_equal(ret_html_to_text(html, strlen(html), &text, &len, &title), ERR_OK);
+    assert_string_equal(title, "Port & Harbour");
+    assert_string_equal(text, "Tides\n\nHigh tide comes twice a day.\n\none\ntwo \xc3\xa9\xe2\x82\xac\n\n5 < 6 &unknown; end");
+    assert_int_equal(len, strlen(text));
+    free(text);
+    free(title);
+    /* malformed markup never fails */
+    assert_int_equal(ret_html_to_text("<p>open <b", 10, &text, &len, &title), ERR_OK);
+    assert_string_equal(text, "open");
+    assert_null(title);
+    free(text);
 }
 
 static char dir[64];
@@ -231,6 +253,15 @@ static void test_ingest_dir(void **state) {
     write_file(p, "", 0);
     snprintf(p, sizeof p, "%s/image.png", sub);
     write_file(p, "\x89PNG", 4);
+    snprintf(p, sizeof p, "%s/page.html", sub);
+    const char *page = "<html><title>Gamma Page</title><body><p>Gamma is the third letter.</p></body></html>";
+    write_file(p, page, strlen(page));
+    snprintf(p, sizeof p, "%s/more.jsonl", sub);
+    const char *jl = "{\"id\": \"delta\", \"title\": \"Delta\", \"text\": \"Delta is the fourth letter.\"}\n"
+                     "not json\n"
+                     "{\"text\": \"Epsilon is the fifth letter.\", \"metadata\": {\"n\": 5}}\n"
+                     "{\"id\": \"empty\", \"text\": \"\"}\n";
+    write_file(p, jl, strlen(jl));
 
     struct ret_store *s = NULL;
     assert_int_equal(ret_store_open(dbpath, 1, &s), ERR_OK);
@@ -247,10 +278,11 @@ static void test_ingest_dir(void **state) {
     struct ret_ingest_stats st;
     char *paths[] = {sub};
     assert_int_equal(ret_ingest_paths(eng, cid, paths, 1, &o, &st), ERR_OK);
-    assert_int_equal(st.documents, 2);
-    assert_int_equal(st.skipped, 4);
-    assert_int_equal(seen.stored, 2);
-    assert_int_equal(seen.skipped, 4);
+    /* a.md, b.txt, page.html, 2 good jsonl lines; skipped: 4 bad files, 2 bad lines */
+    assert_int_equal(st.documents, 5);
+    assert_int_equal(st.skipped, 6);
+    assert_int_equal(seen.skipped, 6);
+    assert_true(st.total_bytes > 0 && st.read_bytes == st.total_bytes);
 
     struct arena *a = arena_new(0);
     struct ret_hit *hits;
@@ -258,6 +290,15 @@ static void test_ingest_dir(void **state) {
     assert_int_equal(ret_search_lexical(s, cid, "alpha letter", 5, a, &hits, &n), ERR_OK);
     assert_true(n >= 1);
     assert_string_equal(hits[0].title, "Alpha Guide"); /* title from the first heading */
+    assert_int_equal(ret_search_lexical(s, cid, "gamma third", 5, a, &hits, &n), ERR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(hits[0].title, "Gamma Page");
+    assert_string_equal(hits[0].text, "Gamma is the third letter.");
+    assert_int_equal(ret_search_lexical(s, cid, "epsilon", 5, a, &hits, &n), ERR_OK);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(hits[0].document_id, "more.jsonl:3")); /* default id PATH:LINE */
+    assert_int_equal(ret_search_lexical(s, cid, "delta", 5, a, &hits, &n), ERR_OK);
+    assert_string_equal(hits[0].document_id, "delta");
     arena_free(a);
     ret_engine_free(eng);
     ret_store_free(s);
@@ -268,6 +309,7 @@ int main(void) {
         cmocka_unit_test(test_chunk_offsets_and_limits),
         cmocka_unit_test(test_chunk_long_sentence_and_overlap),
         cmocka_unit_test(test_units_join_wrapped_lines),
+        cmocka_unit_test(test_html_to_text),
         cmocka_unit_test_setup_teardown(test_store_put_search_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_dir, setup, teardown),
     };
