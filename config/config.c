@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,20 @@ static const struct field query_fields[] = {
     FI(query, max_k, 1, 1000),
     FL(query, max_question_bytes, 16, 1L << 20),
     FD(query, min_confidence, 0, 1),
+    FS(query, default_tier, 1),
+    FI(query, max_tokens, 1, 32768),
+};
+
+#define BI(name, lo, hi) {#name, F_INT, lo, hi, offsetof(struct cfg_backend, name)}
+#define BD(name, lo, hi) {#name, F_DOUBLE, lo, hi, offsetof(struct cfg_backend, name)}
+#define BS(name, lo) {#name, F_STR, lo, sizeof(((struct cfg_backend *)0)->name) - 1, offsetof(struct cfg_backend, name)}
+
+static const struct field backend_fields[] = {
+    BS(name, 1), BS(url, 8), BS(model, 1), BS(api_key_env, 0), BS(tier, 1),
+    BD(price_in_per_1k, 0, 1e6), BD(price_out_per_1k, 0, 1e6), BD(price_per_second, 0, 1e6),
+    BI(max_concurrency, 1, 100000), BI(connect_timeout_ms, 1, 600000), BI(first_token_timeout_ms, 1, 600000),
+    BI(timeout_ms, 1, 3600000), BI(max_retries, 0, 10), BI(breaker_failures, 1, 1000),
+    BI(breaker_cooldown_ms, 1, 3600000),
 };
 
 static const struct field retrieval_fields[] = {
@@ -94,6 +109,8 @@ static void set_defaults(struct cfg *c) {
     c->query.max_k = 50;
     c->query.max_question_bytes = 4096;
     c->query.min_confidence = 0.25;
+    snprintf(c->query.default_tier, sizeof c->query.default_tier, "extractive");
+    c->query.max_tokens = 256;
     c->retrieval.chunk_tokens = 160;
     c->retrieval.chunk_overlap_tokens = 24;
     c->retrieval.max_document_bytes = 8L << 20;
@@ -105,7 +122,7 @@ static void set_defaults(struct cfg *c) {
     c->retrieval.max_batch_documents = 1000;
 }
 
-static int set_field(struct cfg *c, const struct field *f, double v, const char *path, char *errbuf,
+static int set_field(void *base, const struct field *f, double v, const char *path, char *errbuf,
                      size_t errlen) {
     if (v < f->min) {
         fail(errbuf, errlen, "%s: must be >= %g", path, f->min);
@@ -115,7 +132,7 @@ static int set_field(struct cfg *c, const struct field *f, double v, const char 
         fail(errbuf, errlen, "%s: must be <= %g", path, f->max);
         return -1;
     }
-    char *p = (char *)c + f->offset;
+    char *p = (char *)base + f->offset;
     switch (f->type) {
     case F_INT: *(int *)p = (int)v; break;
     case F_LONG: *(long *)p = (long)v; break;
@@ -125,20 +142,22 @@ static int set_field(struct cfg *c, const struct field *f, double v, const char 
     return 0;
 }
 
-static int load_section(struct cfg *c, const struct section *s, json_t *obj, char *errbuf, size_t errlen) {
+/* Fills base's fields from obj; prefix names the object in messages. */
+static int load_fields(void *base, const struct field *fields, size_t nfields, const char *prefix, json_t *obj,
+                       char *errbuf, size_t errlen) {
     if (!json_is_object(obj)) {
-        fail(errbuf, errlen, "%s: must be an object", s->name);
+        fail(errbuf, errlen, "%s: must be an object", prefix);
         return -1;
     }
     const char *key;
     json_t *val;
     json_object_foreach(obj, key, val) {
         const struct field *f = NULL;
-        for (size_t i = 0; i < s->nfields; i++)
-            if (strcmp(s->fields[i].name, key) == 0)
-                f = &s->fields[i];
+        for (size_t i = 0; i < nfields; i++)
+            if (strcmp(fields[i].name, key) == 0)
+                f = &fields[i];
         char path[160];
-        snprintf(path, sizeof path, "%s.%s", s->name, key);
+        snprintf(path, sizeof path, "%s.%s", prefix, key);
         if (!f) {
             fail(errbuf, errlen, "%s: unknown key", path);
             return -1;
@@ -153,15 +172,67 @@ static int load_section(struct cfg *c, const struct section *s, json_t *obj, cha
                 fail(errbuf, errlen, "%s: must be %g to %g characters", path, f->min, f->max);
                 return -1;
             }
-            memcpy((char *)c + f->offset, json_string_value(val), n + 1);
+            memcpy((char *)base + f->offset, json_string_value(val), n + 1);
             continue;
         }
         if (f->type == F_DOUBLE ? !json_is_number(val) : !json_is_integer(val)) {
             fail(errbuf, errlen, "%s: must be %s", path, f->type == F_DOUBLE ? "a number" : "an integer");
             return -1;
         }
-        if (set_field(c, f, json_number_value(val), path, errbuf, errlen))
+        if (set_field(base, f, json_number_value(val), path, errbuf, errlen))
             return -1;
+    }
+    return 0;
+}
+
+static void backend_defaults(struct cfg_backend *b) {
+    *b = (struct cfg_backend){
+        .max_concurrency = 16,
+        .connect_timeout_ms = 2000,
+        .first_token_timeout_ms = 10000,
+        .timeout_ms = 30000,
+        .max_retries = 1,
+        .breaker_failures = 5,
+        .breaker_cooldown_ms = 5000,
+    };
+    snprintf(b->tier, sizeof b->tier, "medium");
+}
+
+static int load_backends(struct cfg *c, json_t *arr, char *errbuf, size_t errlen) {
+    if (!json_is_array(arr)) {
+        fail(errbuf, errlen, "backends: must be an array");
+        return -1;
+    }
+    if (json_array_size(arr) > CFG_MAX_BACKENDS) {
+        fail(errbuf, errlen, "backends: at most %d backends", CFG_MAX_BACKENDS);
+        return -1;
+    }
+    c->nbackends = 0;
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        struct cfg_backend *b = &c->backends[i];
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "backends[%zu]", i);
+        backend_defaults(b);
+        if (load_fields(b, backend_fields, ARRAY_SIZE(backend_fields), prefix, json_array_get(arr, i), errbuf, errlen))
+            return -1;
+        if (!b->name[0] || !b->url[0] || !b->model[0]) {
+            fail(errbuf, errlen, "%s: \"name\", \"url\" and \"model\" are required", prefix);
+            return -1;
+        }
+        if (strncmp(b->url, "http://", 7) != 0 && strncmp(b->url, "https://", 8) != 0) {
+            fail(errbuf, errlen, "%s.url: must start with http:// or https://", prefix);
+            return -1;
+        }
+        if (strcmp(b->tier, "small") && strcmp(b->tier, "medium") && strcmp(b->tier, "large")) {
+            fail(errbuf, errlen, "%s.tier: must be one of small, medium, large", prefix);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->backends[j].name, b->name) == 0) {
+                fail(errbuf, errlen, "%s.name: \"%s\" is already used by backends[%zu]", prefix, b->name, j);
+                return -1;
+            }
+        c->nbackends++;
     }
     return 0;
 }
@@ -216,7 +287,12 @@ static int load_root(struct cfg *c, json_t *root, char *errbuf, size_t errlen) {
             if (strcmp(sections[i].name, key) == 0)
                 sect = &sections[i];
         if (sect) {
-            if (load_section(c, sect, val, errbuf, errlen))
+            if (load_fields(c, sect->fields, sect->nfields, sect->name, val, errbuf, errlen))
+                return -1;
+            continue;
+        }
+        if (strcmp(key, "backends") == 0) {
+            if (load_backends(c, val, errbuf, errlen))
                 return -1;
             continue;
         }
@@ -290,6 +366,20 @@ static int cross_check(const struct cfg *c, char *errbuf, size_t errlen) {
         strcmp(c->retrieval.default_mode, "hybrid")) {
         fail(errbuf, errlen, "retrieval.default_mode: must be one of lexical, dense, hybrid");
         return -1;
+    }
+    const char *t = c->query.default_tier;
+    if (strcmp(t, "extractive") && strcmp(t, "small") && strcmp(t, "medium") && strcmp(t, "large")) {
+        fail(errbuf, errlen, "query.default_tier: must be one of extractive, small, medium, large");
+        return -1;
+    }
+    if (strcmp(t, "extractive")) {
+        bool have = false;
+        for (int i = 0; i < c->nbackends; i++)
+            have = have || strcmp(c->backends[i].tier, t) == 0;
+        if (!have) {
+            fail(errbuf, errlen, "query.default_tier: no backend has tier \"%s\"", t);
+            return -1;
+        }
     }
     if (c->query.max_question_bytes >= c->server.max_body_bytes) {
         fail(errbuf, errlen, "query.max_question_bytes: must be < server.max_body_bytes (%ld)",

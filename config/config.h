@@ -14,6 +14,27 @@
 
 #include "err.h"
 
+#define CFG_MAX_BACKENDS 16
+
+/* One OpenAI-compatible LLM endpoint (llama.cpp server, Ollama, vLLM). */
+struct cfg_backend {
+    char name[32];
+    char url[256];        /* base URL, e.g. http://127.0.0.1:8081 */
+    char model[128];
+    char api_key_env[64]; /* name of the environment variable holding the key, or "" */
+    char tier[16];        /* small | medium | large */
+    double price_in_per_1k;  /* currency units per 1000 input tokens */
+    double price_out_per_1k; /* per 1000 output tokens */
+    double price_per_second; /* per second of backend time */
+    int max_concurrency;
+    int connect_timeout_ms;
+    int first_token_timeout_ms;
+    int timeout_ms;          /* total per call */
+    int max_retries;
+    int breaker_failures;    /* consecutive failures that open the breaker */
+    int breaker_cooldown_ms; /* open -> half-open after this long */
+};
+
 struct cfg {
     atomic_int refs;
 
@@ -39,7 +60,12 @@ struct cfg {
         int max_k;
         long max_question_bytes;
         double min_confidence;    /* extractive answers below abstain */
+        char default_tier[16];    /* extractive | small | medium | large */
+        int max_tokens;           /* generation limit per answer */
     } query;
+
+    struct cfg_backend backends[CFG_MAX_BACKENDS];
+    int nbackends;
 
     struct {
         int chunk_tokens;

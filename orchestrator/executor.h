@@ -19,13 +19,27 @@ struct exec_query_req {
     int k;           /* 0 = planner decides */
     int deadline_ms; /* 0 = profile default */
     int mode;        /* enum ret_mode, -1 = planner decides */
+    int tier;        /* enum slo_tier, -1 = planner decides */
     int64_t arrived_us; /* clock_us() when the request arrived */
 };
 
-/* On success *ret_body is a new JSON object (caller decrefs).  On failure
- * errmsg says what went wrong in words a client can act on. */
-enum err exec_query(struct ret_engine *eng, const struct cfg *cfg, const struct exec_query_req *req,
-                    struct arena *a, json_t **ret_body, char *errmsg, size_t errlen);
+struct agent_pool;
+
+/* What a query runs against; borrowed for the query's life. */
+struct exec_env {
+    struct ret_engine *engine;
+    struct agent_pool *pool; /* LLM backends; may have none */
+};
+
+/* Called exactly once per query: with a new JSON body (ownership passes to
+ * the callee) or an error and a message a client can act on.  It may run
+ * before exec_query_start returns (extractive tier, early errors) or later
+ * on the backend pool's I/O thread (LLM tiers). */
+typedef void (*exec_done_fn)(void *ud, enum err e, json_t *body, const char *errmsg);
+
+/* req, cfg and a must stay valid until done has been called. */
+void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const struct exec_query_req *req,
+                      struct arena *a, exec_done_fn done, void *ud);
 /* Retrieval only: ranked chunks with per-retriever scores and the signals. */
 enum err exec_retrieve(struct ret_engine *eng, const struct cfg *cfg, const struct exec_query_req *req,
                        struct arena *a, json_t **ret_body, char *errmsg, size_t errlen);

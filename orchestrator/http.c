@@ -14,6 +14,7 @@
 #include "arena.h"
 #include "buf.h"
 #include "executor.h"
+#include "plan.h"
 #include "log.h"
 #include "util.h"
 
@@ -77,6 +78,8 @@ struct req {
     struct buf body;          /* capped by server.max_body_bytes */
     bool body_too_large;
     enum req_state state;
+    atomic_int parties;       /* who must finish before the response goes: the
+                                 worker, plus an async completion if deferred */
 
     /* the response, set by the handler */
     int status;
@@ -263,13 +266,14 @@ static bool only_known(json_t *obj, const char *const *known, size_t nknown, con
 /* Parses the shared body of /v1/query and /v1/retrieve into q.  Returns
  * ERR_OK, or an error with msg set. */
 static enum err parse_question(struct req *r, json_t *root, struct exec_query_req *q, char *msg, size_t msglen) {
-    static const char *const known[] = {"question", "collection", "k", "deadline_ms", "mode"};
+    static const char *const known[] = {"question", "collection", "k", "deadline_ms", "mode", "tier"};
     *q = (struct exec_query_req){
         .request_id = r->request_id,
         .tenant = "default",
         .collection = "default",
         .arrived_us = r->arrived_us,
         .mode = -1,
+        .tier = -1,
     };
     if (!only_known(root, known, ARRAY_SIZE(known), "", msg, msglen))
         return ERR_INVALID_FIELD;
@@ -304,6 +308,14 @@ static enum err parse_question(struct req *r, json_t *root, struct exec_query_re
             return ERR_INVALID_FIELD;
         }
     }
+    json_t *tier = json_object_get(root, "tier");
+    if (tier) {
+        q->tier = json_is_string(tier) ? slo_tier_parse(json_string_value(tier)) : -1;
+        if (q->tier < 0) {
+            snprintf(msg, msglen, "tier: must be one of extractive, small, medium, large");
+            return ERR_INVALID_FIELD;
+        }
+    }
     if (!opt_int(root, "k", 1, r->cfg->query.max_k, &q->k, msg, msglen) ||
         !opt_int(root, "deadline_ms", 1, 600000, &q->deadline_ms, msg, msglen))
         return ERR_INVALID_FIELD;
@@ -312,10 +324,37 @@ static enum err parse_question(struct req *r, json_t *root, struct exec_query_re
     return ERR_OK;
 }
 
-typedef enum err (*question_fn)(struct ret_engine *, const struct cfg *, const struct exec_query_req *,
-                                struct arena *, json_t **, char *, size_t);
+static void req_finish(struct req *r);
 
-static void run_question(struct req *r, question_fn fn) {
+static void on_query_done(void *ud, enum err e, json_t *body, const char *errmsg) {
+    struct req *r = ud;
+    if (e)
+        set_error(r, e, errmsg);
+    else
+        set_json(r, 200, body);
+    req_finish(r);
+}
+
+static void handle_query(struct req *r) {
+    char msg[256] = "";
+    json_t *root = parse_body(r);
+    if (!root)
+        return;
+    struct exec_query_req *q = arena_alloc(r->arena, sizeof(*q));
+    enum err e = q ? parse_question(r, root, q, msg, sizeof msg) : ERR_NOMEM;
+    json_decref(root);
+    if (e) {
+        set_error(r, e, msg);
+        return;
+    }
+    /* The answer may come later, from the LLM pool's thread: one more party
+     * must finish before the response is queued. */
+    atomic_fetch_add(&r->parties, 1);
+    struct exec_env env = {.engine = r->srv->deps.engine, .pool = r->srv->deps.llm};
+    exec_query_start(&env, r->cfg, q, r->arena, on_query_done, r);
+}
+
+static void handle_retrieve(struct req *r) {
     char msg[256] = "";
     json_t *root = parse_body(r);
     if (!root)
@@ -325,16 +364,13 @@ static void run_question(struct req *r, question_fn fn) {
     json_decref(root);
     json_t *body = NULL;
     if (!e)
-        e = fn(r->srv->deps.engine, r->cfg, &q, r->arena, &body, msg, sizeof msg);
+        e = exec_retrieve(r->srv->deps.engine, r->cfg, &q, r->arena, &body, msg, sizeof msg);
     if (e) {
         set_error(r, e, msg);
         return;
     }
     set_json(r, 200, body);
 }
-
-static void handle_query(struct req *r) { run_question(r, exec_query); }
-static void handle_retrieve(struct req *r) { run_question(r, exec_retrieve); }
 
 static const char *const tenant = "default";
 
@@ -575,11 +611,18 @@ static void handle_documents_post(struct req *r) {
 
 /* ---- plumbing ---- */
 
+/* The last party to finish hands the response to the HTTP thread. */
+static void req_finish(struct req *r) {
+    if (atomic_fetch_sub(&r->parties, 1) == 1) {
+        r->state = REQ_DONE;
+        MHD_resume_connection(r->conn); /* r may be freed from here on */
+    }
+}
+
 static void run_job(void *arg) {
     struct req *r = arg;
     r->route->handler(r);
-    r->state = REQ_DONE;
-    MHD_resume_connection(r->conn); /* r may be freed from here on */
+    req_finish(r);
 }
 
 static struct req *req_new(struct http_server *srv, struct MHD_Connection *conn, const char *method,
@@ -758,6 +801,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return queue(r);
         }
         r->state = REQ_RUNNING;
+        atomic_store(&r->parties, 1);
         MHD_suspend_connection(conn);
         enum err e = exec_pool_submit(srv->deps.pool, run_job, r);
         if (e) {

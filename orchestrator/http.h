@@ -6,6 +6,8 @@
 #include "config.h"
 #include "err.h"
 #include "pool.h"
+
+struct agent_pool;
 #include "engine.h"
 
 struct http_server;
@@ -14,6 +16,7 @@ struct http_deps {
     struct cfg_slot *cfg;     /* borrowed: the current config snapshot */
     struct ret_engine *engine; /* borrowed */
     struct exec_pool *pool;   /* borrowed */
+    struct agent_pool *llm;   /* borrowed; LLM backends */
 };
 
 /* Listens on cfg's address; errmsg says why when it fails. */

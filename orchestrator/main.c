@@ -3,6 +3,7 @@
  * Signals are blocked in every thread before any thread starts and taken
  * synchronously with sigwait() in main, so shutdown and reload run as plain
  * code rather than in a signal handler. */
+#include "backend.h"
 #include "config.h"
 #include "eval_retrieval.h"
 #include "http.h"
@@ -13,6 +14,7 @@
 #include "vindex.h"
 #include "util.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -158,14 +160,28 @@ static int cmd_serve(const struct cli *cli) {
         cfg_unref(c);
         return 1;
     }
+    struct agent_pool *llm = NULL;
+    if (agent_pool_new(c, &llm) != ERR_OK) {
+        fprintf(stderr, "slorag: cannot start the LLM backend pool\n");
+        exec_pool_free(pool);
+        ret_engine_free(eng);
+        ret_store_free(store);
+        cfg_unref(c);
+        return 1;
+    }
+    for (int i = 0; i < c->nbackends; i++)
+        log_msg(LOG_INFO, "backend", LOG_S("name", c->backends[i].name), LOG_S("tier", c->backends[i].tier),
+                LOG_S("url", c->backends[i].url), LOG_S("model", c->backends[i].model),
+                LOG_I("max_concurrency", c->backends[i].max_concurrency), LOG_END);
     struct cfg_slot slot;
     cfg_slot_init(&slot, c);
-    struct http_deps deps = {.cfg = &slot, .engine = eng, .pool = pool};
+    struct http_deps deps = {.cfg = &slot, .engine = eng, .pool = pool, .llm = llm};
     struct http_server *srv = NULL;
     char msg[256];
     if (http_start(c, &deps, msg, sizeof msg, &srv) != ERR_OK) {
         fprintf(stderr, "slorag: %s\n", msg);
         exec_pool_free(pool);
+        agent_pool_free(llm);
         ret_engine_free(eng);
         ret_store_free(store);
         cfg_slot_done(&slot);
@@ -197,8 +213,9 @@ static int cmd_serve(const struct cli *cli) {
                 log_msg(LOG_WARN, "reload_partial",
                         LOG_S("reason", "listen, data_dir and server.workers apply only after a restart"), LOG_END);
             cfg_unref(cur);
+            agent_pool_reconfigure(llm, nc);
             cfg_slot_swap(&slot, nc);
-            log_msg(LOG_INFO, "reloaded", LOG_END);
+            log_msg(LOG_INFO, "reloaded", LOG_I("backends", nc->nbackends), LOG_END);
             continue;
         }
         struct cfg *cur = cfg_slot_get(&slot);
@@ -211,9 +228,11 @@ static int cmd_serve(const struct cli *cli) {
             log_msg(LOG_WARN, "drain_timeout", LOG_I("in_flight", http_in_flight(srv)), LOG_END);
         break;
     }
-    /* Workers first: every queued job runs and resumes its connection, so no
-     * connection is left suspended when the HTTP daemon stops. */
+    /* Workers, then the LLM pool (which fails what is still pending): every
+     * job and every backend call resumes its connection, so none is left
+     * suspended when the HTTP daemon stops. */
     exec_pool_free(pool);
+    agent_pool_free(llm);
     http_stop(srv);
     ret_engine_free(eng); /* writes changed indexes */
     ret_store_free(store);
@@ -289,6 +308,7 @@ static int cmd_ingest(const struct cli *cli, int npaths, char **paths) {
 }
 
 int main(int argc, char **argv) {
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread starts */
     if (argc < 2) {
         fputs(usage_text, stderr);
         return 2;

@@ -7,6 +7,8 @@
  * configured maxima. */
 #include "plan.h"
 
+#include <string.h>
+
 const char *slo_retriever_name(enum slo_retriever r) {
     static const char *const n[] = {"lexical", "dense", "hybrid"};
     return (unsigned)r < 3 ? n[r] : "unknown";
@@ -15,6 +17,13 @@ const char *slo_retriever_name(enum slo_retriever r) {
 const char *slo_tier_name(enum slo_tier t) {
     static const char *const n[] = {"extractive", "small", "medium", "large"};
     return (unsigned)t < 4 ? n[t] : "unknown";
+}
+
+int slo_tier_parse(const char *name) {
+    for (int i = 0; i < 4; i++)
+        if (strcmp(slo_tier_name((enum slo_tier)i), name) == 0)
+            return i;
+    return -1;
 }
 
 const char *slo_aggregate_name(enum slo_aggregate a) {
@@ -28,10 +37,10 @@ void slo_plan_make(const struct slo_plan_limits *lim, const struct slo_intent_re
         .retriever = lim->default_retriever,
         .k = lim->default_k,
         .rerank = false,
-        .tier = SLO_TIER_EXTRACTIVE,
+        .tier = lim->default_tier,
         .replicas = 1,
         .aggregate = SLO_AGG_NONE,
-        .max_tokens = 256,
+        .max_tokens = lim->max_tokens > 0 ? lim->max_tokens : 256,
         .deadline_ms = lim->deadline_ms,
         .min_confidence = lim->min_confidence,
         .reason = "default profile",
@@ -45,6 +54,8 @@ void slo_plan_make(const struct slo_plan_limits *lim, const struct slo_intent_re
         p.k = hints->k;
         p.reason = "client-requested depth";
     }
+    if (hints->tier >= 0)
+        p.tier = (enum slo_tier)hints->tier;
     if (hints->retriever >= 0)
         p.retriever = (enum slo_retriever)hints->retriever;
     if (p.k > lim->max_k)

@@ -29,6 +29,8 @@ struct slo_plan {
 /* What the planner may choose from and the defaults it starts from. */
 struct slo_plan_limits {
     enum slo_retriever default_retriever;
+    enum slo_tier default_tier;
+    int max_tokens;
     int default_k;
     int max_k;
     int deadline_ms;
@@ -40,11 +42,13 @@ struct slo_request_hints {
     int k;
     int deadline_ms;
     int retriever; /* enum slo_retriever, or -1 for "planner decides" */
+    int tier;      /* enum slo_tier, or -1 for "planner decides" */
 };
 
 const char *slo_retriever_name(enum slo_retriever r);
 const char *slo_tier_name(enum slo_tier t);
 const char *slo_aggregate_name(enum slo_aggregate a);
+int slo_tier_parse(const char *name); /* -1 when unknown */
 
 void slo_plan_make(const struct slo_plan_limits *lim, const struct slo_intent_result *intent,
                    const struct slo_request_hints *hints, struct slo_plan *ret_plan);

@@ -50,7 +50,7 @@ static void test_plan(void **state) {
     (void)state;
     struct slo_plan_limits lim = {.default_k = 5, .max_k = 8, .deadline_ms = 8000, .min_confidence = 0.3};
     struct slo_intent_result factoid = {.intent = SLO_INTENT_FACTOID}, list = {.intent = SLO_INTENT_LIST};
-    struct slo_request_hints none = {0};
+    struct slo_request_hints none = {.retriever = -1, .tier = -1};
     struct slo_plan p;
     slo_plan_make(&lim, &factoid, &none, &p);
     assert_int_equal(p.k, 5);
@@ -61,14 +61,18 @@ static void test_plan(void **state) {
     assert_false(p.rerank);
     slo_plan_make(&lim, &list, &none, &p);
     assert_int_equal(p.k, 8); /* 2 x default, capped at max_k */
-    struct slo_request_hints hints = {.k = 3, .deadline_ms = 500};
+    struct slo_request_hints hints = {.k = 3, .deadline_ms = 500, .retriever = SLO_RETRIEVER_DENSE, .tier = SLO_TIER_LARGE};
     slo_plan_make(&lim, &list, &hints, &p);
     assert_int_equal(p.k, 3);
     assert_int_equal(p.deadline_ms, 500);
-    struct slo_request_hints looser = {.deadline_ms = 20000}; /* cannot loosen */
+    assert_int_equal(p.retriever, SLO_RETRIEVER_DENSE);
+    assert_int_equal(p.tier, SLO_TIER_LARGE);
+    struct slo_request_hints looser = {.deadline_ms = 20000, .retriever = -1, .tier = -1}; /* cannot loosen */
     slo_plan_make(&lim, &factoid, &looser, &p);
     assert_int_equal(p.deadline_ms, 8000);
     assert_string_equal(slo_tier_name(SLO_TIER_LARGE), "large");
+    assert_int_equal(slo_tier_parse("small"), SLO_TIER_SMALL);
+    assert_int_equal(slo_tier_parse("huge"), -1);
 }
 
 int main(void) {
