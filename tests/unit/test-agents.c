@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "llm.h"
 
 static struct ret_hit hits[] = {
     {.chunk_id = 1, .document_id = "d1", .title = "Guide", .start = 100,
@@ -82,12 +83,60 @@ static void test_extractive_token_limit(void **state) {
     arena_free(a);
 }
 
+static void test_llm_prompt(void **state) {
+    (void)state;
+    struct arena *a = arena_new(0);
+    struct agent_io io = io_for("Which port?", 2);
+    const char *sys = NULL, *user = NULL;
+    assert_int_equal(agent_llm_prompt(&io, a, &sys, &user), ERR_OK);
+    assert_non_null(strstr(sys, AGENT_LLM_ABSTAIN));
+    /* numbered passages, one line each (newlines flattened), then the question */
+    assert_non_null(strstr(user, "[1] # Setup The service listens on port 8080 by default."));
+    assert_non_null(strstr(user, "\n[2] Running the tests"));
+    const char *qline = strstr(user, "\nQuestion: Which port?\nAnswer:");
+    assert_non_null(qline);
+    assert_true(qline > strstr(user, "[2]"));
+    arena_free(a);
+}
+
+static void test_llm_read_answer(void **state) {
+    (void)state;
+    struct arena *a = arena_new(0);
+    struct agent_io io = io_for("Which port?", 2);
+    assert_int_equal(agent_llm_read_answer("The service listens on port 8080 [1]. See also [7] and [1].", &io, a), ERR_OK);
+    assert_false(io.abstained);
+    assert_int_equal(io.ncitations, 1); /* [7] is not a passage; [1] counted once */
+    assert_string_equal(io.citations[0].hit->document_id, "d1");
+    assert_int_equal(io.citations[0].start, 100);
+    /* content words service, listens, port, 8080, see: 4 of 5 are in [1] */
+    assert_true(io.confidence > 0.79 && io.confidence < 0.81);
+
+    io = io_for("Which port?", 2);
+    assert_int_equal(agent_llm_read_answer("  I cannot answer from the documents.\n", &io, a), ERR_OK);
+    assert_true(io.abstained);
+    assert_null(io.answer);
+    assert_int_equal(io.ncitations, 0);
+
+    io = io_for("Which port?", 2);
+    assert_int_equal(agent_llm_read_answer("Bananas are yellow.", &io, a), ERR_OK);
+    assert_false(io.abstained);
+    assert_int_equal(io.ncitations, 0);
+    assert_true(io.confidence == 0.0); /* uncited and ungrounded */
+
+    io = io_for("Which port?", 2);
+    assert_int_equal(agent_llm_read_answer("", &io, a), ERR_OK);
+    assert_true(io.abstained);
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_extractive_answers_with_citation),
         cmocka_unit_test(test_extractive_abstains),
         cmocka_unit_test(test_extractive_token_limit),
+        cmocka_unit_test(test_llm_prompt),
+        cmocka_unit_test(test_llm_read_answer),
     };
     return cmocka_run_group_tests_name("agents", tests, NULL, NULL);
 }

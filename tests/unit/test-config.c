@@ -74,8 +74,42 @@ static void test_errors(void **state) {
     expect_error("{\"log_level\": \"loud\"}", "log_level: must be one of debug, info, warn, error");
     expect_error("[]", "(root): must be an object");
     expect_error("{\"query\": {\"default_k\": 60}}", "query.default_k: must be <= query.max_k (50)");
+    expect_error("{\"backends\": [{\"name\": \"a\", \"url\": \"http://x:1\", \"model\": \"m\"},"
+                 " {\"name\": \"b\", \"url\": \"http://x:1\", \"model\": \"m\", \"timeout_ms\": 0}]}",
+                 "backends[1].timeout_ms: must be >= 1");
+    expect_error("{\"backends\": [{\"name\": \"a\", \"url\": \"http://x:1\", \"model\": \"m\", \"colour\": 1}]}",
+                 "backends[0].colour: unknown key");
+    expect_error("{\"backends\": [{\"name\": \"a\", \"url\": \"ftp://example\", \"model\": \"m\"}]}",
+                 "backends[0].url: must start with http:// or https://");
+    expect_error("{\"backends\": [{\"name\": \"a\", \"url\": \"http://x\", \"model\": \"m\", \"tier\": \"huge\"}]}",
+                 "backends[0].tier: must be one of small, medium, large");
+    expect_error("{\"backends\": [{\"name\": \"a\", \"url\": \"http://x\", \"model\": \"m\"},"
+                 " {\"name\": \"a\", \"url\": \"http://y\", \"model\": \"m\"}]}",
+                 "backends[1].name: \"a\" is already used by backends[0]");
+    expect_error("{\"backends\": [{\"name\": \"a\", \"url\": \"http://x\"}]}",
+                 "backends[0]: \"name\", \"url\" and \"model\" are required");
+    expect_error("{\"query\": {\"default_tier\": \"large\"}}", "query.default_tier: no backend has tier \"large\"");
     expect_error("{\"retrieval\": {\"chunk_tokens\": 20, \"chunk_overlap_tokens\": 20}}",
                  "retrieval.chunk_overlap_tokens: must be < retrieval.chunk_tokens (20)");
+}
+
+static void test_backends(void **state) {
+    (void)state;
+    char err[256];
+    struct cfg *c = NULL;
+    const char *p = write_cfg("{\"query\": {\"default_tier\": \"small\"}, \"backends\": ["
+                              "{\"name\": \"s1\", \"url\": \"http://127.0.0.1:8081\", \"model\": \"small\","
+                              " \"tier\": \"small\", \"price_in_per_1k\": 0.0005, \"max_concurrency\": 4}]}");
+    assert_int_equal(cfg_load(p, NULL, err, sizeof err, &c), ERR_OK);
+    assert_int_equal(c->nbackends, 1);
+    assert_string_equal(c->backends[0].name, "s1");
+    assert_string_equal(c->backends[0].tier, "small");
+    assert_int_equal(c->backends[0].max_concurrency, 4);
+    assert_int_equal(c->backends[0].timeout_ms, 30000); /* default */
+    assert_true(c->backends[0].price_in_per_1k == 0.0005);
+    assert_string_equal(c->query.default_tier, "small");
+    cfg_unref(c);
+    unlink(p);
 }
 
 static void test_syntax_error_has_position(void **state) {
@@ -137,6 +171,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),   cmocka_unit_test(test_file_values),
         cmocka_unit_test(test_errors),     cmocka_unit_test(test_syntax_error_has_position),
+        cmocka_unit_test(test_backends),
         cmocka_unit_test(test_precedence), cmocka_unit_test(test_snapshot_swap),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
