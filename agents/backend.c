@@ -12,7 +12,7 @@
  * call whose deadline passes while queued or waiting is failed with
  * ERR_DEADLINE without touching the network.
  *
- * Retries only where safe: connection failures, 429, 500, 502, 503 and 504,
+ * Retries only where safe: connection failures and drops, 429, 500, 502, 503 and 504,
  * and only when the remaining deadline covers the backoff.  Timeouts and
  * malformed replies are not retried: the deadline is spent or the backend
  * is broken, and the planner's fallback is the better move. */
@@ -56,6 +56,7 @@ struct call {
     int64_t start_us, first_byte_us, retry_at_us;
     int attempts;
     bool probe;              /* this attempt is the half-open probe */
+    bool deadline_bound;     /* curl's timeout for this attempt is the call's deadline */
     CURL *easy;
     struct curl_slist *headers;
     struct buf reply;        /* capped raw body */
@@ -327,6 +328,7 @@ static void start(struct agent_pool *p, struct call *c) {
     }
     long left_ms = (long)((c->deadline_us - now) / 1000);
     long total_ms = conf.timeout_ms < left_ms ? conf.timeout_ms : left_ms;
+    c->deadline_bound = left_ms <= conf.timeout_ms;
     if (total_ms < 1)
         total_ms = 1;
     c->easy = curl_easy_init();
@@ -380,7 +382,7 @@ static void transfer_done(struct agent_pool *p, struct call *c, CURLcode rc) {
     bool retry = false;
     char msg[160] = "";
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        e = now >= c->deadline_us ? ERR_DEADLINE : ERR_BACKEND;
+        e = c->deadline_bound ? ERR_DEADLINE : ERR_BACKEND;
         snprintf(msg, sizeof msg, "timed out after %.0f ms", ms);
     } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
         e = ERR_BACKEND;
@@ -391,8 +393,10 @@ static void transfer_done(struct agent_pool *p, struct call *c, CURLcode rc) {
     } else if (rc != CURLE_OK) {
         e = ERR_BACKEND;
         snprintf(msg, sizeof msg, "%s", curl_easy_strerror(rc));
+        /* the connection failed or dropped: a chat completion has no side
+         * effects, so asking again is safe */
         retry = rc == CURLE_COULDNT_CONNECT || rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR ||
-                rc == CURLE_SEND_ERROR;
+                rc == CURLE_SEND_ERROR || rc == CURLE_PARTIAL_FILE;
     } else if (status != 200) {
         e = ERR_BACKEND;
         snprintf(msg, sizeof msg, "HTTP %ld", status);

@@ -22,7 +22,7 @@ enum agent_breaker { AGENT_BREAKER_CLOSED, AGENT_BREAKER_OPEN, AGENT_BREAKER_HAL
 
 struct agent_llm_result {
     enum err err;          /* ERR_OK, ERR_BACKEND, ERR_DEADLINE, ERR_UNAVAILABLE, ... */
-    char errmsg[192];
+    char errmsg[256];
     int http_status;       /* of the last attempt, 0 when none */
     const char *content;   /* the answer text (valid during the callback) */
     int prompt_tokens, completion_tokens;

@@ -274,6 +274,21 @@ static int set_data_dir(struct cfg *c, const char *v, const char *path, char *er
     return 0;
 }
 
+static int set_admin_key(struct cfg *c, const char *v, const char *path, char *errbuf, size_t errlen) {
+    size_t n = strlen(v);
+    if (n < CFG_ADMIN_KEY_MIN || n >= sizeof c->admin_key) {
+        fail(errbuf, errlen, "%s: must be %d to %zu characters", path, CFG_ADMIN_KEY_MIN, sizeof c->admin_key - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] <= ' ' || (unsigned char)v[i] >= 0x7f) {
+            fail(errbuf, errlen, "%s: printable ASCII without spaces only", path);
+            return -1;
+        }
+    memcpy(c->admin_key, v, n + 1);
+    return 0;
+}
+
 static int load_root(struct cfg *c, json_t *root, char *errbuf, size_t errlen) {
     if (!json_is_object(root)) {
         fail(errbuf, errlen, "(root): must be an object");
@@ -303,6 +318,8 @@ static int load_root(struct cfg *c, json_t *root, char *errbuf, size_t errlen) {
             setter = set_data_dir;
         else if (strcmp(key, "log_level") == 0)
             setter = set_log_level;
+        else if (strcmp(key, "admin_key") == 0)
+            setter = set_admin_key;
         if (!setter) {
             fail(errbuf, errlen, "%s: unknown key", key);
             return -1;
@@ -324,6 +341,8 @@ static int apply_env(struct cfg *c, char *errbuf, size_t errlen) {
     if ((v = getenv("SLORAG_DATA_DIR")) && set_data_dir(c, v, "SLORAG_DATA_DIR", errbuf, errlen))
         return -1;
     if ((v = getenv("SLORAG_LOG_LEVEL")) && set_log_level(c, v, "SLORAG_LOG_LEVEL", errbuf, errlen))
+        return -1;
+    if ((v = getenv("SLORAG_ADMIN_KEY")) && *v && set_admin_key(c, v, "SLORAG_ADMIN_KEY", errbuf, errlen))
         return -1;
     if ((v = getenv("SLORAG_WORKERS"))) {
         char *end;

@@ -41,6 +41,7 @@ struct cfg {
     char listen_host[64];
     int listen_port;
     char *data_dir;  /* owned */
+    char admin_key[129]; /* "" = admin API disabled */
     int log_level;   /* enum log_level */
 
     struct {
@@ -84,6 +85,8 @@ struct cfg_overrides {
     const char *data_dir;
     const char *log_level;
 };
+
+#define CFG_ADMIN_KEY_MIN 16
 
 /* path may be NULL (defaults + env + overrides).  On failure writes a
  * message into errbuf and leaves *ret_cfg untouched. */

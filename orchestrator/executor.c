@@ -160,15 +160,11 @@ static void on_llm_done(void *ud, const struct agent_llm_result *res) {
     q->attempts = res->attempts;
     q->backend = res->backend[0] ? arena_strdup(q->arena, res->backend) : NULL;
     if (res->err) {
-        char why[256];
+        char why[384];
         snprintf(why, sizeof why, "%s tier failed (%s): answered by the extractive tier", slo_tier_name(q->plan.tier),
                  res->errmsg);
         note(q->expanded, "fallback", why);
-        if (clock_us() >= q->deadline_us) {
-            run_fail(q, ERR_DEADLINE, res->errmsg);
-            return;
-        }
-        run_extractive(q);
+        run_extractive(q); /* within the reserve kept back for it */
         return;
     }
     q->cost = res->cost;
@@ -254,12 +250,16 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
         run_fail(q, e, "could not build the prompt");
         return;
     }
+    /* Keep a slice of the deadline back so that a failed or slow backend
+     * still leaves time for the extractive fallback to answer in time. */
+    int reserve_ms = q->plan.deadline_ms / 20;
+    reserve_ms = reserve_ms < 20 ? 20 : reserve_ms > 250 ? 250 : reserve_ms;
     struct agent_llm_call call = {
         .tier = slo_tier_name(q->plan.tier),
         .system = system,
         .user = user,
         .max_tokens = q->plan.max_tokens,
-        .deadline_us = q->deadline_us,
+        .deadline_us = q->deadline_us - (int64_t)reserve_ms * 1000,
     };
     e = env->pool ? agent_pool_chat(env->pool, &call, on_llm_done, q) : ERR_UNAVAILABLE;
     if (e) {

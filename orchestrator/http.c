@@ -15,12 +15,14 @@
 #include "buf.h"
 #include "executor.h"
 #include "plan.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "util.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <sodium.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,6 +41,7 @@ struct http_server {
     atomic_long in_flight;
     atomic_bool draining;
     int port;
+    struct rl_table *rl; /* per-tenant rate limits */
 };
 
 struct req;
@@ -49,6 +52,8 @@ enum route_flags {
     ROUTE_BODY = 1 << 1,   /* takes a JSON body */
     ROUTE_TEXT = 1 << 2,   /* also takes text/plain and text/markdown */
     ROUTE_UPLOAD = 1 << 3, /* body cap is server.max_upload_bytes */
+    ROUTE_PUBLIC = 1 << 4, /* no credentials needed */
+    ROUTE_ADMIN = 1 << 5,  /* the admin key, not a tenant key */
 };
 
 /* Pattern segments: "*" matches one path segment, a trailing "**" the rest
@@ -73,6 +78,8 @@ struct req {
     const char *method, *url; /* owned by libmicrohttpd for the request's life */
     const char *params[ROUTE_MAX_PARAMS]; /* pattern captures, arena-owned */
     bool is_text;             /* body is text/plain or text/markdown */
+    char tenant[CFG_TENANT_ID_MAX + 1]; /* who is asking (tenant routes) */
+    double tpm;               /* the tenant's LLM tokens per minute, 0 = unlimited */
     int64_t arrived_us;
     char request_id[33];
     struct buf body;          /* capped by server.max_body_bytes */
@@ -86,6 +93,7 @@ struct req {
     char *resp;               /* malloc'd JSON text */
     const char *allow;        /* Allow header for 405 */
     int retry_after;          /* seconds, 0 = none */
+    bool www_authenticate;    /* add WWW-Authenticate: Bearer (401) */
 };
 
 static void handle_healthz(struct req *r);
@@ -97,10 +105,26 @@ static void handle_collection_delete(struct req *r);
 static void handle_documents_post(struct req *r);
 static void handle_document_get(struct req *r);
 static void handle_document_delete(struct req *r);
+static void handle_admin_tenant_create(struct req *r);
+static void handle_admin_tenant_list(struct req *r);
+static void handle_admin_tenant_get(struct req *r);
+static void handle_admin_tenant_delete(struct req *r);
+static void handle_admin_key_issue(struct req *r);
+static void handle_admin_key_revoke(struct req *r);
+static void handle_admin_profile_put(struct req *r);
+static void handle_admin_limits_put(struct req *r);
 
 static const struct route routes[] = {
-    {"GET", "/healthz", handle_healthz, 0},
-    {"GET", "/readyz", handle_readyz, 0},
+    {"GET", "/healthz", handle_healthz, ROUTE_PUBLIC},
+    {"GET", "/readyz", handle_readyz, ROUTE_PUBLIC},
+    {"POST", "/v1/admin/tenants", handle_admin_tenant_create, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
+    {"GET", "/v1/admin/tenants", handle_admin_tenant_list, ROUTE_ADMIN | ROUTE_WORKER},
+    {"GET", "/v1/admin/tenants/*", handle_admin_tenant_get, ROUTE_ADMIN | ROUTE_WORKER},
+    {"DELETE", "/v1/admin/tenants/*", handle_admin_tenant_delete, ROUTE_ADMIN | ROUTE_WORKER},
+    {"POST", "/v1/admin/tenants/*/keys", handle_admin_key_issue, ROUTE_ADMIN | ROUTE_WORKER},
+    {"DELETE", "/v1/admin/tenants/*/keys/*", handle_admin_key_revoke, ROUTE_ADMIN | ROUTE_WORKER},
+    {"PUT", "/v1/admin/tenants/*/profile", handle_admin_profile_put, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
+    {"PUT", "/v1/admin/tenants/*/limits", handle_admin_limits_put, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
     {"POST", "/v1/query", handle_query, ROUTE_WORKER | ROUTE_BODY},
     {"POST", "/v1/retrieve", handle_retrieve, ROUTE_WORKER | ROUTE_BODY},
     {"GET", "/v1/collections", handle_collections_list, ROUTE_WORKER},
@@ -159,7 +183,7 @@ static void set_error(struct req *r, enum err e, const char *msg) {
         body = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", err_name(e), "message", err_message(e),
                          "request_id", r->request_id);
     set_json(r, err_http_status(e), body);
-    if (e == ERR_OVERLOADED || e == ERR_UNAVAILABLE)
+    if (e == ERR_OVERLOADED || e == ERR_UNAVAILABLE || e == ERR_RATE_LIMITED)
         r->retry_after = 1;
 }
 
@@ -175,6 +199,8 @@ static enum MHD_Result queue(struct req *r) {
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     if (r->allow)
         MHD_add_response_header(resp, "Allow", r->allow);
+    if (r->www_authenticate)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"slorag\"");
     if (r->retry_after > 0) {
         char s[16];
         snprintf(s, sizeof s, "%d", r->retry_after);
@@ -269,7 +295,7 @@ static enum err parse_question(struct req *r, json_t *root, struct exec_query_re
     static const char *const known[] = {"question", "collection", "k", "deadline_ms", "mode", "tier"};
     *q = (struct exec_query_req){
         .request_id = r->request_id,
-        .tenant = "default",
+        .tenant = r->tenant,
         .collection = "default",
         .arrived_us = r->arrived_us,
         .mode = -1,
@@ -328,10 +354,18 @@ static void req_finish(struct req *r);
 
 static void on_query_done(void *ud, enum err e, json_t *body, const char *errmsg) {
     struct req *r = ud;
-    if (e)
+    if (e) {
         set_error(r, e, errmsg);
-    else
+    } else {
+        json_t *usage = json_object_get(body, "usage");
+        double cost = json_number_value(json_object_get(usage, "cost"));
+        if (cost > 0 || json_is_true(json_object_get(usage, "estimated"))) /* LLM tokens, not extractive words */
+            rl_spend_tokens(r->srv->rl, r->tenant, r->tpm,
+                            (double)(json_integer_value(json_object_get(usage, "input_tokens")) +
+                                     json_integer_value(json_object_get(usage, "output_tokens"))),
+                            clock_us());
         set_json(r, 200, body);
+    }
     req_finish(r);
 }
 
@@ -345,6 +379,13 @@ static void handle_query(struct req *r) {
     json_decref(root);
     if (e) {
         set_error(r, e, msg);
+        return;
+    }
+    int retry = 1;
+    if (!rl_tokens_available(r->srv->rl, r->tenant, r->tpm, clock_us(), &retry)) {
+        snprintf(msg, sizeof msg, "over this tenant's limit of %g LLM tokens per minute", r->tpm);
+        set_error(r, ERR_RATE_LIMITED, msg);
+        r->retry_after = retry;
         return;
     }
     /* The answer may come later, from the LLM pool's thread: one more party
@@ -372,7 +413,6 @@ static void handle_retrieve(struct req *r) {
     set_json(r, 200, body);
 }
 
-static const char *const tenant = "default";
 
 static bool collection_param(struct req *r, int64_t *ret_id) {
     char msg[160];
@@ -381,7 +421,7 @@ static bool collection_param(struct req *r, int64_t *ret_id) {
         set_error(r, ERR_INVALID_FIELD, "collection name must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'");
         return false;
     }
-    enum err e = ret_collection_find(ret_engine_store(r->srv->deps.engine), tenant, name, ret_id);
+    enum err e = ret_collection_find(ret_engine_store(r->srv->deps.engine), r->tenant, name, ret_id);
     if (e) {
         snprintf(msg, sizeof msg, "collection \"%s\" does not exist", name);
         set_error(r, e, e == ERR_NOT_FOUND ? msg : NULL);
@@ -393,7 +433,7 @@ static bool collection_param(struct req *r, int64_t *ret_id) {
 static void handle_collections_list(struct req *r) {
     struct ret_collection_info *list = NULL;
     size_t n = 0;
-    enum err e = ret_collection_list(ret_engine_store(r->srv->deps.engine), tenant, r->arena, &list, &n);
+    enum err e = ret_collection_list(ret_engine_store(r->srv->deps.engine), r->tenant, r->arena, &list, &n);
     if (e) {
         set_error(r, e, NULL);
         return;
@@ -411,7 +451,7 @@ static void handle_collection_delete(struct req *r) {
     int64_t id;
     if (!collection_param(r, &id))
         return;
-    enum err e = ret_engine_drop_collection(r->srv->deps.engine, tenant, r->params[0]);
+    enum err e = ret_engine_drop_collection(r->srv->deps.engine, r->tenant, r->params[0]);
     if (e) {
         set_error(r, e, NULL);
         return;
@@ -584,7 +624,7 @@ static void handle_documents_post(struct req *r) {
     }
     /* Everything validated: nothing is stored unless the whole batch is valid. */
     int64_t cid;
-    e = ret_collection_ensure(ret_engine_store(r->srv->deps.engine), tenant, name, &cid);
+    e = ret_collection_ensure(ret_engine_store(r->srv->deps.engine), r->tenant, name, &cid);
     json_t *out = json_array();
     size_t stored = 0;
     for (size_t i = 0; !e && i < ndocs; i++) {
@@ -607,6 +647,192 @@ static void handle_documents_post(struct req *r) {
     json_t *body = json_pack("{s:s, s:I, s:o}", "collection", name, "stored", (json_int_t)stored, "documents", out);
     json_decref(root); /* after packing: docs[] point into it */
     set_json(r, 201, body);
+}
+
+/* ---- admin API ---- */
+
+static json_t *tenant_json(struct req *r, const char *id) {
+    struct cfg_tenant tn;
+    if (cfg_tenant_get(r->srv->deps.tenants, id, &tn) != ERR_OK)
+        return NULL;
+    struct cfg_key_info *keys = NULL;
+    size_t nkeys = 0;
+    json_t *karr = json_array();
+    if (cfg_key_list(r->srv->deps.tenants, id, &keys, &nkeys) == ERR_OK) {
+        for (size_t i = 0; i < nkeys; i++)
+            json_array_append_new(karr, json_pack("{s:s, s:I, s:b}", "key_id", keys[i].key_id, "created_at",
+                                                  (json_int_t)keys[i].created_at, "revoked", keys[i].revoked_at != 0));
+        free(keys);
+    }
+    json_t *profile = tn.profile ? json_loads(tn.profile, 0, NULL) : NULL;
+    json_t *j = json_pack("{s:s, s:I, s:o, s:o, s:{s:f, s:f}}", "id", tn.id, "created_at", (json_int_t)tn.created_at,
+                          "keys", karr, "profile", profile ? profile : json_null(), "limits", "requests_per_second",
+                          tn.rate_rps, "tokens_per_minute", tn.tokens_per_min);
+    cfg_tenant_done(&tn);
+    return j;
+}
+
+static bool tenant_param(struct req *r) {
+    if (!r->params[0] || !cfg_tenant_id_valid(r->params[0])) {
+        set_error(r, ERR_INVALID_FIELD, "tenant id must be 1-64 characters of [a-z0-9_-], starting with a letter or digit");
+        return false;
+    }
+    return true;
+}
+
+static void handle_admin_tenant_create(struct req *r) {
+    static const char *const known[] = {"id"};
+    char msg[160];
+    json_t *root = parse_body(r);
+    if (!root)
+        return;
+    if (!only_known(root, known, ARRAY_SIZE(known), "", msg, sizeof msg)) {
+        json_decref(root);
+        set_error(r, ERR_INVALID_FIELD, msg);
+        return;
+    }
+    json_t *id = json_object_get(root, "id");
+    if (!json_is_string(id) || !cfg_tenant_id_valid(json_string_value(id))) {
+        json_decref(root);
+        set_error(r, ERR_INVALID_FIELD, "id: required, 1-64 characters of [a-z0-9_-], starting with a letter or digit");
+        return;
+    }
+    char key[CFG_KEY_LEN + 1], key_id[CFG_KEY_ID_LEN + 1];
+    const char *tid = arena_strdup(r->arena, json_string_value(id));
+    json_decref(root);
+    if (!tid) {
+        set_error(r, ERR_NOMEM, NULL);
+        return;
+    }
+    enum err e = cfg_tenant_create(r->srv->deps.tenants, tid, key, key_id);
+    if (e) {
+        snprintf(msg, sizeof msg, "tenant \"%s\" already exists", tid);
+        set_error(r, e, e == ERR_CONFLICT ? msg : NULL);
+        return;
+    }
+    log_msg(LOG_INFO, "tenant_created", LOG_S("tenant", tid), LOG_S("key_id", key_id), LOG_END);
+    set_json(r, 201, json_pack("{s:o, s:s, s:s}", "tenant", tenant_json(r, tid), "api_key", key, "key_id", key_id));
+    sodium_memzero(key, sizeof key);
+}
+
+static void handle_admin_tenant_list(struct req *r) {
+    char **ids = NULL;
+    size_t n = 0;
+    enum err e = cfg_tenant_list(r->srv->deps.tenants, &ids, &n);
+    if (e) {
+        set_error(r, e, NULL);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, tenant_json(r, ids[i]));
+    cfg_tenant_list_free(ids, n);
+    set_json(r, 200, json_pack("{s:o}", "tenants", arr));
+}
+
+static void handle_admin_tenant_get(struct req *r) {
+    if (!tenant_param(r))
+        return;
+    json_t *j = tenant_json(r, r->params[0]);
+    if (!j) {
+        set_error(r, ERR_NOT_FOUND, "no such tenant");
+        return;
+    }
+    set_json(r, 200, j);
+}
+
+static void handle_admin_tenant_delete(struct req *r) {
+    if (!tenant_param(r))
+        return;
+    enum err e = cfg_tenant_delete(r->srv->deps.tenants, r->params[0]);
+    if (e) {
+        set_error(r, e, e == ERR_NOT_FOUND ? "no such tenant" : NULL);
+        return;
+    }
+    /* its keys went with it; now its data */
+    struct ret_collection_info *list = NULL;
+    size_t n = 0;
+    size_t dropped = 0;
+    if (ret_collection_list(ret_engine_store(r->srv->deps.engine), r->params[0], r->arena, &list, &n) == ERR_OK)
+        for (size_t i = 0; i < n; i++)
+            dropped += ret_engine_drop_collection(r->srv->deps.engine, r->params[0], list[i].name) == ERR_OK;
+    log_msg(LOG_INFO, "tenant_deleted", LOG_S("tenant", r->params[0]), LOG_I("collections", dropped), LOG_END);
+    set_json(r, 200, json_pack("{s:s, s:b, s:I}", "id", r->params[0], "deleted", 1, "collections_deleted",
+                               (json_int_t)dropped));
+}
+
+static void handle_admin_key_issue(struct req *r) {
+    if (!tenant_param(r))
+        return;
+    char key[CFG_KEY_LEN + 1], key_id[CFG_KEY_ID_LEN + 1];
+    enum err e = cfg_key_issue(r->srv->deps.tenants, r->params[0], key, key_id);
+    if (e) {
+        set_error(r, e, e == ERR_NOT_FOUND ? "no such tenant" : NULL);
+        return;
+    }
+    log_msg(LOG_INFO, "key_issued", LOG_S("tenant", r->params[0]), LOG_S("key_id", key_id), LOG_END);
+    set_json(r, 201, json_pack("{s:s, s:s, s:s}", "tenant", r->params[0], "api_key", key, "key_id", key_id));
+    sodium_memzero(key, sizeof key);
+}
+
+static void handle_admin_key_revoke(struct req *r) {
+    if (!tenant_param(r))
+        return;
+    enum err e = cfg_key_revoke(r->srv->deps.tenants, r->params[0], r->params[1]);
+    if (e) {
+        set_error(r, e, e == ERR_NOT_FOUND ? "no such active key for this tenant" : NULL);
+        return;
+    }
+    log_msg(LOG_INFO, "key_revoked", LOG_S("tenant", r->params[0]), LOG_S("key_id", r->params[1]), LOG_END);
+    set_json(r, 200, json_pack("{s:s, s:s, s:b}", "tenant", r->params[0], "key_id", r->params[1], "revoked", 1));
+}
+
+static void handle_admin_profile_put(struct req *r) {
+    if (!tenant_param(r))
+        return;
+    json_t *root = parse_body(r);
+    if (!root)
+        return;
+    char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(root);
+    enum err e = text ? cfg_tenant_set_profile(r->srv->deps.tenants, r->params[0], text) : ERR_NOMEM;
+    free(text);
+    if (e) {
+        set_error(r, e, e == ERR_NOT_FOUND ? "no such tenant" : NULL);
+        return;
+    }
+    set_json(r, 200, tenant_json(r, r->params[0]));
+}
+
+static void handle_admin_limits_put(struct req *r) {
+    static const char *const known[] = {"requests_per_second", "tokens_per_minute"};
+    char msg[160];
+    if (!tenant_param(r))
+        return;
+    json_t *root = parse_body(r);
+    if (!root)
+        return;
+    double rps = 0, tpm = 0;
+    json_t *a = json_object_get(root, "requests_per_second"), *b = json_object_get(root, "tokens_per_minute");
+    enum err e = ERR_OK;
+    if (!only_known(root, known, ARRAY_SIZE(known), "", msg, sizeof msg))
+        e = ERR_INVALID_FIELD;
+    else if ((a && (!json_is_number(a) || json_number_value(a) < 0 || json_number_value(a) > 1e6)) ||
+             (b && (!json_is_number(b) || json_number_value(b) < 0 || json_number_value(b) > 1e9))) {
+        snprintf(msg, sizeof msg, "requests_per_second (0..1e6) and tokens_per_minute (0..1e9) must be numbers; 0 = unlimited");
+        e = ERR_INVALID_FIELD;
+    } else {
+        rps = a ? json_number_value(a) : 0;
+        tpm = b ? json_number_value(b) : 0;
+    }
+    json_decref(root);
+    if (!e)
+        e = cfg_tenant_set_limits(r->srv->deps.tenants, r->params[0], rps, tpm);
+    if (e) {
+        set_error(r, e, e == ERR_NOT_FOUND ? "no such tenant" : msg);
+        return;
+    }
+    set_json(r, 200, tenant_json(r, r->params[0]));
 }
 
 /* ---- plumbing ---- */
@@ -721,6 +947,73 @@ static bool content_type_ok(struct req *r) {
     return false;
 }
 
+/* The presented Bearer token, or NULL. */
+static const char *bearer(struct req *r) {
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return *h ? h : NULL;
+}
+
+/* Open mode: no admin key and no tenant -> one implicit "default" tenant,
+ * no credentials (the listener is loopback-only then, see main.c). */
+static bool open_mode(struct req *r) {
+    return !r->cfg->admin_key[0] && cfg_tenants_count(r->srv->deps.tenants) == 0;
+}
+
+/* Sets r->tenant, or an error response (false).  A tenant can only ever
+ * name its own collections: every store lookup is keyed by r->tenant. */
+static bool authorize(struct req *r) {
+    if (r->route->flags & ROUTE_PUBLIC)
+        return true;
+    const char *tok = bearer(r);
+    bool is_admin = tok && r->cfg->admin_key[0] && cfg_secret_equal(tok, r->cfg->admin_key);
+    if (r->route->flags & ROUTE_ADMIN) {
+        if (!r->cfg->admin_key[0]) {
+            set_error(r, ERR_FORBIDDEN, "the admin API is disabled: set admin_key in the config or SLORAG_ADMIN_KEY");
+            return false;
+        }
+        if (is_admin)
+            return true;
+        if (tok && cfg_key_authenticate(r->srv->deps.tenants, tok, r->tenant, NULL, NULL) == ERR_OK) {
+            set_error(r, ERR_FORBIDDEN, "a tenant key cannot use the admin API");
+            return false;
+        }
+        set_error(r, ERR_UNAUTHORIZED, "the admin API needs Authorization: Bearer <admin key>");
+        r->www_authenticate = true;
+        return false;
+    }
+    if (open_mode(r)) {
+        snprintf(r->tenant, sizeof r->tenant, "default");
+        return true;
+    }
+    if (is_admin) {
+        set_error(r, ERR_FORBIDDEN, "the admin key cannot be used for tenant requests; use a tenant's API key");
+        return false;
+    }
+    double rps = 0;
+    enum err e = tok ? cfg_key_authenticate(r->srv->deps.tenants, tok, r->tenant, &rps, &r->tpm) : ERR_UNAUTHORIZED;
+    if (e) {
+        set_error(r, e, e == ERR_UNAUTHORIZED ? (tok ? "invalid or revoked API key"
+                                                     : "missing credentials: send Authorization: Bearer <API key>")
+                                              : NULL);
+        r->www_authenticate = e == ERR_UNAUTHORIZED;
+        return false;
+    }
+    int retry = 1;
+    if (!rl_take_request(r->srv->rl, r->tenant, rps, clock_us(), &retry)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "over this tenant's limit of %g requests per second", rps);
+        set_error(r, ERR_RATE_LIMITED, msg);
+        r->retry_after = retry;
+        return false;
+    }
+    return true;
+}
+
 /* First call for a request: route, limits and early errors.  Returns true
  * when r already holds a response to send once the body (if any) is read. */
 static bool admit(struct req *r) {
@@ -741,6 +1034,8 @@ static bool admit(struct req *r) {
         }
         return true;
     }
+    if (!authorize(r))
+        return true;
     if (!(r->route->flags & ROUTE_BODY))
         return false;
     if (!content_type_ok(r)) {
@@ -839,6 +1134,11 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
     struct http_server *srv = calloc(1, sizeof(*srv));
     if (!srv)
         return ERR_NOMEM;
+    srv->rl = rl_new();
+    if (!srv->rl) {
+        free(srv);
+        return ERR_NOMEM;
+    }
     srv->deps = *deps;
     atomic_init(&srv->in_flight, 0);
     atomic_init(&srv->draining, false);
@@ -852,6 +1152,7 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
     if (!srv->daemon) {
         snprintf(errmsg, errlen, "cannot listen on %s:%d (address in use or not available)", cfg->listen_host,
                  cfg->listen_port);
+        rl_free(srv->rl);
         free(srv);
         return ERR_IO;
     }
@@ -885,6 +1186,7 @@ bool http_wait_idle(struct http_server *srv, int timeout_ms) {
 struct http_server *http_stop(struct http_server *srv) {
     if (srv) {
         MHD_stop_daemon(srv->daemon);
+        rl_free(srv->rl);
         free(srv);
     }
     return NULL;

@@ -9,6 +9,7 @@
 
 struct agent_pool;
 #include "engine.h"
+#include "tenants.h"
 
 struct http_server;
 
@@ -17,6 +18,7 @@ struct http_deps {
     struct ret_engine *engine; /* borrowed */
     struct exec_pool *pool;   /* borrowed */
     struct agent_pool *llm;   /* borrowed; LLM backends */
+    struct cfg_tenants *tenants; /* borrowed; tenants and API keys */
 };
 
 /* Listens on cfg's address; errmsg says why when it fails. */

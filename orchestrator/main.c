@@ -28,12 +28,16 @@ static const char usage_text[] =
     "usage: slorag serve  [--config FILE] [--listen ADDR:PORT] [--data DIR] [--log-level LEVEL]\n"
     "       slorag ingest [--config FILE] [--data DIR] [--collection NAME] PATH...\n"
     "       slorag eval-retrieval --dataset FILE [--json] [--config FILE]\n"
+    "       slorag tenant create ID | list | show ID | delete ID | key ID | revoke ID KEY_ID\n"
+    "                     [--config FILE] [--data DIR]\n"
     "       slorag --help | --version\n"
     "\n"
     "serve    answer questions over HTTP (default 127.0.0.1:8080)\n"
     "ingest   store .md/.markdown/.txt/.html/.jsonl files (directories recursively)\n"
     "         in a collection; run it while `serve` is stopped, or use the HTTP API\n"
     "         (default collection: \"default\"); re-ingesting a path replaces it\n"
+    "tenant   manage tenants and API keys offline (the same as the admin API);\n"
+    "         a new key is printed once\n"
     "eval-retrieval  recall@1/5/10 and MRR of lexical, dense and hybrid retrieval on a\n"
     "         SQuAD-format file, in a scratch store (your data is not touched)\n"
     "\n"
@@ -123,15 +127,35 @@ static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *sto
     return eng;
 }
 
+static struct cfg_tenants *open_tenants(const struct cfg *c) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/slorag.db", c->data_dir);
+    struct cfg_tenants *t = NULL;
+    if (cfg_tenants_open(path, &t) != ERR_OK) {
+        fprintf(stderr, "slorag: cannot open the tenant store at %s\n", path);
+        return NULL;
+    }
+    return t;
+}
+
 static int cmd_serve(const struct cli *cli) {
     struct cfg *c = load_config(cli);
     if (!c)
         return 2;
-    if (!util_host_is_loopback(c->listen_host)) {
+    struct ret_store *store = open_store(c, c->server.workers);
+    struct cfg_tenants *tenants = store ? open_tenants(c) : NULL;
+    if (!store || !tenants) {
+        ret_store_free(store);
+        cfg_unref(c);
+        return 1;
+    }
+    if (!util_host_is_loopback(c->listen_host) && !c->admin_key[0] && cfg_tenants_count(tenants) == 0) {
         fprintf(stderr,
-                "slorag: refusing to listen on %s: this build serves without authentication, "
-                "so it only listens on loopback (127.0.0.0/8)\n",
+                "slorag: refusing to listen on %s without authentication: set admin_key (or SLORAG_ADMIN_KEY) "
+                "and create tenants, or listen on loopback (127.0.0.0/8)\n",
                 c->listen_host);
+        cfg_tenants_free(tenants);
+        ret_store_free(store);
         cfg_unref(c);
         return 2;
     }
@@ -145,17 +169,13 @@ static int cmd_serve(const struct cli *cli) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct ret_store *store = open_store(c, c->server.workers);
-    if (!store) {
-        cfg_unref(c);
-        return 1;
-    }
     struct ret_engine *eng = open_engine(c, store);
     struct exec_pool *pool = NULL;
     if (!eng || exec_pool_new(c->server.workers, (size_t)c->server.queue_max, &pool) != ERR_OK) {
         if (eng)
             fprintf(stderr, "slorag: cannot start %d worker threads\n", c->server.workers);
         ret_engine_free(eng);
+        cfg_tenants_free(tenants);
         ret_store_free(store);
         cfg_unref(c);
         return 1;
@@ -165,6 +185,7 @@ static int cmd_serve(const struct cli *cli) {
         fprintf(stderr, "slorag: cannot start the LLM backend pool\n");
         exec_pool_free(pool);
         ret_engine_free(eng);
+        cfg_tenants_free(tenants);
         ret_store_free(store);
         cfg_unref(c);
         return 1;
@@ -175,7 +196,7 @@ static int cmd_serve(const struct cli *cli) {
                 LOG_I("max_concurrency", c->backends[i].max_concurrency), LOG_END);
     struct cfg_slot slot;
     cfg_slot_init(&slot, c);
-    struct http_deps deps = {.cfg = &slot, .engine = eng, .pool = pool, .llm = llm};
+    struct http_deps deps = {.cfg = &slot, .engine = eng, .pool = pool, .llm = llm, .tenants = tenants};
     struct http_server *srv = NULL;
     char msg[256];
     if (http_start(c, &deps, msg, sizeof msg, &srv) != ERR_OK) {
@@ -183,6 +204,7 @@ static int cmd_serve(const struct cli *cli) {
         exec_pool_free(pool);
         agent_pool_free(llm);
         ret_engine_free(eng);
+        cfg_tenants_free(tenants);
         ret_store_free(store);
         cfg_slot_done(&slot);
         return 1;
@@ -235,6 +257,7 @@ static int cmd_serve(const struct cli *cli) {
     agent_pool_free(llm);
     http_stop(srv);
     ret_engine_free(eng); /* writes changed indexes */
+    cfg_tenants_free(tenants);
     ret_store_free(store);
     cfg_slot_done(&slot);
     log_msg(LOG_INFO, "stopped", LOG_END);
@@ -307,6 +330,95 @@ static int cmd_ingest(const struct cli *cli, int npaths, char **paths) {
     return e ? 1 : 0;
 }
 
+static int cmd_tenant(const struct cli *cli, int nargs, char **args) {
+    static const struct {
+        const char *verb;
+        int nargs;
+    } verbs[] = {{"create", 1}, {"list", 0}, {"show", 1}, {"delete", 1}, {"key", 1}, {"revoke", 2}};
+    int v = -1;
+    for (int i = 0; nargs >= 1 && i < (int)(sizeof verbs / sizeof verbs[0]); i++)
+        if (strcmp(args[0], verbs[i].verb) == 0 && nargs - 1 == verbs[i].nargs)
+            v = i;
+    if (v < 0) {
+        fputs("usage: slorag tenant create ID | list | show ID | delete ID | key ID | revoke ID KEY_ID\n", stderr);
+        return 2;
+    }
+    struct cfg *c = load_config(cli);
+    if (!c)
+        return 2;
+    if (mkdir(c->data_dir, 0750) != 0 && errno != EEXIST) {
+        fprintf(stderr, "slorag: cannot create data directory %s: %s\n", c->data_dir, strerror(errno));
+        cfg_unref(c);
+        return 1;
+    }
+    struct cfg_tenants *t = open_tenants(c);
+    cfg_unref(c);
+    if (!t)
+        return 1;
+    char key[CFG_KEY_LEN + 1], key_id[CFG_KEY_ID_LEN + 1];
+    enum err e = ERR_OK;
+    const char *id = nargs > 1 ? args[1] : "";
+    switch (v) {
+    case 0:
+        e = cfg_tenant_create(t, id, key, key_id);
+        if (!e)
+            printf("tenant %s created\napi_key %s\nkey_id %s\n", id, key, key_id);
+        break;
+    case 1: {
+        char **ids = NULL;
+        size_t n = 0;
+        e = cfg_tenant_list(t, &ids, &n);
+        for (size_t i = 0; !e && i < n; i++)
+            puts(ids[i]);
+        if (!e)
+            cfg_tenant_list_free(ids, n);
+        break;
+    }
+    case 2: {
+        struct cfg_tenant tn;
+        struct cfg_key_info *keys = NULL;
+        size_t nk = 0;
+        e = cfg_tenant_get(t, id, &tn);
+        if (!e)
+            e = cfg_key_list(t, id, &keys, &nk);
+        if (!e) {
+            printf("tenant %s\ncreated_at %lld\nprofile %s\nrequests_per_second %g\ntokens_per_minute %g\n", tn.id,
+                   (long long)tn.created_at, tn.profile ? tn.profile : "(default)", tn.rate_rps, tn.tokens_per_min);
+            for (size_t i = 0; i < nk; i++)
+                printf("key %s %s\n", keys[i].key_id, keys[i].revoked_at ? "revoked" : "active");
+            free(keys);
+            cfg_tenant_done(&tn);
+        }
+        break;
+    }
+    case 3:
+        e = cfg_tenant_delete(t, id);
+        if (!e)
+            printf("tenant %s deleted (its collections stay until removed through the API)\n", id);
+        break;
+    case 4:
+        e = cfg_key_issue(t, id, key, key_id);
+        if (!e)
+            printf("api_key %s\nkey_id %s\n", key, key_id);
+        break;
+    case 5:
+        e = cfg_key_revoke(t, id, args[2]);
+        if (!e)
+            printf("key %s of tenant %s revoked\n", args[2], id);
+        break;
+    }
+    cfg_tenants_free(t);
+    if (e) {
+        fprintf(stderr, "slorag tenant %s: %s\n", args[0],
+                e == ERR_CONFLICT      ? "the tenant already exists"
+                : e == ERR_NOT_FOUND   ? "no such tenant or key"
+                : e == ERR_INVALID_FIELD ? "tenant ids are 1-64 characters of [a-z0-9_-], starting with a letter or digit"
+                                       : err_message(e));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread starts */
     if (argc < 2) {
@@ -344,6 +456,8 @@ int main(int argc, char **argv) {
         cfg_unref(c);
         return rc;
     }
+    if (strcmp(cmd, "tenant") == 0)
+        return cmd_tenant(&cli, argc - 1 - optind, argv + 1 + optind);
     if (strcmp(cmd, "ingest") == 0)
         return cmd_ingest(&cli, argc - 1 - optind, argv + 1 + optind);
     fprintf(stderr, "slorag: unknown command \"%s\"\n%s", cmd, usage_text);

@@ -5,7 +5,8 @@ set -eu
 
 PKGS="gcc g++ make meson ninja-build pkg-config python3 git ca-certificates
 libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libjansson-dev
-libcmocka-dev libstemmer-dev libfaiss-dev libopenblas-dev liblapack-dev"
+libcmocka-dev libstemmer-dev libfaiss-dev libopenblas-dev liblapack-dev
+libsodium-dev"
 
 missing=""
 for p in $PKGS; do

@@ -60,35 +60,26 @@ int daemon_ingest(struct daemon *d, const char *collection, const char *path) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-bool daemon_start(struct daemon *d) {
+bool proc_start_ready(char *const argv[], const char *log_path, pid_t *ret_pid, int *ret_port) {
     int out[2];
     if (pipe(out) != 0)
         return false;
-    char cfg[128];
-    bool with_cfg = has_config(d, cfg, sizeof cfg);
     pid_t pid = fork();
     if (pid == 0) {
-        int fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 2);
         dup2(out[1], 1);
         close(out[0]);
-        if (with_cfg)
-            execl(slorag_bin(), "slorag", "serve", "--config", cfg, "--data", d->dir, "--listen", "127.0.0.1:0",
-                  (char *)NULL);
-        else
-            execl(slorag_bin(), "slorag", "serve", "--data", d->dir, "--listen", "127.0.0.1:0", (char *)NULL);
+        execv(argv[0], argv);
         _exit(127);
     }
     close(out[1]);
-    d->pid = pid;
-    /* The ready line: "slorag X serving on http://127.0.0.1:PORT ..." */
+    *ret_pid = pid;
     char line[512];
     size_t n = 0;
     while (n < sizeof line - 1) {
         ssize_t r = read(out[0], line + n, 1);
-        if (r <= 0)
-            break;
-        if (line[n] == '\n')
+        if (r <= 0 || line[n] == '\n')
             break;
         n++;
     }
@@ -97,28 +88,50 @@ bool daemon_start(struct daemon *d) {
     const char *p = strstr(line, "http://127.0.0.1:");
     if (!p)
         return false;
-    d->port = atoi(p + strlen("http://127.0.0.1:"));
-    return d->port > 0;
+    *ret_port = atoi(p + strlen("http://127.0.0.1:"));
+    return *ret_port > 0;
 }
 
-int daemon_stop(struct daemon *d, int sig, int timeout_ms) {
-    if (d->pid <= 0)
+int proc_stop(pid_t pid, int sig, int timeout_ms) {
+    if (pid <= 0)
         return -1;
-    kill(d->pid, sig);
+    if (sig)
+        kill(pid, sig);
     for (int waited = 0; waited < timeout_ms; waited += 10) {
         int st;
-        pid_t r = waitpid(d->pid, &st, WNOHANG);
-        if (r == d->pid) {
-            d->pid = 0;
+        if (waitpid(pid, &st, WNOHANG) == pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        }
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, NULL, 0);
-    d->pid = 0;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
     return -1;
+}
+
+bool daemon_start(struct daemon *d) {
+    char cfg[128];
+    bool with_cfg = has_config(d, cfg, sizeof cfg);
+    char *argv[12];
+    int n = 0;
+    argv[n++] = (char *)slorag_bin();
+    argv[n++] = "serve";
+    if (with_cfg) {
+        argv[n++] = "--config";
+        argv[n++] = cfg;
+    }
+    argv[n++] = "--data";
+    argv[n++] = d->dir;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n] = NULL;
+    return proc_start_ready(argv, d->log_path, &d->pid, &d->port);
+}
+
+int daemon_stop(struct daemon *d, int sig, int timeout_ms) {
+    int st = proc_stop(d->pid, sig, timeout_ms);
+    d->pid = 0;
+    return st;
 }
 
 void daemon_dump_log(const struct daemon *d) {

@@ -33,6 +33,13 @@ int daemon_stop(struct daemon *d, int sig, int timeout_ms);
 void daemon_cleanup(struct daemon *d);
 void daemon_dump_log(const struct daemon *d);
 
+/* Starts argv[0] with argv, stderr appended to log_path, and waits for its
+ * first stdout line, which must contain "http://127.0.0.1:PORT".  Used for
+ * slorag serve and for slorag-llmsim. */
+bool proc_start_ready(char *const argv[], const char *log_path, pid_t *ret_pid, int *ret_port);
+/* SIGTERM (or sig), then wait; exit status or -1. */
+int proc_stop(pid_t pid, int sig, int timeout_ms);
+
 /* One request; content_type NULL for none. */
 void http_do(const struct daemon *d, const char *method, const char *path, const char *content_type,
              const char *body, size_t len, struct http_resp *ret);

@@ -1,0 +1,243 @@
+/* End-to-end: slorag with LLM backends served by the real simulator on
+ * loopback.  LLM answers with citations and cost, fallback to the
+ * extractive tier when a backend fails or is too slow for the deadline,
+ * and a config reload (SIGHUP) with generations in flight. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+static struct daemon D;
+static pid_t sim_pid;
+static int sim_port;
+
+static const char sim_config[] =
+    "{\"seed\": 3, \"models\": ["
+    "{\"name\": \"good\", \"ttft_ms\": 5, \"ms_per_token\": 1, \"jitter\": 0, \"max_concurrency\": 64,"
+    " \"wrong_rate\": 0, \"abstain_rate\": 0},"
+    "{\"name\": \"e500\", \"ttft_ms\": 1, \"max_concurrency\": 64, \"faults\": {\"http500\": 1.0}},"
+    "{\"name\": \"slow\", \"ttft_ms\": 300, \"ms_per_token\": 0, \"jitter\": 0, \"max_concurrency\": 64}"
+    "]}";
+
+static void write_slorag_config(int large_concurrency, int large_ttft_bump) {
+    (void)large_ttft_bump;
+    char path[128];
+    snprintf(path, sizeof path, "%s/config.json", D.dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "{\"query\": {\"default_tier\": \"medium\", \"max_tokens\": 128},"
+            " \"backends\": ["
+            "{\"name\": \"med\", \"tier\": \"medium\", \"url\": \"http://127.0.0.1:%d\", \"model\": \"good\","
+            " \"price_in_per_1k\": 0.5, \"price_out_per_1k\": 1.5},"
+            "{\"name\": \"bad\", \"tier\": \"small\", \"url\": \"http://127.0.0.1:%d\", \"model\": \"e500\","
+            " \"max_retries\": 1},"
+            "{\"name\": \"big\", \"tier\": \"large\", \"url\": \"http://127.0.0.1:%d\", \"model\": \"slow\","
+            " \"max_concurrency\": %d}]}",
+            sim_port, sim_port, sim_port, large_concurrency);
+    fclose(f);
+}
+
+static int start(void **state) {
+    (void)state;
+    daemon_prepare(&D, NULL);
+    char cfg[128], log[128];
+    snprintf(cfg, sizeof cfg, "%s/llmsim.json", D.dir);
+    snprintf(log, sizeof log, "%s/llmsim.log", D.dir);
+    FILE *f = fopen(cfg, "w");
+    fputs(sim_config, f);
+    fclose(f);
+    char *argv[] = {getenv("SLORAG_LLMSIM_BIN"), "--config", cfg, "--listen", "127.0.0.1:0", NULL};
+    if (!argv[0] || !proc_start_ready(argv, log, &sim_pid, &sim_port))
+        return -1;
+    write_slorag_config(16, 0);
+    if (daemon_ingest(&D, "default", getenv("SLORAG_TEST_DOCS")) != 0 || !daemon_start(&D)) {
+        daemon_dump_log(&D);
+        return -1;
+    }
+    return 0;
+}
+
+static int stop(void **state) {
+    (void)state;
+    int st = daemon_stop(&D, SIGTERM, 10000);
+    if (st != 0)
+        daemon_dump_log(&D);
+    int sst = proc_stop(sim_pid, SIGTERM, 10000);
+    daemon_cleanup(&D);
+    return st == 0 && sst == 0 ? 0 : -1;
+}
+
+static json_t *query(const char *body, long want, double *ret_ms) {
+    struct http_resp r;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    http_do(&D, "POST", "/v1/query", "application/json", body, strlen(body), &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (ret_ms)
+        *ret_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    if (r.status != want)
+        fail_msg("status %ld, want %ld: %s", r.status, want, r.body);
+    json_t *j = json_loads(r.body, 0, NULL);
+    if (!j)
+        fail_msg("not JSON: %s", r.body);
+    http_resp_done(&r);
+    return j;
+}
+
+static json_t *decision(json_t *j) { return json_object_get(j, "decision"); }
+
+static void test_llm_answer(void **state) {
+    (void)state;
+    json_t *j = query("{\"question\": \"How tall is the lighthouse?\"}", 200, NULL); /* default tier: medium */
+    const char *answer = json_string_value(json_object_get(j, "answer"));
+    assert_non_null(answer);
+    assert_non_null(strstr(answer, "forty-two metres"));
+    assert_non_null(strstr(answer, "["));
+    json_t *c0 = json_array_get(json_object_get(j, "citations"), 0);
+    assert_non_null(c0);
+    assert_non_null(strstr(json_string_value(json_object_get(c0, "document_id")), "lighthouse.txt"));
+    json_t *usage = json_object_get(j, "usage");
+    assert_true(json_integer_value(json_object_get(usage, "input_tokens")) > 0);
+    assert_true(json_real_value(json_object_get(usage, "cost")) > 0);
+    assert_false(json_is_true(json_object_get(usage, "estimated")));
+    json_t *d = decision(j);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(d, "plan"), "generator_tier")), "medium");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(d, "actual"), "backend")), "med");
+    assert_true(json_real_value(json_object_get(json_object_get(d, "actual"), "confidence")) > 0.5);
+    assert_int_equal(json_array_size(json_object_get(d, "expanded")), 0);
+    json_decref(j);
+
+    /* the extractive tier can still be asked for, and costs nothing */
+    j = query("{\"question\": \"How tall is the lighthouse?\", \"tier\": \"extractive\"}", 200, NULL);
+    assert_true(json_real_value(json_object_get(json_object_get(j, "usage"), "cost")) == 0.0);
+    json_decref(j);
+    j = query("{\"question\": \"x\", \"tier\": \"huge\"}", 422, NULL);
+    json_decref(j);
+}
+
+static void test_fallbacks(void **state) {
+    (void)state;
+    /* a failing backend: retried, then the extractive tier answers */
+    json_t *j = query("{\"question\": \"How tall is the lighthouse?\", \"tier\": \"small\"}", 200, NULL);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "answer")), "forty-two metres"));
+    json_t *exp = json_array_get(json_object_get(decision(j), "expanded"), 0);
+    assert_string_equal(json_string_value(json_object_get(exp, "stage")), "fallback");
+    assert_non_null(strstr(json_string_value(json_object_get(exp, "reason")), "HTTP 500"));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(decision(j), "actual"), "attempts")), 2);
+    json_decref(j);
+
+    /* a backend slower than the deadline: the answer still comes in time */
+    double ms = 0;
+    j = query("{\"question\": \"How tall is the lighthouse?\", \"tier\": \"large\", \"deadline_ms\": 200}", 200, &ms);
+    assert_true(ms < 400);
+    assert_non_null(json_string_value(json_object_get(j, "answer")));
+    exp = json_array_get(json_object_get(decision(j), "expanded"), 0);
+    assert_non_null(strstr(json_string_value(json_object_get(exp, "reason")), "large tier failed"));
+    assert_true(json_is_true(json_object_get(json_object_get(decision(j), "slo_met"), "deadline")));
+    json_decref(j);
+}
+
+static size_t discard(char *p, size_t s, size_t n, void *ud) {
+    (void)p;
+    struct http_resp *r = ud;
+    size_t add = s * n;
+    char *b = realloc(r->body, r->len + add + 1);
+    memcpy(b + r->len, p, add);
+    r->len += add;
+    b[r->len] = '\0';
+    r->body = b;
+    return add;
+}
+
+/* Ten generations in flight on the slow tier while the config is rewritten
+ * and reloaded: every one succeeds on the LLM, none falls back. */
+static void test_reload_with_generations_in_flight(void **state) {
+    (void)state;
+    enum { N = 10 };
+    CURLM *m = curl_multi_init();
+    CURL *easy[N];
+    struct http_resp resp[N];
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/query", D.port);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    const char *body = "{\"question\": \"When does the fish market take place?\", \"tier\": \"large\"}";
+    for (int i = 0; i < N; i++) {
+        memset(&resp[i], 0, sizeof resp[i]);
+        easy[i] = curl_easy_init();
+        curl_easy_setopt(easy[i], CURLOPT_URL, url);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &resp[i]);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 20000L);
+        curl_multi_add_handle(m, easy[i]);
+    }
+    int running = 1;
+    bool reloaded = false;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (running) {
+        curl_multi_perform(m, &running);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double ms = (double)(now.tv_sec - t0.tv_sec) * 1e3 + (double)(now.tv_nsec - t0.tv_nsec) / 1e6;
+        if (!reloaded && ms > 100) {
+            write_slorag_config(4, 0); /* shrink the large backend while its calls run */
+            kill(D.pid, SIGHUP);
+            reloaded = true;
+        }
+        if (running)
+            curl_multi_poll(m, NULL, 0, 20, NULL);
+    }
+    int ok = 0, on_llm = 0;
+    for (int i = 0; i < N; i++) {
+        long status = 0;
+        curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &status);
+        ok += status == 200;
+        json_t *j = resp[i].body ? json_loads(resp[i].body, 0, NULL) : NULL;
+        on_llm += j && json_array_size(json_object_get(decision(j), "expanded")) == 0 &&
+                  json_string_value(json_object_get(json_object_get(decision(j), "actual"), "backend")) &&
+                  strcmp(json_string_value(json_object_get(json_object_get(decision(j), "actual"), "backend")), "big") == 0;
+        json_decref(j);
+        free(resp[i].body);
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    curl_multi_cleanup(m);
+    curl_slist_free_all(h);
+    assert_true(reloaded);
+    assert_int_equal(ok, N);
+    assert_int_equal(on_llm, N);
+    /* and the daemon logged the reload */
+    FILE *f = fopen(D.log_path, "r");
+    char line[1024];
+    bool seen = false;
+    while (f && fgets(line, sizeof line, f))
+        seen = seen || strstr(line, "\"event\":\"reloaded\"");
+    if (f)
+        fclose(f);
+    assert_true(seen);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llm_answer),
+        cmocka_unit_test(test_fallbacks),
+        cmocka_unit_test(test_reload_with_generations_in_flight),
+    };
+    int rc = cmocka_run_group_tests_name("llm", tests, start, stop);
+    curl_global_cleanup();
+    return rc;
+}

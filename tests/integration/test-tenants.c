@@ -1,0 +1,315 @@
+/* Integration tests for tenants and auth: the admin API, API keys (issue,
+ * use, revoke: effective at once), 401/403 for every kind of wrong
+ * credential, and isolation: a tenant can neither read, search nor learn
+ * the existence of another tenant's collections and documents. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+#define ADMIN "test-admin-key-0123456789"
+
+static struct daemon D;
+static char acme_key[128], acme_key_id[32], globex_key[128];
+
+static int start(void **state) {
+    (void)state;
+    daemon_prepare(&D, "{\"admin_key\": \"" ADMIN "\"}");
+    if (!daemon_start(&D)) {
+        daemon_dump_log(&D);
+        return -1;
+    }
+    return 0;
+}
+
+static int stop(void **state) {
+    (void)state;
+    int st = daemon_stop(&D, SIGTERM, 10000);
+    if (st != 0)
+        daemon_dump_log(&D);
+    daemon_cleanup(&D);
+    return st == 0 ? 0 : -1;
+}
+
+static size_t on_body(char *p, size_t s, size_t n, void *ud) {
+    struct http_resp *r = ud;
+    size_t add = s * n;
+    char *b = realloc(r->body, r->len + add + 1);
+    memcpy(b + r->len, p, add);
+    r->len += add;
+    b[r->len] = '\0';
+    r->body = b;
+    return add;
+}
+
+static size_t on_header(char *p, size_t s, size_t n, void *ud) {
+    struct http_resp *r = ud;
+    size_t add = s * n, have = strlen(r->headers);
+    if (have + add < sizeof r->headers) {
+        memcpy(r->headers + have, p, add);
+        r->headers[have + add] = '\0';
+    }
+    return add;
+}
+
+/* A request with an Authorization header value (NULL: none). */
+static json_t *call(const char *method, const char *path, const char *auth, const char *body, long want,
+                    struct http_resp *keep) {
+    struct http_resp r;
+    memset(&r, 0, sizeof r);
+    CURL *c = curl_easy_init();
+    char url[256], hdr[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", D.port, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (auth) {
+        snprintf(hdr, sizeof hdr, "Authorization: %s", auth);
+        h = curl_slist_append(h, hdr);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (r.status != want)
+        fail_msg("%s %s: status %ld, want %ld: %s", method, path, r.status, want, r.body ? r.body : "");
+    json_t *j = r.body ? json_loads(r.body, 0, NULL) : NULL;
+    if (!j)
+        fail_msg("%s %s: not JSON", method, path);
+    if (keep)
+        *keep = r;
+    else
+        free(r.body);
+    return j;
+}
+
+static const char *code_of(json_t *j) {
+    return json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+}
+
+static void bearer(char *out, size_t n, const char *key) {
+    snprintf(out, n, "Bearer %s", key);
+}
+
+static void test_admin_creates_tenants(void **state) {
+    (void)state;
+    struct http_resp r;
+    json_t *j = call("POST", "/v1/admin/tenants", NULL, "{\"id\": \"acme\"}", 401, &r);
+    assert_string_equal(code_of(j), "unauthorized");
+    assert_non_null(strstr(r.headers, "WWW-Authenticate: Bearer"));
+    free(r.body);
+    json_decref(j);
+    j = call("POST", "/v1/admin/tenants", "Bearer not-the-admin-key-at-all", "{\"id\": \"acme\"}", 401, NULL);
+    json_decref(j);
+
+    j = call("POST", "/v1/admin/tenants", "Bearer " ADMIN, "{\"id\": \"acme\"}", 201, NULL);
+    const char *key = json_string_value(json_object_get(j, "api_key"));
+    assert_non_null(key);
+    assert_int_equal(strlen(key), 3 + 16 + 1 + 48);
+    snprintf(acme_key, sizeof acme_key, "%s", key);
+    snprintf(acme_key_id, sizeof acme_key_id, "%s", json_string_value(json_object_get(j, "key_id")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "tenant"), "id")), "acme");
+    json_decref(j);
+    j = call("POST", "/v1/admin/tenants", "Bearer " ADMIN, "{\"id\": \"globex\"}", 201, NULL);
+    snprintf(globex_key, sizeof globex_key, "%s", json_string_value(json_object_get(j, "api_key")));
+    json_decref(j);
+
+    j = call("POST", "/v1/admin/tenants", "Bearer " ADMIN, "{\"id\": \"acme\"}", 409, NULL);
+    assert_string_equal(code_of(j), "conflict");
+    json_decref(j);
+    j = call("POST", "/v1/admin/tenants", "Bearer " ADMIN, "{\"id\": \"Not Valid/..\"}", 422, NULL);
+    json_decref(j);
+    j = call("GET", "/v1/admin/tenants", "Bearer " ADMIN, NULL, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(j, "tenants")), 2);
+    /* keys are never shown again: only their ids */
+    char *dump = json_dumps(j, 0);
+    assert_null(strstr(dump, acme_key));
+    free(dump);
+    json_decref(j);
+}
+
+static void test_wrong_credentials(void **state) {
+    (void)state;
+    char auth[160];
+    static const char *const bad[] = {NULL, "Basic YWRtaW46YWRtaW4=", "Bearer", "Bearer sk-short",
+                                      "Bearer sk-0000000000000000-000000000000000000000000000000000000000000000000"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *j = call("GET", "/v1/collections", bad[i], NULL, 401, NULL);
+        assert_string_equal(code_of(j), "unauthorized");
+        json_decref(j);
+    }
+    /* a tenant key cannot use the admin API; the admin key cannot act as a tenant */
+    bearer(auth, sizeof auth, acme_key);
+    json_t *j = call("GET", "/v1/admin/tenants", auth, NULL, 403, NULL);
+    assert_string_equal(code_of(j), "forbidden");
+    json_decref(j);
+    j = call("GET", "/v1/collections", "Bearer " ADMIN, NULL, 403, NULL);
+    json_decref(j);
+    /* health stays public */
+    j = call("GET", "/healthz", NULL, NULL, 200, NULL);
+    json_decref(j);
+}
+
+static void test_isolation(void **state) {
+    (void)state;
+    char a[160], g[160];
+    bearer(a, sizeof a, acme_key);
+    bearer(g, sizeof g, globex_key);
+    json_t *j = call("POST", "/v1/collections/kb/documents", a,
+                     "[{\"id\": \"secret-plan\", \"text\": \"The acme launch date is the ninth of March.\"}]", 201, NULL);
+    json_decref(j);
+    /* globex sees nothing of it, under any endpoint, and gets the same
+     * answer as for a collection that does not exist at all */
+    j = call("GET", "/v1/collections", g, NULL, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(j, "collections")), 0);
+    json_decref(j);
+    static const struct {
+        const char *method, *path, *body;
+    } probes[] = {
+        {"GET", "/v1/collections/kb/documents/secret-plan", NULL},
+        {"DELETE", "/v1/collections/kb/documents/secret-plan", NULL},
+        {"DELETE", "/v1/collections/kb", NULL},
+        {"POST", "/v1/query", "{\"question\": \"When is the launch?\", \"collection\": \"kb\"}"},
+        {"POST", "/v1/retrieve", "{\"question\": \"launch date\", \"collection\": \"kb\"}"},
+    };
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        j = call(probes[i].method, probes[i].path, g, probes[i].body, 404, NULL);
+        assert_string_equal(code_of(j), "not_found");
+        json_decref(j);
+    }
+    /* path tricks are refused, not resolved */
+    j = call("POST", "/v1/query", g, "{\"question\": \"x\", \"collection\": \"../acme/kb\"}", 422, NULL);
+    json_decref(j);
+    /* an encoded slash is decoded before routing: "..", "acme" are two
+     * segments and no route matches */
+    j = call("GET", "/v1/collections/..%2Facme/documents/secret-plan", g, NULL, 404, NULL);
+    json_decref(j);
+    j = call("GET", "/v1/collections/..acme/documents/secret-plan", g, NULL, 422, NULL);
+    json_decref(j);
+    /* globex's own "kb" is a different collection */
+    j = call("POST", "/v1/collections/kb/documents", g,
+             "[{\"id\": \"menu\", \"text\": \"The globex canteen serves soup on Mondays.\"}]", 201, NULL);
+    json_decref(j);
+    j = call("POST", "/v1/retrieve", g, "{\"question\": \"launch date March\", \"collection\": \"kb\", \"mode\": \"lexical\"}",
+             200, NULL);
+    assert_int_equal(json_array_size(json_object_get(j, "results")), 0);
+    json_decref(j);
+    j = call("POST", "/v1/query", a, "{\"question\": \"When is the launch date?\", \"collection\": \"kb\"}", 200, NULL);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "answer")), "ninth of March"));
+    json_decref(j);
+    /* acme still has its document after globex's attempts */
+    j = call("GET", "/v1/collections/kb/documents/secret-plan", a, NULL, 200, NULL);
+    json_decref(j);
+}
+
+static void test_key_rotation_and_revocation(void **state) {
+    (void)state;
+    char old_auth[160], new_auth[160], path[160];
+    bearer(old_auth, sizeof old_auth, acme_key);
+    json_t *j = call("POST", "/v1/admin/tenants/acme/keys", "Bearer " ADMIN, NULL, 201, NULL);
+    bearer(new_auth, sizeof new_auth, json_string_value(json_object_get(j, "api_key")));
+    json_decref(j);
+    j = call("GET", "/v1/collections", new_auth, NULL, 200, NULL);
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/admin/tenants/acme/keys/%s", acme_key_id);
+    j = call("DELETE", path, "Bearer " ADMIN, NULL, 200, NULL);
+    json_decref(j);
+    /* the very next request with the old key is refused */
+    j = call("GET", "/v1/collections", old_auth, NULL, 401, NULL);
+    json_decref(j);
+    j = call("GET", "/v1/collections", new_auth, NULL, 200, NULL);
+    json_decref(j);
+    j = call("DELETE", path, "Bearer " ADMIN, NULL, 404, NULL); /* already revoked */
+    json_decref(j);
+    j = call("POST", "/v1/admin/tenants/nobody/keys", "Bearer " ADMIN, NULL, 404, NULL);
+    json_decref(j);
+    j = call("GET", "/v1/admin/tenants/acme", "Bearer " ADMIN, NULL, 200, NULL);
+    json_t *keys = json_object_get(j, "keys");
+    assert_int_equal(json_array_size(keys), 2);
+    json_decref(j);
+}
+
+static void test_rate_limit(void **state) {
+    (void)state;
+    json_t *j = call("POST", "/v1/admin/tenants", "Bearer " ADMIN, "{\"id\": \"tiny\"}", 201, NULL);
+    char auth[160];
+    bearer(auth, sizeof auth, json_string_value(json_object_get(j, "api_key")));
+    json_decref(j);
+    j = call("PUT", "/v1/admin/tenants/tiny/limits", "Bearer " ADMIN, "{\"requests_per_second\": 2}", 200, NULL);
+    json_decref(j);
+    /* a burst of two passes, the third is refused with a Retry-After */
+    j = call("GET", "/v1/collections", auth, NULL, 200, NULL);
+    json_decref(j);
+    j = call("GET", "/v1/collections", auth, NULL, 200, NULL);
+    json_decref(j);
+    struct http_resp r;
+    j = call("GET", "/v1/collections", auth, NULL, 429, &r);
+    assert_string_equal(code_of(j), "rate_limited");
+    assert_non_null(strstr(r.headers, "Retry-After: 1"));
+    free(r.body);
+    json_decref(j);
+    /* other tenants are not affected */
+    char other[160];
+    bearer(other, sizeof other, globex_key);
+    j = call("GET", "/v1/collections", other, NULL, 200, NULL);
+    json_decref(j);
+    usleep(600 * 1000); /* refills at 2/s */
+    j = call("GET", "/v1/collections", auth, NULL, 200, NULL);
+    json_decref(j);
+}
+
+static void test_profile_limits_and_delete(void **state) {
+    (void)state;
+    json_t *j = call("PUT", "/v1/admin/tenants/globex/limits", "Bearer " ADMIN,
+                     "{\"requests_per_second\": 5, \"tokens_per_minute\": 10000}", 200, NULL);
+    assert_true(json_real_value(json_object_get(json_object_get(j, "limits"), "requests_per_second")) == 5.0);
+    json_decref(j);
+    j = call("PUT", "/v1/admin/tenants/globex/limits", "Bearer " ADMIN, "{\"requests_per_second\": -1}", 422, NULL);
+    json_decref(j);
+    j = call("PUT", "/v1/admin/tenants/nobody/limits", "Bearer " ADMIN, "{}", 404, NULL);
+    json_decref(j);
+    /* deleting a tenant removes its keys and its data */
+    char g[160];
+    bearer(g, sizeof g, globex_key);
+    j = call("DELETE", "/v1/admin/tenants/globex", "Bearer " ADMIN, NULL, 200, NULL);
+    assert_int_equal(json_integer_value(json_object_get(j, "collections_deleted")), 1);
+    json_decref(j);
+    j = call("GET", "/v1/collections", g, NULL, 401, NULL);
+    json_decref(j);
+    j = call("GET", "/v1/admin/tenants/globex", "Bearer " ADMIN, NULL, 404, NULL);
+    json_decref(j);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_admin_creates_tenants),
+        cmocka_unit_test(test_wrong_credentials),
+        cmocka_unit_test(test_isolation),
+        cmocka_unit_test(test_key_rotation_and_revocation),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_profile_limits_and_delete),
+    };
+    int rc = cmocka_run_group_tests_name("tenants", tests, start, stop);
+    curl_global_cleanup();
+    return rc;
+}
