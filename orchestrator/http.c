@@ -15,6 +15,8 @@
 #include "buf.h"
 #include "executor.h"
 #include "plan.h"
+#include "backend.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "log.h"
 #include "util.h"
@@ -42,6 +44,8 @@ struct http_server {
     atomic_bool draining;
     int port;
     struct rl_table *rl; /* per-tenant rate limits */
+    struct metrics *metrics;
+    int64_t started_us;
 };
 
 struct req;
@@ -54,6 +58,7 @@ enum route_flags {
     ROUTE_UPLOAD = 1 << 3, /* body cap is server.max_upload_bytes */
     ROUTE_PUBLIC = 1 << 4, /* no credentials needed */
     ROUTE_ADMIN = 1 << 5,  /* the admin key, not a tenant key */
+    ROUTE_OPS = 1 << 6,    /* operators: open in open mode, else the admin key */
 };
 
 /* Pattern segments: "*" matches one path segment, a trailing "**" the rest
@@ -94,6 +99,7 @@ struct req {
     const char *allow;        /* Allow header for 405 */
     int retry_after;          /* seconds, 0 = none */
     bool www_authenticate;    /* add WWW-Authenticate: Bearer (401) */
+    const char *content_type; /* NULL = application/json */
 };
 
 static void handle_healthz(struct req *r);
@@ -113,10 +119,13 @@ static void handle_admin_key_issue(struct req *r);
 static void handle_admin_key_revoke(struct req *r);
 static void handle_admin_profile_put(struct req *r);
 static void handle_admin_limits_put(struct req *r);
+static void handle_metrics(struct req *r);
+static void record_query(struct req *r, json_t *body);
 
 static const struct route routes[] = {
     {"GET", "/healthz", handle_healthz, ROUTE_PUBLIC},
     {"GET", "/readyz", handle_readyz, ROUTE_PUBLIC},
+    {"GET", "/metrics", handle_metrics, ROUTE_OPS | ROUTE_WORKER},
     {"POST", "/v1/admin/tenants", handle_admin_tenant_create, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
     {"GET", "/v1/admin/tenants", handle_admin_tenant_list, ROUTE_ADMIN | ROUTE_WORKER},
     {"GET", "/v1/admin/tenants/*", handle_admin_tenant_get, ROUTE_ADMIN | ROUTE_WORKER},
@@ -194,7 +203,7 @@ static enum MHD_Result queue(struct req *r) {
         MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Content-Type", r->content_type && r->status == 200 ? r->content_type : "application/json");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     if (r->allow)
@@ -364,6 +373,7 @@ static void on_query_done(void *ud, enum err e, json_t *body, const char *errmsg
                             (double)(json_integer_value(json_object_get(usage, "input_tokens")) +
                                      json_integer_value(json_object_get(usage, "output_tokens"))),
                             clock_us());
+        record_query(r, body);
         set_json(r, 200, body);
     }
     req_finish(r);
@@ -649,6 +659,123 @@ static void handle_documents_post(struct req *r) {
     set_json(r, 201, body);
 }
 
+/* ---- metrics ---- */
+
+static void record_query(struct req *r, json_t *body) {
+    struct metrics *m = r->srv->metrics;
+    json_t *d = json_object_get(body, "decision");
+    json_t *usage = json_object_get(body, "usage");
+    json_t *t = json_object_get(body, "timings");
+    const char *intent = json_string_value(json_object_get(d, "intent"));
+    bool fallback = false;
+    json_t *ev;
+    size_t i;
+    json_array_foreach(json_object_get(d, "expanded"), i, ev) {
+        const char *stage = json_string_value(json_object_get(ev, "stage"));
+        fallback = fallback || (stage && strcmp(stage, "fallback") == 0);
+        metrics_add(m, M_STAGE_DECISIONS, 1, stage, "expanded", NULL);
+    }
+    json_array_foreach(json_object_get(d, "skipped"), i, ev)
+        metrics_add(m, M_STAGE_DECISIONS, 1, json_string_value(json_object_get(ev, "stage")), "skipped", NULL);
+    const char *outcome = json_is_true(json_object_get(body, "abstained")) ? "abstained"
+                          : fallback                                       ? "fallback"
+                                                                           : "answered";
+    metrics_add(m, M_QUERIES, 1, r->tenant, intent, outcome);
+    json_t *plan = json_object_get(d, "plan");
+    metrics_add(m, M_PLANS, 1, json_string_value(json_object_get(plan, "generator_tier")),
+                json_string_value(json_object_get(plan, "retriever")), NULL);
+    static const char *const stages[] = {"queued", "classify", "plan", "retrieve", "generate"};
+    for (size_t k = 0; k < ARRAY_SIZE(stages); k++) {
+        char key[32];
+        snprintf(key, sizeof key, "%s_ms", stages[k]);
+        metrics_observe(m, M_STAGE_SECONDS, json_number_value(json_object_get(t, key)) / 1000.0, stages[k], NULL, NULL);
+    }
+    metrics_observe(m, M_QUERY_SECONDS, json_number_value(json_object_get(t, "total_ms")) / 1000.0, r->tenant, NULL,
+                    NULL);
+    metrics_add(m, M_COST, json_number_value(json_object_get(usage, "cost")), r->tenant, NULL, NULL);
+    if (json_number_value(json_object_get(usage, "cost")) > 0 || json_is_true(json_object_get(usage, "estimated"))) {
+        metrics_add(m, M_TOKENS, (double)json_integer_value(json_object_get(usage, "input_tokens")), r->tenant, "input",
+                    NULL);
+        metrics_add(m, M_TOKENS, (double)json_integer_value(json_object_get(usage, "output_tokens")), r->tenant,
+                    "output", NULL);
+    }
+    const char *key;
+    json_t *met;
+    json_object_foreach(json_object_get(d, "slo_met"), key, met)
+        metrics_add(m, M_SLO, 1, r->tenant, key, json_is_true(met) ? "met" : "missed");
+}
+
+static void handle_metrics(struct req *r) {
+    struct buf b;
+    buf_init(&b, 8u << 20);
+    enum err e = metrics_render(r->srv->metrics, &b);
+    struct http_server *srv = r->srv;
+    if (!e)
+        e = metrics_gauge_header(&b, "slorag_build_info", "Build information");
+    if (!e)
+        e = metrics_gauge(&b, "slorag_build_info", "version=\"" SLORAG_VERSION "\"", 1);
+    if (!e)
+        e = metrics_gauge_header(&b, "slorag_uptime_seconds", "Seconds since the server started");
+    if (!e)
+        e = metrics_gauge(&b, "slorag_uptime_seconds", NULL, (double)(clock_us() - srv->started_us) / 1e6);
+    if (!e)
+        e = metrics_gauge_header(&b, "slorag_http_in_flight", "Requests being served");
+    if (!e)
+        e = metrics_gauge(&b, "slorag_http_in_flight", NULL, (double)atomic_load(&srv->in_flight));
+    if (!e)
+        e = metrics_gauge_header(&b, "slorag_worker_queue_depth", "Requests waiting for a worker thread");
+    if (!e)
+        e = metrics_gauge(&b, "slorag_worker_queue_depth", NULL, (double)exec_pool_queued(srv->deps.pool));
+    if (!e)
+        e = metrics_gauge_header(&b, "slorag_index_vectors", "Vectors in the dense indexes");
+    if (!e)
+        e = metrics_gauge(&b, "slorag_index_vectors", NULL, (double)ret_engine_vectors(srv->deps.engine));
+    struct ret_store_stats st;
+    if (!e && ret_store_stats(ret_engine_store(srv->deps.engine), &st) == ERR_OK) {
+        e = metrics_gauge_header(&b, "slorag_store_documents", "Documents stored");
+        if (!e)
+            e = metrics_gauge(&b, "slorag_store_documents", NULL, (double)st.documents);
+        if (!e)
+            e = metrics_gauge_header(&b, "slorag_store_chunks", "Chunks stored");
+        if (!e)
+            e = metrics_gauge(&b, "slorag_store_chunks", NULL, (double)st.chunks);
+    }
+    struct agent_backend_health h[2 * CFG_MAX_BACKENDS];
+    size_t nh = srv->deps.llm ? agent_pool_health(srv->deps.llm, h, ARRAY_SIZE(h)) : 0;
+    static const struct {
+        const char *name, *help;
+    } bg[] = {
+        {"slorag_backend_in_flight", "Backend calls in flight"},
+        {"slorag_backend_queued", "Backend calls waiting for a slot"},
+        {"slorag_backend_calls", "Backend call attempts finished (monotonic)"},
+        {"slorag_backend_failures", "Backend call attempts that failed (monotonic)"},
+        {"slorag_backend_retries", "Backend retries (monotonic)"},
+        {"slorag_backend_latency_ewma_seconds", "Moving average latency of successful backend calls"},
+        {"slorag_backend_breaker_state", "Circuit breaker: 0 closed, 1 open, 2 half-open"},
+    };
+    for (size_t g = 0; !e && g < ARRAY_SIZE(bg); g++) {
+        e = metrics_gauge_header(&b, bg[g].name, bg[g].help);
+        for (size_t k = 0; !e && k < nh; k++) {
+            char name[80], lab[200];
+            metrics_escape(h[k].name, name, sizeof name);
+            snprintf(lab, sizeof lab, "backend=\"%s\",tier=\"%s\"", name, h[k].tier);
+            double v = g == 0 ? h[k].in_flight : g == 1 ? h[k].queued : g == 2 ? (double)h[k].calls
+                     : g == 3 ? (double)h[k].failures : g == 4 ? (double)h[k].retries
+                     : g == 5 ? h[k].latency_ewma_ms / 1000.0 : (double)h[k].breaker;
+            e = metrics_gauge(&b, bg[g].name, lab, v);
+        }
+    }
+    if (e) {
+        buf_done(&b);
+        set_error(r, e, "could not render the metrics");
+        return;
+    }
+    free(r->resp);
+    r->resp = buf_steal(&b);
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
 /* ---- admin API ---- */
 
 static json_t *tenant_json(struct req *r, const char *id) {
@@ -899,6 +1026,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     double ms = (double)(clock_us() - r->arrived_us) / 1000.0;
+    char code[8];
+    snprintf(code, sizeof code, "%d", r->status);
+    metrics_add(r->srv->metrics, M_HTTP_REQUESTS, 1, r->route ? r->route->pattern : "unmatched", code, NULL);
     log_msg(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_INFO : LOG_WARN, "request", LOG_S("id", r->request_id),
             LOG_S("method", r->method), LOG_S("path", r->url), LOG_I("status", r->status), LOG_F("ms", ms),
             LOG_I("completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK), LOG_END);
@@ -971,7 +1101,9 @@ static bool authorize(struct req *r) {
         return true;
     const char *tok = bearer(r);
     bool is_admin = tok && r->cfg->admin_key[0] && cfg_secret_equal(tok, r->cfg->admin_key);
-    if (r->route->flags & ROUTE_ADMIN) {
+    if ((r->route->flags & ROUTE_OPS) && (is_admin || open_mode(r)))
+        return true;
+    if (r->route->flags & (ROUTE_ADMIN | ROUTE_OPS)) {
         if (!r->cfg->admin_key[0]) {
             set_error(r, ERR_FORBIDDEN, "the admin API is disabled: set admin_key in the config or SLORAG_ADMIN_KEY");
             return false;
@@ -1135,7 +1267,11 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
     if (!srv)
         return ERR_NOMEM;
     srv->rl = rl_new();
-    if (!srv->rl) {
+    srv->metrics = metrics_new();
+    srv->started_us = clock_us();
+    if (!srv->rl || !srv->metrics) {
+        rl_free(srv->rl);
+        metrics_free(srv->metrics);
         free(srv);
         return ERR_NOMEM;
     }
@@ -1153,6 +1289,7 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
         snprintf(errmsg, errlen, "cannot listen on %s:%d (address in use or not available)", cfg->listen_host,
                  cfg->listen_port);
         rl_free(srv->rl);
+        metrics_free(srv->metrics);
         free(srv);
         return ERR_IO;
     }
@@ -1187,6 +1324,7 @@ struct http_server *http_stop(struct http_server *srv) {
     if (srv) {
         MHD_stop_daemon(srv->daemon);
         rl_free(srv->rl);
+        metrics_free(srv->metrics);
         free(srv);
     }
     return NULL;

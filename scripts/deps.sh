@@ -6,7 +6,7 @@ set -eu
 PKGS="gcc g++ make meson ninja-build pkg-config python3 git ca-certificates
 libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libjansson-dev
 libcmocka-dev libstemmer-dev libfaiss-dev libopenblas-dev liblapack-dev
-libsodium-dev"
+libsodium-dev prometheus"
 
 missing=""
 for p in $PKGS; do

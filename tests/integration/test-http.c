@@ -308,6 +308,57 @@ static void test_concurrent_queries(void **state) {
     assert_int_equal(ok, N);
 }
 
+/* Sum of the samples of a metric line prefix in a scrape. */
+static double metric_value(const char *scrape, const char *series) {
+    const char *p = strstr(scrape, series);
+    return p ? atof(p + strlen(series)) : -1;
+}
+
+static char *scrape(void) {
+    struct http_resp r;
+    http_do(&D, "GET", "/metrics", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "Content-Type: text/plain; version=0.0.4"));
+    return r.body;
+}
+
+/* /metrics: valid exposition format (promtool check metrics), and counters
+ * that move by exactly what happened. */
+static void test_metrics(void **state) {
+    (void)state;
+    const char *series = "slorag_queries_total{tenant=\"default\",intent=\"factoid\",outcome=\"answered\"} ";
+    char *before = scrape();
+    double q0 = metric_value(before, series);
+    struct http_resp r;
+    post_query("{\"question\": \"How tall is the lighthouse?\"}", &r);
+    assert_int_equal(r.status, 200);
+    http_resp_done(&r);
+    char *after = scrape();
+    double q1 = metric_value(after, series);
+    assert_true(q1 == (q0 < 0 ? 0 : q0) + 1);
+    assert_non_null(strstr(after, "slorag_build_info{version=\"0.1.0\"} 1"));
+    assert_non_null(strstr(after, "slorag_stage_duration_seconds_bucket{stage=\"retrieve\",le=\"+Inf\"}"));
+    assert_non_null(strstr(after, "slorag_slo_total{tenant=\"default\",objective=\"deadline\",result=\"met\"}"));
+    assert_true(metric_value(after, "\nslorag_store_documents ") == 3);
+    /* promtool, from Debian's prometheus package (scripts/deps.sh) */
+    char path[] = "/tmp/slorag-metrics-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(write(fd, after, strlen(after)) == (ssize_t)strlen(after));
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s 2>&1", path);
+    FILE *p = popen(cmd, "r");
+    char out[2048] = "";
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    unlink(path);
+    if (st != 0 || n != 0)
+        fail_msg("promtool check metrics: status %d: %s", st, out);
+    free(before);
+    free(after);
+}
+
 /* eval-retrieval on the shipped mini SQuAD set: exact structure, and
  * figures that this small, easy set must reach. */
 static void test_eval_retrieval(void **state) {
@@ -400,6 +451,7 @@ int main(void) {
         cmocka_unit_test(test_routes_and_media),
         cmocka_unit_test(test_concurrent_queries),
         cmocka_unit_test(test_eval_retrieval),
+        cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_sigterm_drains_in_flight), /* last: stops the daemon */
     };
     int rc = cmocka_run_group_tests_name("http", tests, start, stop);
