@@ -117,6 +117,14 @@ static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *sto
     struct ret_engine *eng = NULL;
     double t0 = clock_ms();
     enum err e = ret_engine_open(store, &o, &rep, &eng);
+    if (e == ERR_CONFIG || e == ERR_INVALID_FIELD) {
+        fprintf(stderr,
+                "slorag: config: retrieval.index_factory: \"%s\" %s\n", c->retrieval.index_factory,
+                e == ERR_CONFIG ? "needs training (IVF, PQ), which document-by-document ingestion cannot give it; "
+                                  "use Flat (exact) or HNSW32"
+                                : "is not a FAISS index-factory string this build accepts");
+        return NULL;
+    }
     if (e) {
         fprintf(stderr, "slorag: cannot open the vector indexes in %s: %s (%s)\n", dir, err_message(e),
                 ret_vindex_last_error());

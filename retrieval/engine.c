@@ -272,15 +272,14 @@ enum err ret_engine_flush(struct ret_engine *eng) {
     pthread_mutex_unlock(&eng->slots_mu);
     if (!copy)
         return ERR_NOMEM;
-    /* Writers are held off so a slot is never freed (collection drop) while
-     * it is being saved. */
-    pthread_mutex_lock(&eng->write_mu);
+    /* No engine lock: slots are never freed while the engine lives (a
+     * dropped collection's slot is retired), and each save holds only its
+     * own slot's read lock, so other collections' writers never wait. */
     for (size_t i = 0; i < n; i++) {
         enum err e = slot_save(eng, copy[i]);
         if (e && !first)
             first = e;
     }
-    pthread_mutex_unlock(&eng->write_mu);
     free(copy);
     return first;
 }
@@ -327,6 +326,15 @@ enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *
     enum err e = eng->index_dir && eng->factory ? ERR_OK : ERR_NOMEM;
     if (!e)
         e = ret_embedder_builtin_new(opts->dim, &eng->emb);
+    if (!e) {
+        /* Indexes are updated document by document; a factory that must be
+         * trained first (IVF, PQ) would refuse the first writes. */
+        struct ret_vindex *probe = NULL;
+        e = ret_vindex_new(opts->dim, eng->factory, &probe);
+        if (!e && !ret_vindex_is_trained(probe))
+            e = ERR_CONFIG;
+        ret_vindex_free(probe);
+    }
     struct ret_startup_report rep = {0};
     int64_t *ids = NULL;
     size_t n = 0;
@@ -440,11 +448,18 @@ static enum err apply_change(struct ret_engine *eng, int64_t cid, const struct r
 enum err ret_engine_put(struct ret_engine *eng, int64_t collection_id, const struct ret_doc_in *doc,
                         struct ret_change *ret_change) {
     struct ret_change c;
+    struct ret_prepared prep;
+    /* chunk and embed first, outside every lock: writers to the same store
+     * only serialise on the commit and the index update */
+    enum err e = ret_document_prepare(doc, &eng->chunk, eng->emb, &prep);
+    if (e)
+        return e;
     pthread_mutex_lock(&eng->write_mu);
-    enum err e = ret_document_put(eng->store, collection_id, doc, &eng->chunk, eng->emb, &c);
+    e = ret_document_commit(eng->store, collection_id, doc, &prep, &c);
     if (!e)
         e = apply_change(eng, collection_id, &c);
     pthread_mutex_unlock(&eng->write_mu);
+    ret_prepared_done(&prep);
     if (e)
         return e;
     if (ret_change)

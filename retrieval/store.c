@@ -52,6 +52,8 @@ static const char schema_sql[] =
     "  text TEXT NOT NULL, embedding BLOB);"
     "CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(document_id);"
     "CREATE INDEX IF NOT EXISTS chunks_by_collection ON chunks(collection_id);"
+    /* start-up counts embedded chunks per collection from this index alone */
+    "CREATE INDEX IF NOT EXISTS chunks_embedded ON chunks(collection_id) WHERE embedding IS NOT NULL;"
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
     "  text, content='chunks', content_rowid='id',"
     "  tokenize='porter unicode61 remove_diacritics 2');"
@@ -374,47 +376,67 @@ static enum err put_txn(sqlite3 *db, void *ud) {
     return put_locked(db, a->collection_id, a->doc, a->spans, a->nspans, a->vecs, a->dim, a->c);
 }
 
-enum err ret_document_put(struct ret_store *s, int64_t collection_id, const struct ret_doc_in *doc,
-                          const struct ret_chunk_opts *opts, struct ret_embedder *emb, struct ret_change *ret_change) {
+enum err ret_document_prepare(const struct ret_doc_in *doc, const struct ret_chunk_opts *opts,
+                              struct ret_embedder *emb, struct ret_prepared *ret_prep) {
     if (!doc->ext_id || !*doc->ext_id || strlen(doc->ext_id) > 256 || doc->text_len > INT32_MAX)
         return ERR_INVALID_FIELD;
-    struct ret_chunk_span *spans = NULL;
-    size_t nspans = 0;
-    enum err e = ret_chunk_text(doc->text, doc->text_len, opts->max_tokens, opts->overlap_tokens, &spans, &nspans);
-    if (e)
-        return e;
-    struct ret_change c = {.nchunks = nspans, .nadded = nspans};
-    c.added_ids = malloc((nspans ? nspans : 1) * sizeof(int64_t));
-    if (!c.added_ids)
-        e = ERR_NOMEM;
-    int dim = emb ? emb->dim : 0;
-    if (!e && emb && nspans) {
-        /* Embed outside the write lock: it is the expensive part. */
-        c.added_vecs = malloc(nspans * (size_t)dim * sizeof(float));
-        const char **texts = malloc(nspans * sizeof(*texts));
-        size_t *lens = malloc(nspans * sizeof(*lens));
-        if (!c.added_vecs || !texts || !lens)
+    struct ret_prepared p = {.dim = emb ? emb->dim : 0};
+    enum err e = ret_chunk_text(doc->text, doc->text_len, opts->max_tokens, opts->overlap_tokens, &p.spans, &p.n);
+    if (!e && emb && p.n) {
+        p.vecs = malloc(p.n * (size_t)p.dim * sizeof(float));
+        const char **texts = malloc(p.n * sizeof(*texts));
+        size_t *lens = malloc(p.n * sizeof(*lens));
+        if (!p.vecs || !texts || !lens)
             e = ERR_NOMEM;
-        for (size_t i = 0; !e && i < nspans; i++) {
-            texts[i] = doc->text + spans[i].start;
-            lens[i] = spans[i].end - spans[i].start;
+        for (size_t i = 0; !e && i < p.n; i++) {
+            texts[i] = doc->text + p.spans[i].start;
+            lens[i] = p.spans[i].end - p.spans[i].start;
         }
         if (!e)
-            e = ret_embed(emb, texts, lens, nspans, c.added_vecs);
+            e = ret_embed(emb, texts, lens, p.n, p.vecs);
         free(texts);
         free(lens);
     }
-    if (!e) {
-        struct put_args args = {collection_id, doc, spans, nspans, c.added_vecs, dim, &c};
-        e = in_write_txn(s, put_txn, &args);
+    if (e) {
+        ret_prepared_done(&p);
+        return e;
     }
-    free(spans);
+    *ret_prep = p;
+    return ERR_OK;
+}
+
+void ret_prepared_done(struct ret_prepared *p) {
+    free(p->spans);
+    free(p->vecs);
+    memset(p, 0, sizeof(*p));
+}
+
+enum err ret_document_commit(struct ret_store *s, int64_t collection_id, const struct ret_doc_in *doc,
+                             struct ret_prepared *prep, struct ret_change *ret_change) {
+    struct ret_change c = {.nchunks = prep->n, .nadded = prep->n};
+    c.added_ids = malloc((prep->n ? prep->n : 1) * sizeof(int64_t));
+    if (!c.added_ids)
+        return ERR_NOMEM;
+    struct put_args args = {collection_id, doc, prep->spans, prep->n, prep->vecs, prep->dim, &c};
+    enum err e = in_write_txn(s, put_txn, &args);
     if (e) {
         ret_change_done(&c);
         return e;
     }
+    c.added_vecs = prep->vecs; /* the change reports them for the index */
+    prep->vecs = NULL;
     *ret_change = c;
     return ERR_OK;
+}
+
+enum err ret_document_put(struct ret_store *s, int64_t collection_id, const struct ret_doc_in *doc,
+                          const struct ret_chunk_opts *opts, struct ret_embedder *emb, struct ret_change *ret_change) {
+    struct ret_prepared p;
+    enum err e = ret_document_prepare(doc, opts, emb, &p);
+    if (!e)
+        e = ret_document_commit(s, collection_id, doc, &p, ret_change);
+    ret_prepared_done(&p);
+    return e;
 }
 
 struct delete_args {
@@ -747,6 +769,54 @@ static bool build_match(const char *q, char *out, size_t outlen) {
     return terms > 0;
 }
 
+static const char fast_sql[] =
+    "SELECT c.id, d.ext_id, d.title, c.text, c.start_off, c.end_off, f.rank"
+    " FROM (SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY rank LIMIT ?4) f"
+    " JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.document_id"
+    " WHERE c.collection_id = ?2 ORDER BY f.rank LIMIT ?3";
+
+static const char full_sql[] =
+    "SELECT c.id, d.ext_id, d.title, c.text, c.start_off, c.end_off, bm25(chunks_fts) AS rank"
+    " FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid"
+    " JOIN documents d ON d.id = c.document_id"
+    " WHERE chunks_fts MATCH ?1 AND c.collection_id = ?2"
+    " ORDER BY rank LIMIT ?3";
+
+static enum err lexical_query(sqlite3 *db, const char *sql, const char *match, int64_t collection_id, int k, int depth,
+                              struct arena *a, struct ret_hit *hits, size_t *ret_n) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return ERR_STORAGE;
+    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, collection_id);
+    sqlite3_bind_int(st, 3, k);
+    if (depth)
+        sqlite3_bind_int(st, 4, depth);
+    enum err e = ERR_OK;
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < (size_t)k) {
+        struct ret_hit *h = &hits[n];
+        h->chunk_id = sqlite3_column_int64(st, 0);
+        h->document_id = arena_strdup(a, (const char *)sqlite3_column_text(st, 1));
+        h->title = arena_strdup(a, (const char *)sqlite3_column_text(st, 2));
+        h->text = arena_strdup(a, (const char *)sqlite3_column_text(st, 3));
+        h->start = sqlite3_column_int64(st, 4);
+        h->end = sqlite3_column_int64(st, 5);
+        h->score = -sqlite3_column_double(st, 6); /* FTS5 bm25 is lower-is-better */
+        if (!h->document_id || !h->title || !h->text) {
+            e = ERR_NOMEM;
+            break;
+        }
+        n++;
+    }
+    if (!e && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        e = ERR_STORAGE;
+    sqlite3_finalize(st);
+    *ret_n = n;
+    return e;
+}
+
 enum err ret_search_lexical(struct ret_store *s, int64_t collection_id, const char *query, int k,
                             struct arena *a, struct ret_hit **ret_hits, size_t *ret_n) {
     char match[STORE_MAX_QUERY_TERMS * 72];
@@ -762,41 +832,14 @@ enum err ret_search_lexical(struct ret_store *s, int64_t collection_id, const ch
         return ERR_NOMEM;
     int slot;
     sqlite3 *db = reader_get(s, &slot);
-    sqlite3_stmt *st = NULL;
-    enum err e = ERR_STORAGE;
     size_t n = 0;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT c.id, d.ext_id, d.title, c.text, c.start_off, c.end_off,"
-                           "       bm25(chunks_fts) AS rank"
-                           " FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid"
-                           " JOIN documents d ON d.id = c.document_id"
-                           " WHERE chunks_fts MATCH ?1 AND c.collection_id = ?2"
-                           " ORDER BY rank LIMIT ?3",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, collection_id);
-        sqlite3_bind_int(st, 3, k);
-        int rc;
-        e = ERR_OK;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < (size_t)k) {
-            struct ret_hit *h = &hits[n];
-            h->chunk_id = sqlite3_column_int64(st, 0);
-            h->document_id = arena_strdup(a, (const char *)sqlite3_column_text(st, 1));
-            h->title = arena_strdup(a, (const char *)sqlite3_column_text(st, 2));
-            h->text = arena_strdup(a, (const char *)sqlite3_column_text(st, 3));
-            h->start = sqlite3_column_int64(st, 4);
-            h->end = sqlite3_column_int64(st, 5);
-            h->score = -sqlite3_column_double(st, 6); /* FTS5 bm25 is lower-is-better */
-            if (!h->document_id || !h->title || !h->text) {
-                e = ERR_NOMEM;
-                break;
-            }
-            n++;
-        }
-        if (!e && rc != SQLITE_ROW && rc != SQLITE_DONE)
-            e = ERR_STORAGE;
-    }
-    sqlite3_finalize(st);
+    /* Fast path: let FTS5 rank with its top-N heap, then join only those
+     * rows.  Matches from other collections can crowd the top list, so
+     * when it leaves fewer than k for this collection, rank them all. */
+    int depth = k * 8 < 64 ? 64 : k * 8;
+    enum err e = lexical_query(db, fast_sql, match, collection_id, k, depth, a, hits, &n);
+    if (!e && n < (size_t)k)
+        e = lexical_query(db, full_sql, match, collection_id, k, 0, a, hits, &n);
     reader_put(s, slot);
     if (e)
         return e;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "chunk.h"
 #include "err.h"
 
 struct ret_store;
@@ -80,6 +81,23 @@ enum err ret_collection_ensure(struct ret_store *s, const char *tenant, const ch
 enum err ret_collection_find(struct ret_store *s, const char *tenant, const char *name, int64_t *ret_id);
 /* True for 1..64 bytes of [A-Za-z0-9._-], not starting with '.'. */
 bool ret_name_valid(const char *name);
+
+/* A document chunked and embedded, ready to commit: the expensive part of
+ * a write, done without any lock. */
+struct ret_prepared {
+    struct ret_chunk_span *spans; /* owned */
+    size_t n;
+    float *vecs;                  /* owned; n * dim, or NULL */
+    int dim;
+};
+
+enum err ret_document_prepare(const struct ret_doc_in *doc, const struct ret_chunk_opts *opts,
+                              struct ret_embedder *emb, struct ret_prepared *ret_prep);
+void ret_prepared_done(struct ret_prepared *p);
+/* Commits a prepared document (replacing one with the same id); the
+ * embeddings move into the change. */
+enum err ret_document_commit(struct ret_store *s, int64_t collection_id, const struct ret_doc_in *doc,
+                             struct ret_prepared *prep, struct ret_change *ret_change);
 
 /* Stores (or atomically replaces) one document and its chunks, with their
  * embeddings when emb is not NULL (computed before the write lock).  The
