@@ -17,6 +17,7 @@
 #include "plan.h"
 #include "backend.h"
 #include "metrics.h"
+#include "openai.h"
 #include "ratelimit.h"
 #include "log.h"
 #include "util.h"
@@ -100,6 +101,9 @@ struct req {
     int retry_after;          /* seconds, 0 = none */
     bool www_authenticate;    /* add WWW-Authenticate: Bearer (401) */
     const char *content_type; /* NULL = application/json */
+    bool openai;              /* OpenAI-style error bodies */
+    const char *oa_model;     /* arena-owned */
+    bool oa_stream, oa_usage;
 };
 
 static void handle_healthz(struct req *r);
@@ -121,6 +125,8 @@ static void handle_admin_profile_put(struct req *r);
 static void handle_admin_limits_put(struct req *r);
 static void handle_metrics(struct req *r);
 static void record_query(struct req *r, json_t *body);
+static void handle_chat_completions(struct req *r);
+static void handle_models(struct req *r);
 
 static const struct route routes[] = {
     {"GET", "/healthz", handle_healthz, ROUTE_PUBLIC},
@@ -135,6 +141,8 @@ static const struct route routes[] = {
     {"PUT", "/v1/admin/tenants/*/profile", handle_admin_profile_put, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
     {"PUT", "/v1/admin/tenants/*/limits", handle_admin_limits_put, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
     {"POST", "/v1/query", handle_query, ROUTE_WORKER | ROUTE_BODY},
+    {"POST", "/v1/chat/completions", handle_chat_completions, ROUTE_WORKER | ROUTE_BODY},
+    {"GET", "/v1/models", handle_models, ROUTE_WORKER},
     {"POST", "/v1/retrieve", handle_retrieve, ROUTE_WORKER | ROUTE_BODY},
     {"GET", "/v1/collections", handle_collections_list, ROUTE_WORKER},
     {"DELETE", "/v1/collections/*", handle_collection_delete, ROUTE_WORKER},
@@ -186,6 +194,12 @@ static void set_json(struct req *r, int status, json_t *body) {
 }
 
 static void set_error(struct req *r, enum err e, const char *msg) {
+    if (r->openai) {
+        set_json(r, err_http_status(e), oa_error(e, msg));
+        if (e == ERR_OVERLOADED || e == ERR_UNAVAILABLE || e == ERR_RATE_LIMITED)
+            r->retry_after = 1;
+        return;
+    }
     json_t *body = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", err_name(e), "message",
                              msg && *msg ? msg : err_message(e), "request_id", r->request_id);
     if (!body) /* a message that is not valid UTF-8 can't be packed */
@@ -403,6 +417,111 @@ static void handle_query(struct req *r) {
     atomic_fetch_add(&r->parties, 1);
     struct exec_env env = {.engine = r->srv->deps.engine, .pool = r->srv->deps.llm};
     exec_query_start(&env, r->cfg, q, r->arena, on_query_done, r);
+}
+
+static void on_chat_done(void *ud, enum err e, json_t *body, const char *errmsg) {
+    struct req *r = ud;
+    if (e) {
+        set_error(r, e, errmsg);
+    } else {
+        record_query(r, body);
+        long created = (long)time(NULL);
+        if (r->oa_stream) {
+            char *text = oa_chat_stream(body, r->oa_model, created, r->oa_usage);
+            json_decref(body);
+            if (!text) {
+                set_error(r, ERR_NOMEM, NULL);
+            } else {
+                free(r->resp);
+                r->resp = text;
+                r->status = 200;
+                r->content_type = "text/event-stream";
+            }
+        } else {
+            json_t *out = oa_chat_completion(body, r->oa_model, created);
+            json_decref(body);
+            if (out)
+                set_json(r, 200, out);
+            else
+                set_error(r, ERR_NOMEM, NULL);
+        }
+    }
+    req_finish(r);
+}
+
+/* OpenAI-compatible chat completions: see openai.h for the model naming. */
+static void handle_chat_completions(struct req *r) {
+    char msg[256] = "";
+    r->openai = true;
+    json_t *root = parse_body(r);
+    if (!root)
+        return;
+    struct oa_chat_request oc;
+    enum err e = oa_parse_chat(root, &oc, msg, sizeof msg);
+    struct exec_query_req *q = e ? NULL : arena_calloc(r->arena, 1, sizeof(*q));
+    if (!e && !q)
+        e = ERR_NOMEM;
+    if (!e && !ret_name_valid(oc.collection)) {
+        snprintf(msg, sizeof msg, "model: \"%s\" is not a valid collection name", oc.collection);
+        e = ERR_INVALID_FIELD;
+    }
+    size_t qlen = e ? 0 : strlen(oc.question);
+    if (!e && (qlen == 0 || strspn(oc.question, " \t\r\n") == qlen)) {
+        snprintf(msg, sizeof msg, "messages: the last user message is empty");
+        e = ERR_INVALID_FIELD;
+    }
+    if (!e && (long)qlen > r->cfg->query.max_question_bytes) {
+        snprintf(msg, sizeof msg, "messages: the last user message is longer than %ld bytes",
+                 r->cfg->query.max_question_bytes);
+        e = ERR_TOO_LARGE;
+    }
+    if (!e) {
+        *q = (struct exec_query_req){
+            .request_id = r->request_id,
+            .tenant = r->tenant,
+            .question = arena_strdup(r->arena, oc.question),
+            .collection = arena_strdup(r->arena, oc.collection),
+            .arrived_us = r->arrived_us,
+            .mode = -1,
+            .tier = oc.tier,
+        };
+        r->oa_model = arena_strdup(r->arena, json_string_value(json_object_get(root, "model")));
+        r->oa_stream = oc.stream;
+        r->oa_usage = oc.include_usage;
+        if (!q->question || !q->collection || !r->oa_model)
+            e = ERR_NOMEM;
+    }
+    json_decref(root);
+    if (e) {
+        set_error(r, e, msg);
+        return;
+    }
+    int retry = 1;
+    if (!rl_tokens_available(r->srv->rl, r->tenant, r->tpm, clock_us(), &retry)) {
+        snprintf(msg, sizeof msg, "over this tenant's limit of %g LLM tokens per minute", r->tpm);
+        set_error(r, ERR_RATE_LIMITED, msg);
+        r->retry_after = retry;
+        return;
+    }
+    atomic_fetch_add(&r->parties, 1);
+    struct exec_env env = {.engine = r->srv->deps.engine, .pool = r->srv->deps.llm};
+    exec_query_start(&env, r->cfg, q, r->arena, on_chat_done, r);
+}
+
+static void handle_models(struct req *r) {
+    r->openai = true;
+    struct ret_collection_info *list = NULL;
+    size_t n = 0;
+    enum err e = ret_collection_list(ret_engine_store(r->srv->deps.engine), r->tenant, r->arena, &list, &n);
+    if (e) {
+        set_error(r, e, NULL);
+        return;
+    }
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s}", "id", list[i].name, "object", "model", "created",
+                                              (json_int_t)list[i].created_at, "owned_by", "slorag"));
+    set_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
 static void handle_retrieve(struct req *r) {

@@ -8,6 +8,10 @@ libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libjansson-dev
 libcmocka-dev libstemmer-dev libfaiss-dev libopenblas-dev liblapack-dev
 libsodium-dev prometheus"
 
+# the integration tests drive slorag with the official openai npm client
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
+
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

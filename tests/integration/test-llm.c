@@ -230,11 +230,120 @@ static void test_reload_with_generations_in_flight(void **state) {
     assert_true(seen);
 }
 
+static void test_openai_compatible(void **state) {
+    (void)state;
+    struct http_resp r;
+    const char *req = "{\"model\": \"default@medium\", \"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"},"
+                      " {\"role\": \"user\", \"content\": \"How tall is the lighthouse?\"}]}";
+    http_do(&D, "POST", "/v1/chat/completions", "application/json", req, strlen(req), &r);
+    assert_int_equal(r.status, 200);
+    json_t *j = json_loads(r.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "object")), "chat.completion");
+    assert_string_equal(json_string_value(json_object_get(j, "model")), "default@medium");
+    json_t *msg = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
+    assert_string_equal(json_string_value(json_object_get(msg, "role")), "assistant");
+    const char *content = json_string_value(json_object_get(msg, "content"));
+    assert_non_null(strstr(content, "forty-two metres"));
+    json_t *usage = json_object_get(j, "usage");
+    assert_int_equal(json_integer_value(json_object_get(usage, "total_tokens")),
+                     json_integer_value(json_object_get(usage, "prompt_tokens")) +
+                         json_integer_value(json_object_get(usage, "completion_tokens")));
+    assert_true(json_array_size(json_object_get(json_object_get(j, "slorag"), "citations")) >= 1);
+    char *want = strdup(content);
+    json_decref(j);
+    http_resp_done(&r);
+
+    /* streaming: SSE chunks that reassemble to the same content */
+    const char *sreq = "{\"model\": \"default@medium\", \"stream\": true, \"stream_options\": {\"include_usage\": true},"
+                       " \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"How tall is the lighthouse?\"}]}]}";
+    http_do(&D, "POST", "/v1/chat/completions", "application/json", sreq, strlen(sreq), &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "Content-Type: text/event-stream"));
+    char got[4096] = "";
+    int events = 0;
+    bool usage_seen = false, stop_seen = false;
+    for (char *ev = r.body; ev && *ev;) {
+        char *end = strstr(ev, "\n\n");
+        assert_non_null(end);
+        *end = '\0';
+        assert_memory_equal(ev, "data: ", 6);
+        events++;
+        if (strcmp(ev + 6, "[DONE]") == 0) {
+            assert_true(end[2] == '\0'); /* [DONE] is last */
+            break;
+        }
+        json_t *c = json_loads(ev + 6, 0, NULL);
+        assert_non_null(c);
+        assert_string_equal(json_string_value(json_object_get(c, "object")), "chat.completion.chunk");
+        json_t *ch = json_array_get(json_object_get(c, "choices"), 0);
+        const char *piece = json_string_value(json_object_get(json_object_get(ch, "delta"), "content"));
+        if (piece)
+            strncat(got, piece, sizeof got - strlen(got) - 1);
+        const char *fin = json_string_value(json_object_get(ch, "finish_reason"));
+        stop_seen = stop_seen || (fin && strcmp(fin, "stop") == 0);
+        usage_seen = usage_seen || json_is_object(json_object_get(c, "usage"));
+        json_decref(c);
+        ev = end + 2;
+    }
+    assert_true(events >= 5);
+    assert_true(stop_seen && usage_seen);
+    assert_string_equal(got, want);
+    free(want);
+    http_resp_done(&r);
+
+    http_do(&D, "GET", "/v1/models", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"id\":\"default\""));
+    http_resp_done(&r);
+
+    /* errors in OpenAI's shape */
+    const char *bad[] = {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
+                         "{\"model\": \"default@huge\", \"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
+                         "{\"model\": \"default\", \"messages\": [{\"role\": \"system\", \"content\": \"x\"}]}",
+                         "{\"model\": \"default\", \"messages\": []}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        http_do(&D, "POST", "/v1/chat/completions", "application/json", bad[i], strlen(bad[i]), &r);
+        assert_int_equal(r.status, 422);
+        json_t *e = json_loads(r.body, 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(e, "error"), "type")),
+                            "invalid_request_error");
+        json_decref(e);
+        http_resp_done(&r);
+    }
+    const char *missing = "{\"model\": \"nope\", \"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}";
+    http_do(&D, "POST", "/v1/chat/completions", "application/json", missing, strlen(missing), &r);
+    assert_int_equal(r.status, 404);
+    http_resp_done(&r);
+}
+
+/* The official `openai` npm client against slorag, as an existing
+ * application would use it (installed on first run, never committed). */
+static void test_openai_npm_client(void **state) {
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s/tests/openai-client' && "
+             "(test -d node_modules/openai || npm install --no-save --no-package-lock --silent openai@4.95.0 >/dev/null 2>&1) && "
+             "node check.mjs http://127.0.0.1:%d/v1 not-needed-in-open-mode default@medium 2>&1",
+             getenv("SLORAG_SOURCE_ROOT"), D.port);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[4096];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    if (st != 0)
+        fail_msg("openai client check failed (%d): %s", st, out);
+    assert_non_null(strstr(out, "ok: openai client"));
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llm_answer),
         cmocka_unit_test(test_fallbacks),
+        cmocka_unit_test(test_openai_compatible),
+        cmocka_unit_test(test_openai_npm_client),
         cmocka_unit_test(test_reload_with_generations_in_flight),
     };
     int rc = cmocka_run_group_tests_name("llm", tests, start, stop);
