@@ -274,10 +274,10 @@ static int set_data_dir(struct cfg *c, const char *v, const char *path, char *er
     return 0;
 }
 
-static int set_admin_key(struct cfg *c, const char *v, const char *path, char *errbuf, size_t errlen) {
+static int set_key(char *dst, size_t dstlen, const char *v, const char *path, char *errbuf, size_t errlen) {
     size_t n = strlen(v);
-    if (n < CFG_ADMIN_KEY_MIN || n >= sizeof c->admin_key) {
-        fail(errbuf, errlen, "%s: must be %d to %zu characters", path, CFG_ADMIN_KEY_MIN, sizeof c->admin_key - 1);
+    if (n < CFG_ADMIN_KEY_MIN || n >= dstlen) {
+        fail(errbuf, errlen, "%s: must be %d to %zu characters", path, CFG_ADMIN_KEY_MIN, dstlen - 1);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
@@ -285,8 +285,16 @@ static int set_admin_key(struct cfg *c, const char *v, const char *path, char *e
             fail(errbuf, errlen, "%s: printable ASCII without spaces only", path);
             return -1;
         }
-    memcpy(c->admin_key, v, n + 1);
+    memcpy(dst, v, n + 1);
     return 0;
+}
+
+static int set_admin_key(struct cfg *c, const char *v, const char *path, char *errbuf, size_t errlen) {
+    return set_key(c->admin_key, sizeof c->admin_key, v, path, errbuf, errlen);
+}
+
+static int set_dashboard_key(struct cfg *c, const char *v, const char *path, char *errbuf, size_t errlen) {
+    return set_key(c->dashboard_key, sizeof c->dashboard_key, v, path, errbuf, errlen);
 }
 
 static int load_root(struct cfg *c, json_t *root, char *errbuf, size_t errlen) {
@@ -320,6 +328,8 @@ static int load_root(struct cfg *c, json_t *root, char *errbuf, size_t errlen) {
             setter = set_log_level;
         else if (strcmp(key, "admin_key") == 0)
             setter = set_admin_key;
+        else if (strcmp(key, "dashboard_key") == 0)
+            setter = set_dashboard_key;
         if (!setter) {
             fail(errbuf, errlen, "%s: unknown key", key);
             return -1;
@@ -343,6 +353,8 @@ static int apply_env(struct cfg *c, char *errbuf, size_t errlen) {
     if ((v = getenv("SLORAG_LOG_LEVEL")) && set_log_level(c, v, "SLORAG_LOG_LEVEL", errbuf, errlen))
         return -1;
     if ((v = getenv("SLORAG_ADMIN_KEY")) && *v && set_admin_key(c, v, "SLORAG_ADMIN_KEY", errbuf, errlen))
+        return -1;
+    if ((v = getenv("SLORAG_DASHBOARD_KEY")) && *v && set_dashboard_key(c, v, "SLORAG_DASHBOARD_KEY", errbuf, errlen))
         return -1;
     if ((v = getenv("SLORAG_WORKERS"))) {
         char *end;

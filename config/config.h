@@ -42,6 +42,7 @@ struct cfg {
     int listen_port;
     char *data_dir;  /* owned */
     char admin_key[129]; /* "" = admin API disabled */
+    char dashboard_key[129]; /* read-only key for /v1/stats and the dashboard; "" = none */
     int log_level;   /* enum log_level */
 
     struct {

@@ -18,6 +18,7 @@
 #include "backend.h"
 #include "metrics.h"
 #include "openai.h"
+#include "stats.h"
 #include "ratelimit.h"
 #include "log.h"
 #include "util.h"
@@ -46,6 +47,7 @@ struct http_server {
     int port;
     struct rl_table *rl; /* per-tenant rate limits */
     struct metrics *metrics;
+    struct stats *stats;
     int64_t started_us;
 };
 
@@ -60,6 +62,8 @@ enum route_flags {
     ROUTE_PUBLIC = 1 << 4, /* no credentials needed */
     ROUTE_ADMIN = 1 << 5,  /* the admin key, not a tenant key */
     ROUTE_OPS = 1 << 6,    /* operators: open in open mode, else the admin key */
+    ROUTE_VIEW = 1 << 7,   /* read-only views: admin or dashboard key (all tenants),
+                              or a tenant key (that tenant only) */
 };
 
 /* Pattern segments: "*" matches one path segment, a trailing "**" the rest
@@ -127,11 +131,13 @@ static void handle_metrics(struct req *r);
 static void record_query(struct req *r, json_t *body);
 static void handle_chat_completions(struct req *r);
 static void handle_models(struct req *r);
+static void handle_stats(struct req *r);
 
 static const struct route routes[] = {
     {"GET", "/healthz", handle_healthz, ROUTE_PUBLIC},
     {"GET", "/readyz", handle_readyz, ROUTE_PUBLIC},
     {"GET", "/metrics", handle_metrics, ROUTE_OPS | ROUTE_WORKER},
+    {"GET", "/v1/stats", handle_stats, ROUTE_VIEW | ROUTE_WORKER},
     {"POST", "/v1/admin/tenants", handle_admin_tenant_create, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
     {"GET", "/v1/admin/tenants", handle_admin_tenant_list, ROUTE_ADMIN | ROUTE_WORKER},
     {"GET", "/v1/admin/tenants/*", handle_admin_tenant_get, ROUTE_ADMIN | ROUTE_WORKER},
@@ -820,8 +826,58 @@ static void record_query(struct req *r, json_t *body) {
     }
     const char *key;
     json_t *met;
-    json_object_foreach(json_object_get(d, "slo_met"), key, met)
+    struct stats_query sq = {
+        .tenant = r->tenant,
+        .intent = intent,
+        .outcome = outcome,
+        .latency_ms = json_number_value(json_object_get(t, "total_ms")),
+        .cost = json_number_value(json_object_get(usage, "cost")),
+    };
+    json_object_foreach(json_object_get(d, "slo_met"), key, met) {
         metrics_add(m, M_SLO, 1, r->tenant, key, json_is_true(met) ? "met" : "missed");
+        if (sq.nslo < 4) {
+            sq.slo_name[sq.nslo] = key;
+            sq.slo_met[sq.nslo++] = json_is_true(met);
+        }
+    }
+    char plan_key[48];
+    snprintf(plan_key, sizeof plan_key, "%s/%s", json_string_value(json_object_get(plan, "generator_tier")),
+             json_string_value(json_object_get(plan, "retriever")));
+    sq.plan = plan_key;
+    char dec[8][48];
+    static const char *const kinds[] = {"skipped", "expanded"};
+    for (int kk = 0; kk < 2; kk++)
+        json_array_foreach(json_object_get(d, kinds[kk]), i, ev) {
+            if (sq.ndecisions >= 8)
+                break;
+            snprintf(dec[sq.ndecisions], sizeof dec[0], "%s/%s", json_string_value(json_object_get(ev, "stage")), kinds[kk]);
+            sq.decision[sq.ndecisions] = dec[sq.ndecisions];
+            sq.ndecisions++;
+        }
+    stats_record(r->srv->stats, &sq, (int64_t)time(NULL));
+}
+
+static void handle_stats(struct req *r) {
+    struct http_server *srv = r->srv;
+    int64_t now = (int64_t)time(NULL);
+    json_t *backends = json_array();
+    struct agent_backend_health h[2 * CFG_MAX_BACKENDS];
+    size_t nh = srv->deps.llm ? agent_pool_health(srv->deps.llm, h, ARRAY_SIZE(h)) : 0;
+    for (size_t k = 0; k < nh; k++)
+        json_array_append_new(backends, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:f, s:b}", "name",
+                                                  h[k].name, "tier", h[k].tier, "breaker",
+                                                  agent_breaker_name(h[k].breaker), "in_flight", h[k].in_flight,
+                                                  "queued", h[k].queued, "max_concurrency", h[k].max_concurrency,
+                                                  "calls", (json_int_t)h[k].calls, "failures",
+                                                  (json_int_t)h[k].failures, "retries", (json_int_t)h[k].retries,
+                                                  "latency_ewma_ms", h[k].latency_ewma_ms, "retired", h[k].retired));
+    set_json(r, 200, json_pack("{s:I, s:f, s:i, s:s, s:o, s:o}", "generated_at", (json_int_t)now, "uptime_s",
+                               (double)(clock_us() - srv->started_us) / 1e6, "window_minutes", STATS_WINDOW_MIN,
+                               "scope", r->tenant[0] ? r->tenant : "all", "tenants",
+                               stats_tenants_json(srv->stats, r->tenant[0] ? r->tenant : NULL, now), "backends",
+                               r->tenant[0] ? json_array() : backends));
+    if (r->tenant[0])
+        json_decref(backends);
 }
 
 static void handle_metrics(struct req *r) {
@@ -1222,6 +1278,18 @@ static bool authorize(struct req *r) {
     bool is_admin = tok && r->cfg->admin_key[0] && cfg_secret_equal(tok, r->cfg->admin_key);
     if ((r->route->flags & ROUTE_OPS) && (is_admin || open_mode(r)))
         return true;
+    if (r->route->flags & ROUTE_VIEW) {
+        bool is_viewer = tok && r->cfg->dashboard_key[0] && cfg_secret_equal(tok, r->cfg->dashboard_key);
+        if (is_admin || is_viewer || open_mode(r)) {
+            r->tenant[0] = '\0'; /* every tenant */
+            return true;
+        }
+        if (tok && cfg_key_authenticate(r->srv->deps.tenants, tok, r->tenant, NULL, NULL) == ERR_OK)
+            return true;
+        set_error(r, ERR_UNAUTHORIZED, "send Authorization: Bearer with the admin key, the dashboard key or a tenant key");
+        r->www_authenticate = true;
+        return false;
+    }
     if (r->route->flags & (ROUTE_ADMIN | ROUTE_OPS)) {
         if (!r->cfg->admin_key[0]) {
             set_error(r, ERR_FORBIDDEN, "the admin API is disabled: set admin_key in the config or SLORAG_ADMIN_KEY");
@@ -1387,10 +1455,12 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
         return ERR_NOMEM;
     srv->rl = rl_new();
     srv->metrics = metrics_new();
+    srv->stats = stats_new();
     srv->started_us = clock_us();
-    if (!srv->rl || !srv->metrics) {
+    if (!srv->rl || !srv->metrics || !srv->stats) {
         rl_free(srv->rl);
         metrics_free(srv->metrics);
+        stats_free(srv->stats);
         free(srv);
         return ERR_NOMEM;
     }
@@ -1409,6 +1479,7 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
                  cfg->listen_port);
         rl_free(srv->rl);
         metrics_free(srv->metrics);
+        stats_free(srv->stats);
         free(srv);
         return ERR_IO;
     }
@@ -1444,6 +1515,7 @@ struct http_server *http_stop(struct http_server *srv) {
         MHD_stop_daemon(srv->daemon);
         rl_free(srv->rl);
         metrics_free(srv->metrics);
+        stats_free(srv->stats);
         free(srv);
     }
     return NULL;

@@ -19,13 +19,14 @@
 #include "daemon.h"
 
 #define ADMIN "test-admin-key-0123456789"
+#define VIEWER "test-dashboard-key-987654321"
 
 static struct daemon D;
 static char acme_key[128], acme_key_id[32], globex_key[128];
 
 static int start(void **state) {
     (void)state;
-    daemon_prepare(&D, "{\"admin_key\": \"" ADMIN "\"}");
+    daemon_prepare(&D, "{\"admin_key\": \"" ADMIN "\", \"dashboard_key\": \"" VIEWER "\"}");
     if (!daemon_start(&D)) {
         daemon_dump_log(&D);
         return -1;
@@ -221,6 +222,39 @@ static void test_isolation(void **state) {
     json_decref(j);
 }
 
+/* /v1/stats: a tenant key sees its own tenant only; the admin and the
+ * read-only dashboard key see every tenant; nothing without a key. */
+static void test_stats_scoping(void **state) {
+    (void)state;
+    char a[160], g[160];
+    bearer(a, sizeof a, acme_key);
+    bearer(g, sizeof g, globex_key);
+    json_t *j = call("GET", "/v1/stats", a, NULL, 200, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "scope")), "acme");
+    json_t *ts = json_object_get(j, "tenants");
+    assert_int_equal(json_array_size(ts), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ts, 0), "tenant")), "acme");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(ts, 0), "queries")), 1);
+    assert_int_equal(json_array_size(json_object_get(j, "backends")), 0); /* operators only */
+    json_decref(j);
+    j = call("GET", "/v1/stats", g, NULL, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(j, "tenants")), 0); /* globex answered nothing yet */
+    json_decref(j);
+    j = call("GET", "/v1/stats", "Bearer " VIEWER, NULL, 200, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "scope")), "all");
+    assert_int_equal(json_array_size(json_object_get(j, "tenants")), 1);
+    json_decref(j);
+    j = call("GET", "/v1/stats", "Bearer " ADMIN, NULL, 200, NULL);
+    json_decref(j);
+    j = call("GET", "/v1/stats", NULL, NULL, 401, NULL);
+    json_decref(j);
+    /* the dashboard key is read-only: no tenant data, no admin API */
+    j = call("GET", "/v1/collections", "Bearer " VIEWER, NULL, 401, NULL);
+    json_decref(j);
+    j = call("GET", "/v1/admin/tenants", "Bearer " VIEWER, NULL, 401, NULL);
+    json_decref(j);
+}
+
 static void test_key_rotation_and_revocation(void **state) {
     (void)state;
     char old_auth[160], new_auth[160], path[160];
@@ -305,6 +339,7 @@ int main(void) {
         cmocka_unit_test(test_admin_creates_tenants),
         cmocka_unit_test(test_wrong_credentials),
         cmocka_unit_test(test_isolation),
+        cmocka_unit_test(test_stats_scoping),
         cmocka_unit_test(test_key_rotation_and_revocation),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_profile_limits_and_delete),
