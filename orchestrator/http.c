@@ -18,6 +18,7 @@
 #include "backend.h"
 #include "metrics.h"
 #include "openai.h"
+#include "ledger.h"
 #include "stats.h"
 #include "ratelimit.h"
 #include "log.h"
@@ -129,6 +130,7 @@ static void handle_admin_profile_put(struct req *r);
 static void handle_admin_limits_put(struct req *r);
 static void handle_metrics(struct req *r);
 static void record_query(struct req *r, json_t *body);
+static void ledger_record(struct req *r, json_t *body);
 static void handle_chat_completions(struct req *r);
 static void handle_models(struct req *r);
 static void handle_stats(struct req *r);
@@ -394,6 +396,7 @@ static void on_query_done(void *ud, enum err e, json_t *body, const char *errmsg
                                      json_integer_value(json_object_get(usage, "output_tokens"))),
                             clock_us());
         record_query(r, body);
+        ledger_record(r, body);
         set_json(r, 200, body);
     }
     req_finish(r);
@@ -431,6 +434,7 @@ static void on_chat_done(void *ud, enum err e, json_t *body, const char *errmsg)
         set_error(r, e, errmsg);
     } else {
         record_query(r, body);
+        ledger_record(r, body);
         long created = (long)time(NULL);
         if (r->oa_stream) {
             char *text = oa_chat_stream(body, r->oa_model, created, r->oa_usage);
@@ -855,6 +859,53 @@ static void record_query(struct req *r, json_t *body) {
             sq.ndecisions++;
         }
     stats_record(r->srv->stats, &sq, (int64_t)time(NULL));
+}
+
+/* The ledger thread, after the commit holding this query's entry. */
+static void on_ledger_done(void *ud, enum err e) {
+    struct req *r = ud;
+    if (e) /* the spend is not durable: do not acknowledge the answer */
+        set_error(r, ERR_STORAGE, "could not record the query's usage; nothing was charged");
+    req_finish(r);
+}
+
+/* Queues the query's ledger entry; the response waits for its commit. */
+static void ledger_record(struct req *r, json_t *body) {
+    if (!r->srv->deps.ledger)
+        return;
+    json_t *d = json_object_get(body, "decision");
+    json_t *plan = json_object_get(d, "plan");
+    json_t *usage = json_object_get(body, "usage");
+    struct ledger_entry le = {0};
+    snprintf(le.tenant, sizeof le.tenant, "%s", r->tenant);
+    snprintf(le.request_id, sizeof le.request_id, "%s", r->request_id);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    le.ts_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    snprintf(le.intent, sizeof le.intent, "%s", json_string_value(json_object_get(d, "intent")));
+    snprintf(le.plan, sizeof le.plan, "%s/%s/k%lld", json_string_value(json_object_get(plan, "generator_tier")),
+             json_string_value(json_object_get(plan, "retriever")),
+             (long long)json_integer_value(json_object_get(plan, "k")));
+    le.cost = json_number_value(json_object_get(usage, "cost"));
+    le.latency_ms = json_number_value(json_object_get(json_object_get(body, "timings"), "total_ms"));
+    le.quality = json_number_value(json_object_get(json_object_get(d, "actual"), "confidence"));
+    json_t *predicted = json_object_get(d, "predicted");
+    le.predicted_cost = json_number_value(json_object_get(predicted, "cost"));
+    le.predicted_latency_ms = json_number_value(json_object_get(predicted, "latency_ms"));
+    le.predicted_quality = json_number_value(json_object_get(predicted, "quality"));
+    json_t *slo = json_object_get(d, "slo_met");
+    const char *key;
+    json_t *v;
+    json_object_foreach(slo, key, v) {
+        le.slo_total++;
+        le.slo_met += json_is_true(v);
+    }
+    char *sj = json_dumps(slo, JSON_COMPACT);
+    snprintf(le.slo_json, sizeof le.slo_json, "%s", sj ? sj : "{}");
+    free(sj);
+    atomic_fetch_add(&r->parties, 1);
+    if (ledger_append(r->srv->deps.ledger, &le, on_ledger_done, r) != ERR_OK)
+        on_ledger_done(r, ERR_UNAVAILABLE);
 }
 
 static void handle_stats(struct req *r) {

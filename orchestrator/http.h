@@ -8,6 +8,7 @@
 #include "pool.h"
 
 struct agent_pool;
+struct ledger;
 #include "engine.h"
 #include "tenants.h"
 
@@ -19,6 +20,7 @@ struct http_deps {
     struct exec_pool *pool;   /* borrowed */
     struct agent_pool *llm;   /* borrowed; LLM backends */
     struct cfg_tenants *tenants; /* borrowed; tenants and API keys */
+    struct ledger *ledger;    /* borrowed; usage ledger */
 };
 
 /* Listens on cfg's address; errmsg says why when it fails. */

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "eval_retrieval.h"
 #include "http.h"
+#include "ledger.h"
 #include "ingest.h"
 #include "log.h"
 #include "pool.h"
@@ -202,15 +203,30 @@ static int cmd_serve(const struct cli *cli) {
         log_msg(LOG_INFO, "backend", LOG_S("name", c->backends[i].name), LOG_S("tier", c->backends[i].tier),
                 LOG_S("url", c->backends[i].url), LOG_S("model", c->backends[i].model),
                 LOG_I("max_concurrency", c->backends[i].max_concurrency), LOG_END);
+    char ledger_path[4096];
+    snprintf(ledger_path, sizeof ledger_path, "%s/slorag.db", c->data_dir);
+    struct ledger *ledger = NULL;
+    if (ledger_open(ledger_path, 256, 2, &ledger) != ERR_OK) {
+        fprintf(stderr, "slorag: cannot open the usage ledger in %s\n", ledger_path);
+        exec_pool_free(pool);
+        agent_pool_free(llm);
+        ret_engine_free(eng);
+        cfg_tenants_free(tenants);
+        ret_store_free(store);
+        cfg_unref(c);
+        return 1;
+    }
     struct cfg_slot slot;
     cfg_slot_init(&slot, c);
-    struct http_deps deps = {.cfg = &slot, .engine = eng, .pool = pool, .llm = llm, .tenants = tenants};
+    struct http_deps deps = {.cfg = &slot, .engine = eng, .pool = pool, .llm = llm, .tenants = tenants,
+                             .ledger = ledger};
     struct http_server *srv = NULL;
     char msg[256];
     if (http_start(c, &deps, msg, sizeof msg, &srv) != ERR_OK) {
         fprintf(stderr, "slorag: %s\n", msg);
         exec_pool_free(pool);
         agent_pool_free(llm);
+        ledger_free(ledger);
         ret_engine_free(eng);
         cfg_tenants_free(tenants);
         ret_store_free(store);
@@ -263,6 +279,7 @@ static int cmd_serve(const struct cli *cli) {
      * suspended when the HTTP daemon stops. */
     exec_pool_free(pool);
     agent_pool_free(llm);
+    ledger_free(ledger); /* commits what is queued; its callbacks resume connections */
     http_stop(srv);
     ret_engine_free(eng); /* writes changed indexes */
     cfg_tenants_free(tenants);

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <sqlite3.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -203,8 +204,25 @@ static void test_survives_restart_and_kill(void **state) {
     json_t *j = req_json("POST", "/v1/collections/keep/documents", "application/json",
                          "[{\"id\": \"k1\", \"text\": \"The beacon on the breakwater flashes green every four seconds.\"}]", 201);
     json_decref(j);
+    /* two answered queries: their ledger rows commit before the responses */
+    for (int i = 0; i < 2; i++) {
+        j = req_json("POST", "/v1/query", "application/json",
+                     "{\"question\": \"How often does the beacon flash?\", \"collection\": \"keep\"}", 200);
+        json_decref(j);
+    }
     /* acknowledged = durable: SIGKILL right after the response */
     assert_int_equal(daemon_stop(&D, SIGKILL, 5000), -1);
+    char db[160];
+    snprintf(db, sizeof db, "%s/slorag.db", D.dir);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT count(*), sum(slo_total) FROM ledger", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 3); /* one from the first test, two here */
+    assert_int_equal(sqlite3_column_int(st, 1), 3);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
     assert_true(daemon_start(&D));
     j = req_json("POST", "/v1/retrieve", "application/json",
                  "{\"question\": \"beacon breakwater flashes\", \"collection\": \"keep\", \"mode\": \"dense\"}", 200);

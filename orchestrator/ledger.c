@@ -1,0 +1,295 @@
+/* ledger.c - group-committed usage ledger (see ledger.h).
+ *
+ * Appenders push onto a list and signal; the ledger thread takes whatever
+ * has accumulated (at most max_batch), waits up to max_delay_ms for more
+ * when the batch is small, writes it in one transaction and then runs the
+ * callbacks.  Under load one fsync covers many responses.
+ *
+ * Spend per tenant is kept in memory for the current day and month and
+ * rebuilt from the table at open, so a budget check is a hash lookup. */
+#include "ledger.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SPEND_SLOTS 1024
+
+struct pending {
+    struct pending *next;
+    struct ledger_entry e;
+    ledger_done_fn done;
+    void *ud;
+};
+
+struct spend {
+    char tenant[65];
+    int64_t day, month; /* day number and month number the sums belong to */
+    double day_sum, month_sum;
+};
+
+struct ledger {
+    sqlite3 *db;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct pending *head, *tail;
+    bool stopping;
+    int max_batch, max_delay_ms;
+    int64_t committed;
+    struct spend spend[SPEND_SLOTS];
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS ledger("
+    "  id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, tenant TEXT NOT NULL, request_id TEXT NOT NULL,"
+    "  intent TEXT, plan TEXT, cost REAL NOT NULL, predicted_cost REAL, latency_ms REAL, predicted_latency_ms REAL,"
+    "  quality REAL, predicted_quality REAL, slo_met INTEGER, slo_total INTEGER, slo TEXT);"
+    "CREATE INDEX IF NOT EXISTS ledger_by_tenant_ts ON ledger(tenant, ts_ms);";
+
+static int64_t day_of(int64_t s) { return s / 86400; }
+
+static int64_t month_of(int64_t s) {
+    time_t t = (time_t)s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    return (int64_t)(tm.tm_year + 1900) * 12 + tm.tm_mon;
+}
+
+/* Under mu. */
+static struct spend *spend_of(struct ledger *l, const char *tenant) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = tenant; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (size_t i = 0; i < SPEND_SLOTS; i++) {
+        struct spend *s = &l->spend[(h + i) % SPEND_SLOTS];
+        if (strcmp(s->tenant, tenant) == 0)
+            return s;
+        if (!s->tenant[0]) {
+            snprintf(s->tenant, sizeof s->tenant, "%s", tenant);
+            return s;
+        }
+    }
+    return NULL; /* more tenants than slots: counted by the table only */
+}
+
+static void spend_add(struct ledger *l, const char *tenant, int64_t ts_s, double cost, int64_t now_s) {
+    struct spend *s = spend_of(l, tenant);
+    if (!s)
+        return;
+    int64_t d = day_of(now_s), m = month_of(now_s);
+    if (s->day != d) {
+        s->day = d;
+        s->day_sum = 0;
+    }
+    if (s->month != m) {
+        s->month = m;
+        s->month_sum = 0;
+    }
+    if (day_of(ts_s) == d)
+        s->day_sum += cost;
+    if (month_of(ts_s) == m)
+        s->month_sum += cost;
+}
+
+static enum err write_batch(struct ledger *l, struct pending *batch) {
+    if (sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return ERR_STORAGE;
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    if (sqlite3_prepare_v2(l->db,
+                           "INSERT INTO ledger(ts_ms, tenant, request_id, intent, plan, cost, predicted_cost,"
+                           " latency_ms, predicted_latency_ms, quality, predicted_quality, slo_met, slo_total, slo)"
+                           " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        e = ERR_OK;
+        for (struct pending *p = batch; p && !e; p = p->next) {
+            const struct ledger_entry *x = &p->e;
+            sqlite3_reset(st);
+            sqlite3_bind_int64(st, 1, x->ts_ms);
+            sqlite3_bind_text(st, 2, x->tenant, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, x->request_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, x->intent, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 5, x->plan, -1, SQLITE_STATIC);
+            sqlite3_bind_double(st, 6, x->cost);
+            sqlite3_bind_double(st, 7, x->predicted_cost);
+            sqlite3_bind_double(st, 8, x->latency_ms);
+            sqlite3_bind_double(st, 9, x->predicted_latency_ms);
+            sqlite3_bind_double(st, 10, x->quality);
+            sqlite3_bind_double(st, 11, x->predicted_quality);
+            sqlite3_bind_int(st, 12, x->slo_met);
+            sqlite3_bind_int(st, 13, x->slo_total);
+            sqlite3_bind_text(st, 14, x->slo_json, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                e = ERR_STORAGE;
+        }
+    }
+    sqlite3_finalize(st);
+    if (!e && sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        e = ERR_STORAGE;
+    if (e)
+        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    return e;
+}
+
+static void *ledger_main(void *arg) {
+    struct ledger *l = arg;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (!l->head && !l->stopping)
+            pthread_cond_wait(&l->cv, &l->mu);
+        if (!l->head)
+            break; /* stopping and drained */
+        /* a small batch waits briefly for company: one fsync for many */
+        int n = 0;
+        for (struct pending *p = l->head; p; p = p->next)
+            n++;
+        if (n < l->max_batch && !l->stopping && l->max_delay_ms > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (long)l->max_delay_ms * 1000000L;
+            while (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+        }
+        /* take up to max_batch */
+        struct pending *batch = l->head, *last = l->head;
+        for (int i = 1; i < l->max_batch && last->next; i++)
+            last = last->next;
+        l->head = last->next;
+        if (!l->head)
+            l->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&l->mu);
+
+        enum err e = write_batch(l, batch);
+        int64_t rows = 0;
+        for (struct pending *p = batch, *next; p; p = next) {
+            next = p->next;
+            rows++;
+            p->done(p->ud, e);
+            free(p);
+        }
+        pthread_mutex_lock(&l->mu);
+        if (!e)
+            l->committed += rows;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+enum err ledger_open(const char *db_path, int max_batch, int max_delay_ms, struct ledger **ret_l) {
+    struct ledger *l = calloc(1, sizeof(*l));
+    if (!l)
+        return ERR_NOMEM;
+    l->max_batch = max_batch > 0 ? max_batch : 256;
+    l->max_delay_ms = max_delay_ms >= 0 ? max_delay_ms : 2;
+    if (sqlite3_open_v2(db_path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_busy_timeout(l->db, 5000) != SQLITE_OK ||
+        sqlite3_exec(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(l->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_close(l->db);
+        free(l);
+        return ERR_STORAGE;
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    /* rebuild this month's spend per tenant */
+    int64_t now = (int64_t)time(NULL);
+    time_t t = (time_t)now;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    int64_t month_start_ms = (int64_t)timegm(&tm) * 1000;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(l->db,
+                           "SELECT tenant, ts_ms / 86400000, sum(cost), min(ts_ms) FROM ledger WHERE ts_ms >= ?1"
+                           " GROUP BY tenant, ts_ms / 86400000",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, month_start_ms);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            spend_add(l, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 3) / 1000,
+                      sqlite3_column_double(st, 2), now);
+    }
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(l->db, "SELECT count(*) FROM ledger", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        l->committed = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (pthread_create(&l->thread, NULL, ledger_main, l) != 0) {
+        sqlite3_close(l->db);
+        free(l);
+        return ERR_INTERNAL;
+    }
+    *ret_l = l;
+    return ERR_OK;
+}
+
+struct ledger *ledger_free(struct ledger *l) {
+    if (!l)
+        return NULL;
+    pthread_mutex_lock(&l->mu);
+    l->stopping = true;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->thread, NULL);
+    sqlite3_close(l->db);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free(l);
+    return NULL;
+}
+
+enum err ledger_append(struct ledger *l, const struct ledger_entry *e, ledger_done_fn done, void *ud) {
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return ERR_NOMEM;
+    p->e = *e;
+    p->done = done;
+    p->ud = ud;
+    pthread_mutex_lock(&l->mu);
+    if (l->stopping) {
+        pthread_mutex_unlock(&l->mu);
+        free(p);
+        return ERR_UNAVAILABLE;
+    }
+    if (l->tail)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+    int64_t now = e->ts_ms / 1000;
+    spend_add(l, e->tenant, now, e->cost, now);
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return ERR_OK;
+}
+
+void ledger_spent(struct ledger *l, const char *tenant, int64_t now_s, double *ret_day, double *ret_month) {
+    double d = 0, m = 0;
+    pthread_mutex_lock(&l->mu);
+    struct spend *s = spend_of(l, tenant);
+    if (s) {
+        d = s->day == day_of(now_s) ? s->day_sum : 0;
+        m = s->month == month_of(now_s) ? s->month_sum : 0;
+    }
+    pthread_mutex_unlock(&l->mu);
+    *ret_day = d;
+    *ret_month = m;
+}
+
+int64_t ledger_committed(struct ledger *l) {
+    pthread_mutex_lock(&l->mu);
+    int64_t n = l->committed;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
