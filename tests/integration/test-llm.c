@@ -321,11 +321,25 @@ static void test_openai_compatible(void **state) {
 static void test_openai_npm_client(void **state) {
     (void)state;
     char cmd[1024];
+    const char *root = getenv("SLORAG_SOURCE_ROOT");
     snprintf(cmd, sizeof cmd,
-             "cd '%s/tests/openai-client' && "
-             "(test -d node_modules/openai || npm install --no-save --no-package-lock --silent openai@4.95.0 >/dev/null 2>&1) && "
-             "node check.mjs http://127.0.0.1:%d/v1 not-needed-in-open-mode default@medium 2>&1",
-             getenv("SLORAG_SOURCE_ROOT"), D.port);
+             "cd '%s/tests/openai-client' && { test -d node_modules/openai || "
+             "timeout 120 npm install --no-save --no-package-lock --silent openai@4.95.0 >npm-install.log 2>&1; }",
+             root);
+    int rc = system(cmd);
+    char probe[600];
+    snprintf(probe, sizeof probe, "%s/tests/openai-client/node_modules/openai/package.json", root);
+    if (access(probe, F_OK) != 0) {
+        /* Only when the npm registry is unreachable (a sandbox without the
+         * machine's npm configuration): exit status 77 is meson's "skipped",
+         * after stopping the daemon and the simulator. */
+        fprintf(stderr, "npm install failed (%d); see tests/openai-client/npm-install.log\n", rc);
+        stop(NULL);
+        exit(77);
+    }
+    snprintf(cmd, sizeof cmd,
+             "cd '%s/tests/openai-client' && node check.mjs http://127.0.0.1:%d/v1 not-needed-in-open-mode default@medium 2>&1",
+             root, D.port);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     char out[4096];
@@ -339,13 +353,23 @@ static void test_openai_npm_client(void **state) {
 
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+#ifdef OPENAI_CLIENT_ONLY
+    /* built as its own test program so that "registry unreachable" can be
+     * reported as skipped (exit 77) rather than passed or failed */
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_openai_npm_client)};
+    (void)test_llm_answer;
+    (void)test_fallbacks;
+    (void)test_openai_compatible;
+    (void)test_reload_with_generations_in_flight;
+#else
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llm_answer),
         cmocka_unit_test(test_fallbacks),
         cmocka_unit_test(test_openai_compatible),
-        cmocka_unit_test(test_openai_npm_client),
         cmocka_unit_test(test_reload_with_generations_in_flight),
     };
+    (void)test_openai_npm_client;
+#endif
     int rc = cmocka_run_group_tests_name("llm", tests, start, stop);
     curl_global_cleanup();
     return rc;
