@@ -420,8 +420,10 @@ static int cross_check(const struct cfg *c, char *errbuf, size_t errlen) {
     return 0;
 }
 
-enum err cfg_load(const char *path, const struct cfg_overrides *ov, char *errbuf, size_t errlen,
-                  struct cfg **ret_cfg) {
+/* path names the source in messages; text, when not NULL, is its content
+ * (so tests and fuzzers need no file). */
+static enum err load(const char *path, const char *text, size_t len, const struct cfg_overrides *ov, char *errbuf,
+                     size_t errlen, struct cfg **ret_cfg) {
     struct cfg *c = calloc(1, sizeof(*c));
     if (!c)
         return ERR_NOMEM;
@@ -434,7 +436,8 @@ enum err cfg_load(const char *path, const struct cfg_overrides *ov, char *errbuf
     }
     if (path) {
         json_error_t jerr;
-        json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *root = text ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)
+                            : json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
         if (!root) {
             fail(errbuf, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
             cfg_unref(c);
@@ -493,4 +496,13 @@ void cfg_slot_swap(struct cfg_slot *s, struct cfg *c) {
 void cfg_slot_done(struct cfg_slot *s) {
     s->cur = cfg_unref(s->cur);
     pthread_mutex_destroy(&s->mu);
+}
+
+enum err cfg_load(const char *path, const struct cfg_overrides *ov, char *errbuf, size_t errlen,
+                  struct cfg **ret_cfg) {
+    return load(path, NULL, 0, ov, errbuf, errlen, ret_cfg);
+}
+
+enum err cfg_load_text(const char *text, size_t len, char *errbuf, size_t errlen, struct cfg **ret_cfg) {
+    return load("(text)", text, len, NULL, errbuf, errlen, ret_cfg);
 }

@@ -93,6 +93,9 @@ struct cfg_overrides {
  * message into errbuf and leaves *ret_cfg untouched. */
 enum err cfg_load(const char *path, const struct cfg_overrides *ov, char *errbuf, size_t errlen,
                   struct cfg **ret_cfg);
+/* The same from JSON text instead of a file (environment applies, no
+ * overrides): for tests and fuzzers. */
+enum err cfg_load_text(const char *text, size_t len, char *errbuf, size_t errlen, struct cfg **ret_cfg);
 struct cfg *cfg_ref(struct cfg *c);
 struct cfg *cfg_unref(struct cfg *c); /* NULL-safe, returns NULL */
 
