@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <signal.h>
 #include <sodium.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -134,6 +135,7 @@ static void ledger_record(struct req *r, json_t *body);
 static void handle_chat_completions(struct req *r);
 static void handle_models(struct req *r);
 static void handle_stats(struct req *r);
+static void handle_admin_reload(struct req *r);
 
 static const struct route routes[] = {
     {"GET", "/healthz", handle_healthz, ROUTE_PUBLIC},
@@ -148,6 +150,7 @@ static const struct route routes[] = {
     {"DELETE", "/v1/admin/tenants/*/keys/*", handle_admin_key_revoke, ROUTE_ADMIN | ROUTE_WORKER},
     {"PUT", "/v1/admin/tenants/*/profile", handle_admin_profile_put, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
     {"PUT", "/v1/admin/tenants/*/limits", handle_admin_limits_put, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
+    {"POST", "/v1/admin/reload", handle_admin_reload, ROUTE_ADMIN | ROUTE_WORKER},
     {"POST", "/v1/query", handle_query, ROUTE_WORKER | ROUTE_BODY},
     {"POST", "/v1/chat/completions", handle_chat_completions, ROUTE_WORKER | ROUTE_BODY},
     {"GET", "/v1/models", handle_models, ROUTE_WORKER},
@@ -323,7 +326,7 @@ static bool only_known(json_t *obj, const char *const *known, size_t nknown, con
 /* Parses the shared body of /v1/query and /v1/retrieve into q.  Returns
  * ERR_OK, or an error with msg set. */
 static enum err parse_question(struct req *r, json_t *root, struct exec_query_req *q, char *msg, size_t msglen) {
-    static const char *const known[] = {"question", "collection", "k", "deadline_ms", "mode", "tier"};
+    static const char *const known[] = {"question", "collection", "k", "deadline_ms", "mode", "tier", "stream"};
     *q = (struct exec_query_req){
         .request_id = r->request_id,
         .tenant = r->tenant,
@@ -365,6 +368,12 @@ static enum err parse_question(struct req *r, json_t *root, struct exec_query_re
             return ERR_INVALID_FIELD;
         }
     }
+    json_t *stream = json_object_get(root, "stream");
+    if (stream && !json_is_boolean(stream)) {
+        snprintf(msg, msglen, "stream: must be a boolean");
+        return ERR_INVALID_FIELD;
+    }
+    r->oa_stream = json_is_true(stream);
     json_t *tier = json_object_get(root, "tier");
     if (tier) {
         q->tier = json_is_string(tier) ? slo_tier_parse(json_string_value(tier)) : -1;
@@ -387,6 +396,19 @@ static void on_query_done(void *ud, enum err e, json_t *body, const char *errmsg
     struct req *r = ud;
     if (e) {
         set_error(r, e, errmsg);
+    } else if (r->oa_stream) {
+        record_query(r, body);
+        ledger_record(r, body);
+        char *text = slorag_query_stream(body);
+        json_decref(body);
+        if (!text) {
+            set_error(r, ERR_NOMEM, NULL);
+        } else {
+            free(r->resp);
+            r->resp = text;
+            r->status = 200;
+            r->content_type = "text/event-stream";
+        }
     } else {
         json_t *usage = json_object_get(body, "usage");
         double cost = json_number_value(json_object_get(usage, "cost"));
@@ -1186,6 +1208,17 @@ static void handle_admin_limits_put(struct req *r) {
         return;
     }
     set_json(r, 200, tenant_json(r, r->params[0]));
+}
+
+/* Asks the main thread to reload, exactly as SIGHUP does (it waits for the
+ * signal in sigwait); the outcome is in the log and in the next
+ * snapshot's values. */
+static void handle_admin_reload(struct req *r) {
+    if (kill(getpid(), SIGHUP) != 0) {
+        set_error(r, ERR_INTERNAL, "could not signal the reload");
+        return;
+    }
+    set_json(r, 202, json_pack("{s:s}", "reload", "requested"));
 }
 
 /* ---- plumbing ---- */

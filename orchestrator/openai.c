@@ -180,6 +180,46 @@ char *oa_chat_stream(json_t *answer, const char *model, long created, bool inclu
     return buf_steal(&b);
 }
 
+static enum err named_event(struct buf *b, const char *name, json_t *data) {
+    char *s = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    if (!s)
+        return ERR_NOMEM;
+    enum err e = buf_printf(b, "event: %s\ndata: %s\n\n", name, s);
+    free(s);
+    return e;
+}
+
+char *slorag_query_stream(json_t *answer) {
+    struct buf b;
+    buf_init(&b, 16u << 20);
+    json_t *d = json_object_get(answer, "decision");
+    enum err e = named_event(&b, "plan", json_pack("{s:O?, s:O?, s:O?}", "request_id",
+                                                   json_object_get(answer, "request_id"), "intent",
+                                                   json_object_get(d, "intent"), "plan", json_object_get(d, "plan")));
+    const char *text = json_string_value(json_object_get(answer, "answer"));
+    size_t n = text ? strlen(text) : 0, start = 0, words = 0;
+    for (size_t i = 0; !e && text && i <= n; i++) {
+        if (i == n || (text[i] == ' ' && ++words % 4 == 0)) {
+            size_t end = i == n ? n : i + 1;
+            if (end > start) {
+                json_t *piece = json_stringn(text + start, end - start);
+                e = piece ? named_event(&b, "delta", json_pack("{s:o}", "text", piece)) : ERR_NOMEM;
+            }
+            start = end;
+        }
+    }
+    if (!e)
+        e = named_event(&b, "citations", json_pack("{s:O?}", "citations", json_object_get(answer, "citations")));
+    if (!e)
+        e = named_event(&b, "done", json_incref(answer));
+    if (e) {
+        buf_done(&b);
+        return NULL;
+    }
+    return buf_steal(&b);
+}
+
 json_t *oa_error(enum err e, const char *message) {
     const char *type = err_http_status(e) >= 500 ? "server_error"
                        : e == ERR_UNAUTHORIZED   ? "authentication_error"

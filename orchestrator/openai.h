@@ -34,6 +34,10 @@ json_t *oa_chat_completion(json_t *answer, const char *model, long created);
  * with finish_reason, a usage chunk when asked, then [DONE].  malloc'd. */
 char *oa_chat_stream(json_t *answer, const char *model, long created, bool include_usage);
 
+/* A /v1/query answer as slorag's own SSE stream: "plan", "delta" (answer
+ * pieces), "citations", then "done" with the whole record.  malloc'd. */
+char *slorag_query_stream(json_t *answer);
+
 /* OpenAI-style error body: {"error": {"message", "type", "code"}}. */
 json_t *oa_error(enum err e, const char *message);
 

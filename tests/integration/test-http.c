@@ -308,6 +308,53 @@ static void test_concurrent_queries(void **state) {
     assert_int_equal(ok, N);
 }
 
+/* "stream": true: plan, answer deltas, citations, then the whole record. */
+static void test_query_stream(void **state) {
+    (void)state;
+    struct http_resp r;
+    post_query("{\"question\": \"How tall is the lighthouse?\", \"stream\": true}", &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "Content-Type: text/event-stream"));
+    char text[2048] = "", order[64] = "";
+    json_t *done = NULL;
+    for (char *ev = r.body; ev && *ev;) {
+        char *end = strstr(ev, "\n\n");
+        assert_non_null(end);
+        *end = '\0';
+        assert_memory_equal(ev, "event: ", 7);
+        char *nl = strchr(ev, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        const char *name = ev + 7;
+        assert_memory_equal(nl + 1, "data: ", 6);
+        json_t *data = json_loads(nl + 7, 0, NULL);
+        assert_non_null(data);
+        /* one letter per run of same-named events */
+        const char *letter = strcmp(name, "plan") == 0        ? "P"
+                             : strcmp(name, "delta") == 0     ? "D"
+                             : strcmp(name, "citations") == 0 ? "C"
+                             : strcmp(name, "done") == 0      ? "E"
+                                                              : "?";
+        size_t ol = strlen(order);
+        if ((ol == 0 || order[ol - 1] != letter[0]) && ol + 1 < sizeof order)
+            strcat(order, letter);
+        if (strcmp(name, "delta") == 0)
+            strncat(text, json_string_value(json_object_get(data, "text")), sizeof text - strlen(text) - 1);
+        if (strcmp(name, "done") == 0)
+            done = json_incref(data);
+        json_decref(data);
+        ev = end + 2;
+    }
+    assert_string_equal(order, "PDCE"); /* plan, deltas, citations, done */
+    assert_non_null(done);
+    assert_string_equal(text, json_string_value(json_object_get(done, "answer")));
+    json_decref(done);
+    http_resp_done(&r);
+    post_query("{\"question\": \"x\", \"stream\": 1}", &r);
+    assert_int_equal(r.status, 422);
+    http_resp_done(&r);
+}
+
 /* Sum of the samples of a metric line prefix in a scrape. */
 static double metric_value(const char *scrape, const char *series) {
     const char *p = strstr(scrape, series);
@@ -452,6 +499,7 @@ int main(void) {
         cmocka_unit_test(test_concurrent_queries),
         cmocka_unit_test(test_eval_retrieval),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_query_stream),
         cmocka_unit_test(test_sigterm_drains_in_flight), /* last: stops the daemon */
     };
     int rc = cmocka_run_group_tests_name("http", tests, start, stop);

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -313,6 +314,22 @@ static void test_rate_limit(void **state) {
 
 static void test_profile_limits_and_delete(void **state) {
     (void)state;
+    /* reload through the admin API, as SIGHUP */
+    json_t *rl = call("POST", "/v1/admin/reload", "Bearer " ADMIN, NULL, 202, NULL);
+    json_decref(rl);
+    usleep(200 * 1000);
+    FILE *lf = fopen(D.log_path, "r");
+    char line[1024];
+    bool reloaded = false;
+    while (lf && fgets(line, sizeof line, lf))
+        reloaded = reloaded || strstr(line, "\"event\":\"reloaded\"");
+    if (lf)
+        fclose(lf);
+    assert_true(reloaded);
+    char akey[160];
+    bearer(akey, sizeof akey, globex_key);
+    rl = call("POST", "/v1/admin/reload", akey, NULL, 403, NULL);
+    json_decref(rl);
     json_t *j = call("PUT", "/v1/admin/tenants/globex/limits", "Bearer " ADMIN,
                      "{\"requests_per_second\": 5, \"tokens_per_minute\": 10000}", 200, NULL);
     assert_true(json_real_value(json_object_get(json_object_get(j, "limits"), "requests_per_second")) == 5.0);
