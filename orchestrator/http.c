@@ -18,6 +18,7 @@
 #include "backend.h"
 #include "metrics.h"
 #include "openai.h"
+#include "dashboard_assets.h"
 #include "ledger.h"
 #include "stats.h"
 #include "ratelimit.h"
@@ -107,6 +108,7 @@ struct req {
     int retry_after;          /* seconds, 0 = none */
     bool www_authenticate;    /* add WWW-Authenticate: Bearer (401) */
     const char *content_type; /* NULL = application/json */
+    const char *csp;          /* Content-Security-Policy, or NULL */
     bool openai;              /* OpenAI-style error bodies */
     const char *oa_model;     /* arena-owned */
     bool oa_stream, oa_usage;
@@ -136,10 +138,14 @@ static void handle_chat_completions(struct req *r);
 static void handle_models(struct req *r);
 static void handle_stats(struct req *r);
 static void handle_admin_reload(struct req *r);
+static void handle_openapi(struct req *r);
+static void handle_dashboard(struct req *r);
 
 static const struct route routes[] = {
     {"GET", "/healthz", handle_healthz, ROUTE_PUBLIC},
     {"GET", "/readyz", handle_readyz, ROUTE_PUBLIC},
+    {"GET", "/openapi.json", handle_openapi, ROUTE_PUBLIC},
+    {"GET", "/dashboard", handle_dashboard, ROUTE_PUBLIC},
     {"GET", "/metrics", handle_metrics, ROUTE_OPS | ROUTE_WORKER},
     {"GET", "/v1/stats", handle_stats, ROUTE_VIEW | ROUTE_WORKER},
     {"POST", "/v1/admin/tenants", handle_admin_tenant_create, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
@@ -233,6 +239,8 @@ static enum MHD_Result queue(struct req *r) {
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     if (r->allow)
         MHD_add_response_header(resp, "Allow", r->allow);
+    if (r->csp && r->status == 200)
+        MHD_add_response_header(resp, "Content-Security-Policy", r->csp);
     if (r->www_authenticate)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"slorag\"");
     if (r->retry_after > 0) {
@@ -1208,6 +1216,25 @@ static void handle_admin_limits_put(struct req *r) {
         return;
     }
     set_json(r, 200, tenant_json(r, r->params[0]));
+}
+
+extern const char openapi_json[];
+extern const unsigned long openapi_json_len;
+
+static void handle_openapi(struct req *r) {
+    free(r->resp);
+    r->resp = strndup(openapi_json, openapi_json_len);
+    r->status = r->resp ? 200 : 500;
+}
+
+/* The page holds no data (it fetches /v1/stats with the viewer's key), so it
+ * is public; its CSP admits only its own inline script and style. */
+static void handle_dashboard(struct req *r) {
+    free(r->resp);
+    r->resp = strndup(dashboard_html, dashboard_html_len);
+    r->status = r->resp ? 200 : 500;
+    r->content_type = "text/html; charset=utf-8";
+    r->csp = dashboard_csp;
 }
 
 /* Asks the main thread to reload, exactly as SIGHUP does (it waits for the

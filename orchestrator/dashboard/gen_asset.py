@@ -104,10 +104,12 @@ def render_c(html, csp, sources):
         "",
         "const char dashboard_html[] = {",
     ]
+    # character constants, not integers: '\xe2' fits a char whether it is
+    # signed or not, where 0xe2 would trip -Woverflow/-Wconversion
     for i in range(0, len(data), 16):
-        lines.append("    " + ", ".join(f"0x{b:02x}" for b in data[i:i + 16]) + ",")
+        lines.append("    " + ",".join(f"'\\x{b:02x}'" for b in data[i:i + 16]) + ",")
     lines += [
-        "    0x00};",
+        "    '\\0'};",
         f"const unsigned long dashboard_html_len = {len(data)}UL;",
         f"const char dashboard_csp[] = {_c_string(csp)};",
         f"const char dashboard_etag[] = {_c_string(etag)};",
