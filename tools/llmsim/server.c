@@ -879,9 +879,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     while (n && line[n - 1] == '\n')
         line[--n] = '\0';
     /* Closing a connection mid-response is what the drop, stall and timeout
-     * faults are for; libmicrohttpd's notes about it are only debug noise. */
-    bool ours = strstr(line, "pplication") != NULL;
-    log_msg(ours ? LOG_DEBUG : LOG_WARN, "http", LOG_S("detail", line), LOG_END);
+     * faults are for, and clients that time out leave mid-stream; both are
+     * expected here, so libmicrohttpd's notes about them are debug noise. */
+    bool expected = strstr(line, "pplication") || strstr(line, "no longer available") ||
+                    strstr(line, "by remote peer");
+    log_msg(expected ? LOG_DEBUG : LOG_WARN, "http", LOG_S("detail", line), LOG_END);
 }
 
 enum err sim_server_start(const struct sim_cfg *cfg, char *errbuf, size_t errlen, struct sim_server **ret_srv) {
