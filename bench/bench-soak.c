@@ -1,0 +1,210 @@
+/* bench-soak.c - a bounded soak: the real daemon and simulator on loopback,
+ * mixed traffic (queries on every tier, retrievals, document replaces and
+ * deletes), backend faults, and config reloads, for a fixed time.  Every
+ * 10 s it samples the daemon's RSS, threads and open fds; at the end it
+ * prints the series and the count of unexpected responses.
+ *
+ *   bench-soak --slorag PATH --llmsim PATH [--seconds 600] [--clients 4]
+ */
+#include <curl/curl.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../tests/integration/daemon.h"
+
+static struct daemon D;
+static atomic_bool stop;
+static atomic_long n_ok, n_fallback, n_unexpected;
+static atomic_long by_status[600];
+
+static void request(CURL *c, const char *method, const char *path, const char *body, long *ret_status, int *ret_fallback) {
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", D.port, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    fclose(mem);
+    *ret_status = status;
+    *ret_fallback = buf && strstr(buf, "\"stage\":\"fallback\"") != NULL;
+    free(buf);
+    curl_slist_free_all(h);
+}
+
+static void *client(void *arg) {
+    unsigned seed = (unsigned)(uintptr_t)arg * 7919u + 1;
+    CURL *c = curl_easy_init();
+    static const char *const tiers[] = {"extractive", "small", "medium"};
+    while (!atomic_load(&stop)) {
+        int kind = rand_r(&seed) % 10;
+        char path[128], body[512];
+        const char *method = "POST";
+        long want = 200;
+        if (kind < 6) {
+            snprintf(path, sizeof path, "/v1/query");
+            snprintf(body, sizeof body, "{\"question\": \"When does the harbour office open?\", \"tier\": \"%s\"}",
+                     tiers[rand_r(&seed) % 3]);
+        } else if (kind < 8) {
+            snprintf(path, sizeof path, "/v1/retrieve");
+            snprintf(body, sizeof body, "{\"question\": \"ferry ticket price\", \"mode\": \"hybrid\"}");
+        } else if (kind < 9) {
+            int d = rand_r(&seed) % 50;
+            snprintf(path, sizeof path, "/v1/collections/default/documents");
+            snprintf(body, sizeof body,
+                     "[{\"id\": \"soak-%d\", \"text\": \"Soak document %d: the tide table changes every week %d.\"}]", d,
+                     d, rand_r(&seed));
+            want = 201;
+        } else {
+            snprintf(path, sizeof path, "/v1/collections/default/documents/soak-%d", rand_r(&seed) % 50);
+            method = "DELETE";
+            body[0] = '\0';
+            want = -1; /* 200 or 404 */
+        }
+        long status = 0;
+        int fallback = 0;
+        request(c, method, path, body[0] ? body : NULL, &status, &fallback);
+        if (status > 0 && status < 600)
+            atomic_fetch_add(&by_status[status], 1);
+        bool ok = want == -1 ? (status == 200 || status == 404) : status == want;
+        if (ok) {
+            atomic_fetch_add(&n_ok, 1);
+            atomic_fetch_add(&n_fallback, fallback);
+        } else {
+            atomic_fetch_add(&n_unexpected, 1);
+        }
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static long proc_field(pid_t pid, const char *field) {
+    char p[64], line[256];
+    snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(p, "r");
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, strlen(field)) == 0)
+            v = atol(line + strlen(field));
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static int fd_count(pid_t pid) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(p);
+    int n = 0;
+    for (struct dirent *de; d && (de = readdir(d));)
+        n += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+int main(int argc, char **argv) {
+    const char *slorag = NULL, *sim = NULL;
+    int seconds = 600, clients = 4;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--slorag"))
+            slorag = argv[i + 1];
+        else if (!strcmp(argv[i], "--llmsim"))
+            sim = argv[i + 1];
+        else if (!strcmp(argv[i], "--seconds"))
+            seconds = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--clients"))
+            clients = atoi(argv[i + 1]);
+    }
+    if (!slorag || !sim || clients < 1 || clients > 64) {
+        fprintf(stderr, "usage: bench-soak --slorag PATH --llmsim PATH [--seconds N] [--clients N]\n");
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    setenv("SLORAG_BIN", slorag, 1);
+    daemon_prepare(&D, NULL);
+    char simcfg[128], simlog[128], cfg[128];
+    snprintf(simcfg, sizeof simcfg, "%s/llmsim.json", D.dir);
+    snprintf(simlog, sizeof simlog, "%s/llmsim.log", D.dir);
+    FILE *f = fopen(simcfg, "w");
+    fputs("{\"models\": ["
+          "{\"name\": \"small\", \"ttft_ms\": 20, \"ms_per_token\": 1, \"max_concurrency\": 16, \"wrong_rate\": 0.2,"
+          " \"faults\": {\"http500\": 0.05, \"drop\": 0.02, \"malformed\": 0.02}},"
+          "{\"name\": \"medium\", \"ttft_ms\": 80, \"ms_per_token\": 2, \"max_concurrency\": 8,"
+          " \"faults\": {\"http429\": 0.03}}]}",
+          f);
+    fclose(f);
+    pid_t sim_pid;
+    int sim_port;
+    char *sargv[] = {(char *)sim, "--config", simcfg, "--listen", "127.0.0.1:0", NULL};
+    if (!proc_start_ready(sargv, simlog, &sim_pid, &sim_port)) {
+        fprintf(stderr, "simulator did not start\n");
+        return 1;
+    }
+    snprintf(cfg, sizeof cfg, "%s/config.json", D.dir);
+    f = fopen(cfg, "w");
+    fprintf(f,
+            "{\"backends\": [{\"name\": \"s\", \"tier\": \"small\", \"url\": \"http://127.0.0.1:%d\", \"model\": \"small\","
+            " \"max_retries\": 1, \"breaker_failures\": 20, \"breaker_cooldown_ms\": 500},"
+            "{\"name\": \"m\", \"tier\": \"medium\", \"url\": \"http://127.0.0.1:%d\", \"model\": \"medium\"}]}",
+            sim_port, sim_port);
+    fclose(f);
+    if (daemon_ingest(&D, "default", "tests/data/docs") != 0 || !daemon_start(&D)) {
+        daemon_dump_log(&D);
+        return 1;
+    }
+    pthread_t th[64];
+    for (int i = 0; i < clients; i++)
+        pthread_create(&th[i], NULL, client, (void *)(uintptr_t)(i + 1));
+    printf("%6s %8s %8s %6s %6s %10s %10s\n", "t(s)", "rss(MB)", "threads", "fds", "reloads", "requests", "unexpected");
+    int reloads = 0;
+    for (int t = 0; t <= seconds; t += 10) {
+        if (t > 0) {
+            for (int s = 0; s < 10; s++) {
+                sleep(1);
+                if ((t + s) % 15 == 0) {
+                    kill(D.pid, SIGHUP);
+                    reloads++;
+                }
+            }
+        }
+        printf("%6d %8.1f %8ld %6d %6d %10ld %10ld\n", t, proc_field(D.pid, "VmRSS:") / 1024.0,
+               proc_field(D.pid, "Threads:"), fd_count(D.pid), reloads,
+               atomic_load(&n_ok) + atomic_load(&n_unexpected), atomic_load(&n_unexpected));
+        fflush(stdout);
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < clients; i++)
+        pthread_join(th[i], NULL);
+    printf("requests %ld: expected %ld (of which %ld answered by the fallback tier), unexpected %ld\n",
+           atomic_load(&n_ok) + atomic_load(&n_unexpected), atomic_load(&n_ok), atomic_load(&n_fallback),
+           atomic_load(&n_unexpected));
+    printf("statuses:");
+    for (int s = 0; s < 600; s++)
+        if (atomic_load(&by_status[s]))
+            printf(" %d=%ld", s, atomic_load(&by_status[s]));
+    printf("\n");
+    int st = daemon_stop(&D, SIGTERM, 15000);
+    proc_stop(sim_pid, SIGTERM, 10000);
+    printf("daemon exit status %d\n", st);
+    daemon_cleanup(&D);
+    curl_global_cleanup();
+    return atomic_load(&n_unexpected) == 0 && st == 0 ? 0 : 1;
+}
