@@ -400,6 +400,24 @@ static enum err parse_question(struct req *r, json_t *root, struct exec_query_re
 
 static void req_finish(struct req *r);
 
+/* Common start of /v1/query and /v1/chat/completions once the request is
+ * parsed: the tenant's token budget, then the pipeline.  The answer may
+ * come later, from the LLM pool's thread, so one more party must finish
+ * before the response is queued. */
+static void start_query(struct req *r, struct exec_query_req *q, exec_done_fn done) {
+    int retry = 1;
+    if (!rl_tokens_available(r->srv->rl, r->tenant, r->tpm, clock_us(), &retry)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "over this tenant's limit of %g LLM tokens per minute", r->tpm);
+        set_error(r, ERR_RATE_LIMITED, msg);
+        r->retry_after = retry;
+        return;
+    }
+    atomic_fetch_add(&r->parties, 1);
+    struct exec_env env = {.engine = r->srv->deps.engine, .pool = r->srv->deps.llm};
+    exec_query_start(&env, r->cfg, q, r->arena, done, r);
+}
+
 static void on_query_done(void *ud, enum err e, json_t *body, const char *errmsg) {
     struct req *r = ud;
     if (e) {
@@ -444,18 +462,7 @@ static void handle_query(struct req *r) {
         set_error(r, e, msg);
         return;
     }
-    int retry = 1;
-    if (!rl_tokens_available(r->srv->rl, r->tenant, r->tpm, clock_us(), &retry)) {
-        snprintf(msg, sizeof msg, "over this tenant's limit of %g LLM tokens per minute", r->tpm);
-        set_error(r, ERR_RATE_LIMITED, msg);
-        r->retry_after = retry;
-        return;
-    }
-    /* The answer may come later, from the LLM pool's thread: one more party
-     * must finish before the response is queued. */
-    atomic_fetch_add(&r->parties, 1);
-    struct exec_env env = {.engine = r->srv->deps.engine, .pool = r->srv->deps.llm};
-    exec_query_start(&env, r->cfg, q, r->arena, on_query_done, r);
+    start_query(r, q, on_query_done);
 }
 
 static void on_chat_done(void *ud, enum err e, json_t *body, const char *errmsg) {
@@ -536,16 +543,7 @@ static void handle_chat_completions(struct req *r) {
         set_error(r, e, msg);
         return;
     }
-    int retry = 1;
-    if (!rl_tokens_available(r->srv->rl, r->tenant, r->tpm, clock_us(), &retry)) {
-        snprintf(msg, sizeof msg, "over this tenant's limit of %g LLM tokens per minute", r->tpm);
-        set_error(r, ERR_RATE_LIMITED, msg);
-        r->retry_after = retry;
-        return;
-    }
-    atomic_fetch_add(&r->parties, 1);
-    struct exec_env env = {.engine = r->srv->deps.engine, .pool = r->srv->deps.llm};
-    exec_query_start(&env, r->cfg, q, r->arena, on_chat_done, r);
+    start_query(r, q, on_chat_done);
 }
 
 static void handle_models(struct req *r) {

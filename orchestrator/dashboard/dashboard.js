@@ -33,6 +33,7 @@
     selected: null,  /* tenant name shown in the detail section */
     sort: { col: 'queries', desc: true },
     filter: '',
+    belowOnly: false,
     timer: 0,
     busy: false,
   };
@@ -42,7 +43,7 @@
   function h(tag, props, ...kids) {
     const e = document.createElement(tag);
     setProps(e, props);
-    append(e, kids);
+    append(e, ...kids);
     return e;
   }
 
@@ -50,7 +51,7 @@
     const e = document.createElementNS(SVGNS, tag);
     for (const k in attrs || {})
       if (attrs[k] !== null && attrs[k] !== undefined) e.setAttribute(k, String(attrs[k]));
-    append(e, kids);
+    append(e, ...kids);
     return e;
   }
 
@@ -68,7 +69,7 @@
     }
   }
 
-  function append(e, kids) {
+  function append(e, ...kids) {
     for (const c of kids.flat(Infinity)) {
       if (c === null || c === undefined || c === false) continue;
       e.appendChild(typeof c === 'object' ? c : document.createTextNode(String(c)));
@@ -296,7 +297,16 @@
       clearTimeout(timeout);
       state.busy = false;
     }
-    render();
+    try {
+      render();
+    } catch (e) {
+      /* a bug here must not stop the refresh loop, and must be visible */
+      console.error('dashboard: render failed:', e);
+      const b = $('banner');
+      b.hidden = false;
+      b.className = 'banner error';
+      b.textContent = 'The dashboard could not draw this data (' + e + '). It retries every 5 s.';
+    }
     state.timer = setTimeout(poll, REFRESH_MS);
   }
 
@@ -331,13 +341,12 @@
     }
     const stale = !!state.error;
     el.classList.toggle('stale', stale);
-    append(el, [
+    append(el,
       h('span', { class: 'dot', 'aria-hidden': 'true' }),
       (stale ? 'Stale: last update ' : 'Updated ') + fmtClock(state.fetchedAt / 1000, true),
       ' · every 5 s · scope ', h('strong', { text: d.scope === 'all' ? 'all tenants' : 'tenant ' + d.scope }),
       ' · window ' + d.windowMin + ' min',
-      d.uptime !== null ? ' · up ' + fmtDuration(d.uptime) : '',
-    ]);
+      d.uptime !== null ? ' · up ' + fmtDuration(d.uptime) : '');
   }
 
   function renderBanner() {
@@ -349,11 +358,11 @@
     if (e.kind === 'auth') {
       el.classList.add('auth');
       if (e.status === 401)
-        append(el, h('strong', { text: state.key ? 'Key rejected (401).' : 'A key is needed (401).' }),
+        append(el, h('strong', { text: state.key ? 'Key rejected (401).' : 'A key is needed (401).' }), ' ',
           state.key ? 'slorag does not accept this key: it may be mistyped or revoked. ' : 'This slorag runs with API keys. ',
           'Enter the admin key, the read-only dashboard key or a tenant key below.');
       else
-        append(el, h('strong', { text: 'Not allowed (403).' }),
+        append(el, h('strong', { text: 'Not allowed (403).' }), ' ',
           'This key may not read the statistics. Use the admin key, the dashboard key or a tenant key.');
       if (e.message) append(el, h('span', { class: 'muted', text: ' (' + e.message + ')' }));
       showKeyForm(true, document.activeElement !== $('keyinput'));
@@ -361,7 +370,7 @@
     }
     el.classList.add('error');
     const what = e.kind === 'http' ? 'slorag answered ' + e.status + (e.message ? ': ' + e.message : '') : 'Cannot reach slorag: ' + e.message;
-    append(el, h('strong', { text: state.data ? 'Showing the last good data.' : 'No data.' }), what, '. Retrying every 5 s.');
+    append(el, h('strong', { text: state.data ? 'Showing the last good data.' : 'No data.' }), ' ', what, '. Retrying every 5 s.');
   }
 
   function pickSelected() {
@@ -435,6 +444,7 @@
     const wrap = clear($('tenants'));
     const n = d.tenants.length;
     $('filter').hidden = n < 6;
+    $('belowonly').hidden = n < 6;
     if (n === 0) {
       $('tenantcount').textContent = '';
       wrap.appendChild(h('div', { class: 'empty', id: 'notraffic' },
@@ -443,7 +453,8 @@
       return;
     }
     const f = n >= 6 ? state.filter.trim().toLowerCase() : '';
-    const rows = sortedTenants(d.tenants).filter((t) => !f || t.name.toLowerCase().includes(f));
+    const onlyBelow = n >= 6 && state.belowOnly;
+    const rows = sortedTenants(d.tenants).filter((t) => (!f || t.name.toLowerCase().includes(f)) && (!onlyBelow || t.below));
     const below = d.tenants.filter((t) => t.below).length;
     $('tenantcount').textContent = (rows.length === n ? n + (n === 1 ? ' tenant' : ' tenants') : rows.length + ' of ' + n + ' tenants') +
       ' · totals since start' + (below ? ' · ' + below + ' below an SLO target' : '');
@@ -471,7 +482,7 @@
       return tr;
     }));
     wrap.appendChild(h('table', { id: 'tenanttable' }, h('thead', null, head), body));
-    if (!rows.length) wrap.appendChild(h('div', { class: 'empty', text: 'No tenant matches “' + state.filter + '”.' }));
+    if (!rows.length) wrap.appendChild(h('div', { class: 'empty', text: 'No tenant matches' + (f ? ' “' + state.filter + '”' : '') + (onlyBelow ? ' below its targets' : '') + '.' }));
   }
 
   function card(title, note, ...kids) {
@@ -517,7 +528,7 @@
         h('div', { class: 'fill ' + (o.att === null ? 'info' : o.below ? 'bad' : ''), width: o.att === null ? '0' : (100 * o.att).toFixed(2) + '%' }),
         h('div', { class: 'target', left: 'calc(' + (100 * o.target).toFixed(2) + '% - 1px)' })),
       h('span', { class: 'pct', text: (o.below ? '▼ ' : '') + fmtPct(o.att) }),
-      h('span', { class: 'cnt', text: fmtInt(o.met) + ' / ' + fmtInt(o.met + o.missed) + ' met' })));
+      h('span', { class: 'cnt', text: fmtInt(o.met) + ' of ' + fmtInt(o.met + o.missed) + ' met, ' + fmtInt(o.missed) + ' missed' })));
     const below = t.slo.filter((o) => o.below).map((o) => o.name);
     const targets = [...new Set(t.slo.map((o) => fmtPct(o.target)))].join(', ');
     return card('SLO attainment', 'since start', rows,
@@ -571,9 +582,9 @@
       }
     }
     const box = h('div', { class: 'chart' });
-    deferred.push(() => box.appendChild(timeChart(box.clientWidth, hasBudget ? 56 : 96, d, {
+    deferred.push(() => box.appendChild(timeChart(box.clientWidth, hasBudget ? 72 : 104, d, {
       bars: t.timeline.map((p) => ({ t: p.t, v: p.cost, cls: 'b-cost' })),
-      yFmt: (v) => fmtCost(v),
+      yFmt: (v) => String(+v.toPrecision(3)),
       tip: (p) => fmtClock(p.t) + ': cost ' + fmtCost(p.cost) + ' (' + p.queries + ' queries)',
       timeline: t.timeline,
     })));
@@ -629,9 +640,9 @@
     const outcomeCls = (x) => (['answered', 'abstained', 'fallback'].includes(x.name) ? 'o-' + x.name : 'c3');
     const intentCls = (x, i) => (x.others ? 'c7' : 'c' + (i % 7));
     return card('Outcomes and intents', 'since start',
-      h('div', { class: 'muted', text: 'Outcome' }),
+      h('div', { class: 'lbl', text: 'Outcome' }),
       oTotal ? stackAndLegend(t.outcomes, oTotal, outcomeCls) : h('div', { class: 'muted', text: 'none yet' }),
-      h('div', { class: 'muted', text: 'Intent mix' }),
+      h('div', { class: 'lbl', text: 'Intent mix' }),
       iTotal ? stackAndLegend(topN(t.intents, 6), iTotal, intentCls) : h('div', { class: 'muted', text: 'none yet' }));
   }
 
@@ -650,12 +661,12 @@
     }
     const share = (n) => (t.queries > 0 && n > 0 ? ' (' + fmtPct(n / t.queries) + ')' : '');
     return card('Plans and stage decisions', 'since start',
-      h('div', { class: 'muted', text: 'Configuration chosen (generator tier / retriever)' }),
+      h('div', { class: 'lbl', text: 'Configuration chosen (generator tier / retriever)' }),
       pTotal ? h('div', { class: 'bars' }, plans.map((x) => [
         h('span', { class: 'nm', title: x.name, text: x.name }),
         h('div', { class: 'track' }, h('div', { class: 'fill info', width: (max > 0 ? Math.min(100, 100 * x.n / max) : 0).toFixed(2) + '%' })),
         h('span', { class: 'n', text: fmtInt(x.n) + ' · ' + fmtPct(x.n / pTotal) })])) : h('div', { class: 'muted', text: 'none yet' }),
-      h('div', { class: 'muted', text: 'Stages skipped or expanded (share of queries)' }),
+      h('div', { class: 'lbl', text: 'Stages skipped or expanded (share of queries)' }),
       stages.size ? h('table', { class: 'mini' },
         h('thead', null, h('tr', null, h('th', { class: 'l', text: 'stage' }), h('th', { text: 'skipped' }), h('th', { text: 'expanded' }))),
         h('tbody', null, [...stages].map(([stage, r]) => h('tr', null,
@@ -691,7 +702,8 @@
     const y = (v) => m.t + ph - (v / ymax) * ph;
     const svg = s('svg', { width, height, viewBox: '0 0 ' + width + ' ' + height, role: 'img' });
 
-    const ticks = cfg.integer && ymax < 4 ? [0, ymax] : [0, ymax / 2, ymax];
+    const empty = !cfg.timeline.length;
+    const ticks = empty ? [0] : cfg.integer && ymax < 4 ? [0, ymax] : [0, ymax / 2, ymax];
     for (const v of ticks) {
       svg.appendChild(s('line', { class: v === 0 ? 'axis' : 'gridline', x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }));
       svg.appendChild(s('text', { x: m.l - 4, y: y(v) + 4, 'text-anchor': 'end' }, cfg.yFmt(v)));
@@ -701,7 +713,7 @@
       const t = t0 + k * step;
       svg.appendChild(s('text', { x: x(t), y: height - 4, 'text-anchor': k === 0 ? 'start' : k === 4 ? 'end' : 'middle' }, k === 4 ? 'now' : fmtClock(t)));
     }
-    if (!cfg.timeline.length) {
+    if (empty) {
       svg.appendChild(s('text', { class: 'nodata', x: m.l + pw / 2, y: m.t + ph / 2, 'text-anchor': 'middle' }, 'No queries in the last ' + d.windowMin + ' min'));
       return svg;
     }
@@ -748,7 +760,7 @@
       return;
     }
     const open = d.backends.filter((b) => b.breaker === 'open').length;
-    note.textContent = d.backends.length + ' backends' + (open ? ' · ' + open + ' with an open breaker' : '');
+    note.textContent = d.backends.length + (d.backends.length === 1 ? ' backend' : ' backends') + (open ? ' · ' + open + ' with an open breaker' : '');
     const head = ['Backend', 'Tier', 'Breaker', 'In flight', 'Queued', 'Calls', 'Failures', 'Retries', 'Latency (EWMA)'];
     const rows = d.backends.map((b) => {
       const br = typeof b.breaker === 'string' ? b.breaker.replace('-', '_') : 'unknown';
@@ -806,6 +818,10 @@
     });
     $('filter').addEventListener('input', (ev) => {
       state.filter = ev.target.value;
+      if (state.data) renderOverview();
+    });
+    $('belowbox').addEventListener('change', (ev) => {
+      state.belowOnly = ev.target.checked;
       if (state.data) renderOverview();
     });
     document.addEventListener('visibilitychange', () => { if (!document.hidden) poll(); });

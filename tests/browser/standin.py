@@ -2,12 +2,13 @@
 """standin.py - a stand-in for slorag's /dashboard and /v1/stats.
 
 Serves the dashboard page exactly as slorag embeds it (assembled by
-orchestrator/dashboard/gen_asset.py, with its Content-Security-Policy
-header) and a /v1/stats answer that is either canned or proxied:
+orchestrator/dashboard/gen_asset.py on every request, with its
+Content-Security-Policy header) and a /v1/stats answer that is either canned or proxied:
 
     standin.py --port 8099 --fixture sample          # a few busy tenants
     standin.py --port 8099 --fixture many            # 40 tenants
     standin.py --port 8099 --fixture empty           # no traffic yet
+    standin.py --port 8099 --fixture tenant          # as a tenant key sees it
     standin.py --port 8099 --stats my-stats.json     # a saved /v1/stats body
     standin.py --port 8099 --upstream http://127.0.0.1:8080   # a live slorag
     ... --key SECRET    answer 401 to /v1/stats without "Authorization: Bearer SECRET"
@@ -93,7 +94,7 @@ def fixture(name, now):
                     {"rerank/skipped": 1203, "fallback/expanded": 88, "retrieve/expanded": 41},
                     {"factoid": 702, "procedural": 301, "summary": 200},
                     {"answered": 1003, "abstained": 112, "fallback": 88},
-                    _timeline(rng, now, 60, 20, 420, 1800, 0.0035, 0.06, 4)),
+                    _timeline(rng, now, 60, 20, 420, 1800, 0.0035, 0.03, 4)),
             _tenant(rng, now, "globex", 640,
                     _slo(deadline=(639, 1), latency=(630, 10)),
                     (95.0, 310.0, 480.0), 0.64,
@@ -118,8 +119,16 @@ def fixture(name, now):
                     {"large/hybrid": 17}, {"fallback/expanded": 3}, {"summary": 17},
                     {"answered": 12, "abstained": 2, "fallback": 3},
                     _timeline(rng, now, 8, 2, 2900, 7400, 0.02, 0.2, 2, gaps=0.5)),
+            # quiet for the last hour, nothing configured, no SLO checks
+            _tenant(rng, now, "hooli", 2, {}, (3.1, 4.0, 4.0), 0.0,
+                    {"per_day": None, "spent_today": None, "per_month": None, "spent_month": None,
+                     "projected_exhaustion": None},
+                    {}, {}, {}, {"answered": 2}, []),
         ]
         return {**base, "tenants": tenants, "backends": BACKENDS}
+    if name == "tenant":  # what a tenant key sees: its own tenant, no backends
+        body = fixture("sample", now)
+        return {**body, "scope": "acme", "tenants": body["tenants"][:1], "backends": []}
     if name == "many":
         tenants = []
         for i in range(40):
@@ -138,7 +147,7 @@ def fixture(name, now):
                                {"extractive/hybrid": 3}, {}, {"factoid": 3}, {"answered": 3},
                                _timeline(rng, now, 3, 1, 2.0, 3.0, 0.0, 0.0, 1)))
         return {**base, "tenants": tenants, "backends": BACKENDS}
-    raise SystemExit(f"standin: unknown fixture {name!r} (sample, many, empty)")
+    raise SystemExit(f"standin: unknown fixture {name!r} (sample, many, empty, tenant)")
 
 
 def shift_to_now(body, now):
@@ -154,7 +163,7 @@ def shift_to_now(body, now):
     return body
 
 
-def make_handler(args, page, csp):
+def make_handler(args, load_page):
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "slorag-standin"
 
@@ -180,6 +189,7 @@ def make_handler(args, page, csp):
         def do_GET(self):
             path = self.path.split("?", 1)[0]
             if path == "/dashboard":
+                page, csp = load_page()  # assembled per request: edits show on reload
                 self.send(200, "text/html; charset=utf-8", page,
                           [("Content-Security-Policy", csp), ("X-Content-Type-Options", "nosniff"),
                            ("Referrer-Policy", "no-referrer")])
@@ -221,7 +231,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=8099)
     src = ap.add_mutually_exclusive_group()
-    src.add_argument("--fixture", default="sample", help="sample, many or empty")
+    src.add_argument("--fixture", default="sample", help="sample, many, empty or tenant")
     src.add_argument("--stats", help="a saved /v1/stats JSON body")
     src.add_argument("--upstream", help="proxy /v1/stats to this slorag (http://127.0.0.1:8080)")
     ap.add_argument("--key", help="require this Bearer key for canned /v1/stats")
@@ -232,8 +242,13 @@ def main():
         json.dump(fixture(args.fixture, int(time.time())), sys.stdout, indent=1)
         return
     files = [os.path.join(DASH, n) for n in ("index.html", "dashboard.css", "dashboard.js")]
-    html, csp = gen_asset.assemble(files[0], files[1:])
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args, html.encode(), csp))
+
+    def load_page():
+        html, csp = gen_asset.assemble(files[0], files[1:])
+        return html.encode("utf-8"), csp
+
+    load_page()  # fail at start-up, not on the first request, if the page does not assemble
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args, load_page))
     print(f"standin: http://127.0.0.1:{args.port}/dashboard", flush=True)
     try:
         server.serve_forever()
