@@ -5,7 +5,9 @@
  * code rather than in a signal handler. */
 #include "backend.h"
 #include "config.h"
+#include "eval.h"
 #include "eval_retrieval.h"
+#include "plan.h"
 #include "http.h"
 #include "ledger.h"
 #include "ingest.h"
@@ -29,6 +31,7 @@ static const char usage_text[] =
     "usage: slorag serve  [--config FILE] [--listen ADDR:PORT] [--data DIR] [--log-level LEVEL]\n"
     "       slorag ingest [--config FILE] [--data DIR] [--collection NAME] PATH...\n"
     "       slorag eval-retrieval --dataset FILE [--json] [--config FILE]\n"
+    "       slorag eval --dataset FILE [--tier T] [--mode M] [--limit N] [--json-out FILE] [--config FILE]\n"
     "       slorag tenant create ID | list | show ID | delete ID | key ID | revoke ID KEY_ID\n"
     "                     [--config FILE] [--data DIR]\n"
     "       slorag --help | --version\n"
@@ -39,6 +42,8 @@ static const char usage_text[] =
     "         (default collection: \"default\"); re-ingesting a path replaces it\n"
     "tenant   manage tenants and API keys offline (the same as the admin API);\n"
     "         a new key is printed once\n"
+    "eval     exact match, F1, abstention, cost and latency of answers on a SQuAD\n"
+    "         file, through the whole pipeline, in a scratch store\n"
     "eval-retrieval  recall@1/5/10 and MRR of lexical, dense and hybrid retrieval on a\n"
     "         SQuAD-format file, in a scratch store (your data is not touched)\n"
     "\n"
@@ -51,6 +56,8 @@ struct cli {
     const char *collection;
     const char *dataset;
     bool json;
+    const char *tier, *mode, *json_out;
+    int limit;
 };
 
 static int parse_flags(int argc, char **argv, struct cli *cli) {
@@ -59,6 +66,8 @@ static int parse_flags(int argc, char **argv, struct cli *cli) {
         {"data", required_argument, NULL, 'd'},     {"log-level", required_argument, NULL, 'v'},
         {"collection", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
         {"dataset", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
+        {"tier", required_argument, NULL, 't'},     {"mode", required_argument, NULL, 'm'},
+        {"json-out", required_argument, NULL, 'o'}, {"limit", required_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     optind = 1;
@@ -71,6 +80,10 @@ static int parse_flags(int argc, char **argv, struct cli *cli) {
         case 'n': cli->collection = optarg; break;
         case 's': cli->dataset = optarg; break;
         case 'j': cli->json = true; break;
+        case 't': cli->tier = optarg; break;
+        case 'm': cli->mode = optarg; break;
+        case 'o': cli->json_out = optarg; break;
+        case 'L': cli->limit = atoi(optarg); break;
         case 'h': fputs(usage_text, stdout); exit(0);
         default: fputs(usage_text, stderr); return -1;
         }
@@ -468,6 +481,24 @@ int main(int argc, char **argv) {
             return 2;
         }
         return cmd_serve(&cli);
+    }
+    if (strcmp(cmd, "eval") == 0) {
+        if (!cli.dataset) {
+            fputs("slorag eval: --dataset FILE is required\n", stderr);
+            return 2;
+        }
+        if ((cli.tier && slo_tier_parse(cli.tier) < 0) || (cli.mode && ret_mode_parse(cli.mode) < 0)) {
+            fputs("slorag eval: --tier is extractive|small|medium|large, --mode lexical|dense|hybrid\n", stderr);
+            return 2;
+        }
+        struct cfg *c = load_config(&cli);
+        if (!c)
+            return 2;
+        struct eval_opts eo = {.dataset = cli.dataset, .tier = cli.tier, .mode = cli.mode, .out_json = cli.json_out,
+                               .limit = cli.limit};
+        int rc = eval_run(c, &eo);
+        cfg_unref(c);
+        return rc;
     }
     if (strcmp(cmd, "eval-retrieval") == 0) {
         if (!cli.dataset) {
