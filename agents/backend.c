@@ -667,6 +667,8 @@ enum err agent_pool_chat(struct agent_pool *p, const struct agent_llm_call *call
                         : NULL;
     if (req && call->stream)
         json_object_set_new(req, "stream_options", json_pack("{s:b}", "include_usage", 1));
+    if (req && call->seed > 0)
+        json_object_set_new(req, "seed", json_integer(call->seed));
     if (c->be && req) {
         c->body = json_dumps(req, JSON_COMPACT);
     }

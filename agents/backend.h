@@ -43,6 +43,7 @@ struct agent_llm_call {
     int max_tokens;
     bool stream;           /* use SSE streaming (first-token timeout applies to the first event) */
     int64_t deadline_us;   /* absolute, on clock_us() */
+    int seed;              /* > 0: sent as the request's sampling seed (replicas differ by it) */
 };
 
 struct agent_backend_health {

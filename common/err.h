@@ -21,6 +21,7 @@
     X(UNSUPPORTED_MEDIA,  "unsupported_media_type",415, "unsupported content type")         \
     X(INVALID_FIELD,      "invalid_request",       422, "a field is missing or invalid")    \
     X(RATE_LIMITED,       "rate_limited",          429, "too many requests")                \
+    X(BUDGET,             "budget_exhausted",      429, "the tenant's budget is spent")     \
     X(INTERNAL,           "internal_error",        500, "internal error")                   \
     X(NOMEM,              "out_of_memory",         500, "out of memory")                    \
     X(IO,                 "io_error",              500, "input/output error")               \

@@ -48,6 +48,7 @@ static const struct field query_fields[] = {
     FL(query, max_question_bytes, 16, 1L << 20),
     FD(query, min_confidence, 0, 1),
     FS(query, default_tier, 1),
+    FD(query, explore_rate, 0, 0.2),
     FI(query, max_tokens, 1, 32768),
 };
 
@@ -109,7 +110,8 @@ static void set_defaults(struct cfg *c) {
     c->query.max_k = 50;
     c->query.max_question_bytes = 4096;
     c->query.min_confidence = 0.25;
-    snprintf(c->query.default_tier, sizeof c->query.default_tier, "extractive");
+    snprintf(c->query.default_tier, sizeof c->query.default_tier, "auto");
+    c->query.explore_rate = 0.02;
     c->query.max_tokens = 256;
     c->retrieval.chunk_tokens = 160;
     c->retrieval.chunk_overlap_tokens = 24;
@@ -399,11 +401,12 @@ static int cross_check(const struct cfg *c, char *errbuf, size_t errlen) {
         return -1;
     }
     const char *t = c->query.default_tier;
-    if (strcmp(t, "extractive") && strcmp(t, "small") && strcmp(t, "medium") && strcmp(t, "large")) {
-        fail(errbuf, errlen, "query.default_tier: must be one of extractive, small, medium, large");
+    if (strcmp(t, "auto") && strcmp(t, "extractive") && strcmp(t, "small") && strcmp(t, "medium") &&
+        strcmp(t, "large")) {
+        fail(errbuf, errlen, "query.default_tier: must be one of auto, extractive, small, medium, large");
         return -1;
     }
-    if (strcmp(t, "extractive")) {
+    if (strcmp(t, "extractive") && strcmp(t, "auto")) {
         bool have = false;
         for (int i = 0; i < c->nbackends; i++)
             have = have || strcmp(c->backends[i].tier, t) == 0;

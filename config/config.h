@@ -62,7 +62,8 @@ struct cfg {
         int max_k;
         long max_question_bytes;
         double min_confidence;    /* extractive answers below abstain */
-        char default_tier[16];    /* extractive | small | medium | large */
+        char default_tier[16];    /* auto (the SLO planner decides) | extractive | small | medium | large */
+        double explore_rate;      /* SLO planner exploration, 0..0.2 */
         int max_tokens;           /* generation limit per answer */
     } query;
 

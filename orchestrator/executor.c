@@ -7,12 +7,18 @@
 #include "agent.h"
 #include "backend.h"
 #include "llm.h"
+#include "eval.h"
+#include "model.h"
+#include "planner.h"
+#include "space.h"
 #include "intent.h"
 #include "plan.h"
 #include "util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static double ms_since(int64_t t0) {
     return (double)(clock_us() - t0) / 1000.0;
@@ -53,16 +59,83 @@ static enum err find_collection(struct ret_engine *eng, const struct exec_query_
 
 static void limits_from(const struct cfg *cfg, struct slo_plan_limits *lim) {
     int m = ret_mode_parse(cfg->retrieval.default_mode);
-    int t = slo_tier_parse(cfg->query.default_tier);
+    int t = slo_tier_parse(cfg->query.default_tier); /* -1 for "auto" */
     *lim = (struct slo_plan_limits){
         .default_retriever = m < 0 ? SLO_RETRIEVER_HYBRID : (enum slo_retriever)m,
         .default_tier = t < 0 ? SLO_TIER_EXTRACTIVE : (enum slo_tier)t,
+        .default_tier_forced = t >= 0,
         .max_tokens = cfg->query.max_tokens,
         .default_k = cfg->query.default_k,
         .max_k = cfg->query.max_k,
         .deadline_ms = cfg->query.deadline_ms,
         .min_confidence = cfg->query.min_confidence,
     };
+}
+
+enum err exec_slo_new(double explore_rate, uint64_t seed, struct exec_slo **ret) {
+    struct exec_slo *s = calloc(1, sizeof(*s));
+    if (!s)
+        return ERR_NOMEM;
+    enum err e = slo_model_new(&s->model);
+    if (e) {
+        free(s);
+        return e;
+    }
+    pthread_rwlock_init(&s->lock, NULL);
+    atomic_init(&s->counter, 0);
+    s->seed = seed;
+    s->explore_rate = explore_rate;
+    *ret = s;
+    return ERR_OK;
+}
+
+struct exec_slo *exec_slo_free(struct exec_slo *s) {
+    if (s) {
+        slo_model_free(s->model);
+        pthread_rwlock_destroy(&s->lock);
+        free(s);
+    }
+    return NULL;
+}
+
+json_t *exec_slo_save(struct exec_slo *s) {
+    pthread_rwlock_rdlock(&s->lock);
+    json_t *j = slo_model_to_json(s->model);
+    pthread_rwlock_unlock(&s->lock);
+    return j;
+}
+
+enum err exec_slo_load(struct exec_slo *s, const json_t *j, char *errbuf, size_t errlen) {
+    pthread_rwlock_wrlock(&s->lock);
+    enum err e = slo_model_load_json(s->model, j, errbuf, errlen);
+    pthread_rwlock_unlock(&s->lock);
+    return e;
+}
+
+void exec_slo_feedback(struct exec_slo *s, int config, int intent, double rating) {
+    if (config < 0 || intent < 0 || intent >= SLO_INTENT__COUNT || rating < 0 || rating > 1)
+        return;
+    pthread_rwlock_wrlock(&s->lock);
+    slo_model_observe_quality(s->model, config, (enum slo_intent)intent, rating, 5.0); /* a person said so */
+    pthread_rwlock_unlock(&s->lock);
+}
+
+/* Live state of each generator tier, from the backend pool's health. */
+static void tiers_live(struct agent_pool *pool, struct slo_tier_live *out) {
+    memset(out, 0, SLO_TIERS * sizeof(*out));
+    if (!pool)
+        return;
+    struct agent_backend_health h[2 * CFG_MAX_BACKENDS];
+    size_t n = agent_pool_health(pool, h, sizeof h / sizeof h[0]);
+    for (size_t i = 0; i < n; i++) {
+        int t = slo_tier_parse(h[i].tier);
+        if (t <= 0 || h[i].retired || h[i].breaker == AGENT_BREAKER_OPEN)
+            continue;
+        out[t].usable = true;
+        out[t].in_flight += h[i].in_flight;
+        out[t].queued += h[i].queued;
+        out[t].max_concurrency += h[i].max_concurrency;
+    }
 }
 
 static json_t *citations_json(const struct agent_io *io) {
@@ -97,6 +170,23 @@ struct query_run {
     int attempts;
     bool usage_estimated;
     json_t *skipped, *expanded; /* owned until the body takes them */
+
+    /* SLO engine */
+    bool slo;                   /* planned by the SLO engine */
+    struct slo_objectives obj;  /* resolved and tightened */
+    struct slo_decision decision;
+    /* horizontal replicas: replies collected on the I/O thread */
+    int replicas_out;           /* calls sent */
+    atomic_int pending;         /* calls not back yet; the last one finishes */
+    struct replica {
+        struct query_run *run;
+        const char *content;    /* arena copy, NULL when the call failed */
+        double cost, ms;
+        int prompt_tokens, completion_tokens, attempts;
+        bool estimated;
+        const char *errmsg;
+    } *replies;
+    double call_ms;             /* the slowest generator call, -1 = none */
 };
 
 static void run_fail(struct query_run *q, enum err e, const char *msg) {
@@ -107,6 +197,34 @@ static void run_fail(struct query_run *q, enum err e, const char *msg) {
 
 static void note(json_t *list, const char *stage, const char *reason) {
     json_array_append_new(list, json_pack("{s:s, s:s}", "stage", stage, "reason", reason));
+}
+
+/* SLO bookkeeping for an answered query: judge each objective, add the
+ * prediction and the objectives to the decision record, and teach the
+ * model what this configuration really cost and took.  The generator's
+ * grounding confidence is a weak quality signal (weight 1); user feedback
+ * counts more (exec_slo_feedback). */
+static void slo_finish(struct query_run *q, json_t *body, double total_ms) {
+    json_t *d = json_object_get(body, "decision");
+    double quality = q->io.abstained ? 0 : q->io.confidence;
+    json_t *met = json_pack("{s:b, s:b, s:b, s:b}", "quality", quality >= q->obj.quality_min, "cost",
+                            q->cost <= q->obj.cost_max + 1e-12, "latency", total_ms <= q->obj.latency_p95_ms, "deadline",
+                            total_ms <= q->obj.deadline_ms);
+    json_object_set_new(d, "slo_met", met);
+    json_object_set_new(d, "objectives", json_pack("{s:f, s:f, s:i, s:i}", "quality_min", q->obj.quality_min,
+                                                   "cost_max", q->obj.cost_max, "latency_p95_ms",
+                                                   q->obj.latency_p95_ms, "deadline_ms", q->obj.deadline_ms));
+    json_object_set_new(d, "predicted", json_pack("{s:f, s:f, s:f}", "quality", q->decision.predicted_quality, "cost",
+                                                  q->decision.predicted_cost, "latency_ms",
+                                                  q->decision.predicted_latency_p95_ms));
+    json_object_set_new(d, "planner", slo_decision_to_json(&q->decision));
+    if (q->decision.config < 0)
+        return;
+    struct slo_observation ob = {.cost = q->cost, .latency_ms = total_ms, .call_ms = q->call_ms};
+    pthread_rwlock_wrlock(&q->env.slo->lock);
+    slo_model_observe(q->env.slo->model, q->decision.config, q->intent.intent, &ob);
+    slo_model_observe_quality(q->env.slo->model, q->decision.config, q->intent.intent, quality, 1.0);
+    pthread_rwlock_unlock(&q->env.slo->lock);
 }
 
 static void run_respond(struct query_run *q) {
@@ -136,6 +254,8 @@ static void run_respond(struct query_run *q) {
         q->done(q->ud, ERR_NOMEM, NULL, "could not build the response");
         return;
     }
+    if (q->slo)
+        slo_finish(q, body, total_ms);
     q->done(q->ud, ERR_OK, body, NULL);
 }
 
@@ -153,30 +273,112 @@ static void run_extractive(struct query_run *q) {
     run_respond(q);
 }
 
-/* Backend pool I/O thread: keep it short. */
-static void on_llm_done(void *ud, const struct agent_llm_result *res) {
-    struct query_run *q = ud;
-    q->generate_ms = res->ms;
-    q->attempts = res->attempts;
-    q->backend = res->backend[0] ? arena_strdup(q->arena, res->backend) : NULL;
-    if (res->err) {
+/* Picks the final answer among the replicas' replies: the most common
+ * normalised answer (vote) or the most confident one; ties go to
+ * confidence.  Returns the index, or -1 when every reply failed. */
+static int aggregate(struct query_run *q, int n, double *ret_agreement) {
+    char norm[SLO_MAX_REPLICAS][512];
+    double conf[SLO_MAX_REPLICAS] = {0};
+    int best = -1, ok = 0;
+    for (int i = 0; i < n && i < SLO_MAX_REPLICAS; i++) {
+        norm[i][0] = '\0';
+        if (!q->replies[i].content)
+            continue;
+        ok++;
+        struct agent_io io = q->io;
+        if (agent_llm_read_answer(q->replies[i].content, &io, q->arena) == ERR_OK)
+            conf[i] = io.abstained ? 0 : io.confidence;
+        eval_normalize(q->replies[i].content, norm[i], sizeof norm[i]);
+    }
+    int best_votes = 0;
+    for (int i = 0; i < n && i < SLO_MAX_REPLICAS; i++) {
+        if (!q->replies[i].content)
+            continue;
+        int votes = 0;
+        for (int k = 0; k < n && k < SLO_MAX_REPLICAS; k++)
+            votes += q->replies[k].content && strcmp(norm[i], norm[k]) == 0;
+        bool better = q->plan.aggregate == SLO_AGG_VOTE
+                          ? votes > best_votes || (votes == best_votes && best >= 0 && conf[i] > conf[best])
+                          : best < 0 || conf[i] > conf[best];
+        if (best < 0 || better) {
+            best = i;
+            best_votes = votes;
+        }
+    }
+    *ret_agreement = ok ? (double)best_votes / ok : 0;
+    return best;
+}
+
+/* All replicas are back: aggregate, or fall back when none answered. */
+static void finish_llm(struct query_run *q) {
+    int n = q->replicas_out;
+    double cost = 0;
+    int in = 0, out = 0, attempts = 0;
+    bool estimated = false;
+    const char *first_err = NULL;
+    for (int i = 0; i < n; i++) {
+        struct replica *r = &q->replies[i];
+        cost += r->cost;
+        in += r->prompt_tokens;
+        out += r->completion_tokens;
+        attempts += r->attempts;
+        estimated = estimated || r->estimated;
+        q->call_ms = r->ms > q->call_ms ? r->ms : q->call_ms;
+        if (!r->content && !first_err)
+            first_err = r->errmsg;
+    }
+    q->generate_ms = q->call_ms > 0 ? q->call_ms : 0;
+    q->attempts = attempts;
+    q->cost = cost; /* failed attempts that were billed still count */
+    double agreement = 0;
+    int best = aggregate(q, n, &agreement);
+    if (best < 0) {
         char why[384];
         snprintf(why, sizeof why, "%s tier failed (%s): answered by the extractive tier", slo_tier_name(q->plan.tier),
-                 res->errmsg);
+                 first_err ? first_err : "no reply");
         note(q->expanded, "fallback", why);
+        q->call_ms = -1;
         run_extractive(q); /* within the reserve kept back for it */
         return;
     }
-    q->cost = res->cost;
-    q->usage_estimated = res->usage_estimated;
-    enum err e = agent_llm_read_answer(res->content, &q->io, q->arena);
-    q->io.input_tokens = res->prompt_tokens;
-    q->io.output_tokens = res->completion_tokens;
+    if (n > 1) {
+        char why[160];
+        snprintf(why, sizeof why, "%d replicas, %.0f%% agreement, aggregated by %s", n, agreement * 100,
+                 slo_aggregate_name(q->plan.aggregate));
+        note(q->expanded, "replicas", why);
+    }
+    q->usage_estimated = estimated;
+    enum err e = agent_llm_read_answer(q->replies[best].content, &q->io, q->arena);
+    q->io.input_tokens = in;
+    q->io.output_tokens = out;
     if (e) {
         run_fail(q, e, "could not read the model's answer");
         return;
     }
     run_respond(q);
+}
+
+/* Backend pool I/O thread: keep it short.  ud is one replica's slot. */
+static void on_llm_done(void *ud, const struct agent_llm_result *res) {
+    struct replica *rep = ud;
+    struct query_run *q = rep->run;
+    rep->ms = res->ms;
+    rep->attempts = res->attempts;
+    if (!q->backend && res->backend && res->backend[0])
+        q->backend = arena_strdup(q->arena, res->backend);
+    if (res->err) {
+        rep->errmsg = arena_strdup(q->arena, res->errmsg);
+    } else {
+        rep->content = arena_strdup(q->arena, res->content);
+        rep->cost = res->cost;
+        rep->prompt_tokens = res->prompt_tokens;
+        rep->completion_tokens = res->completion_tokens;
+        rep->estimated = res->usage_estimated;
+        if (!rep->content)
+            rep->errmsg = "out of memory";
+    }
+    if (atomic_fetch_sub(&q->pending, 1) == 1)
+        finish_llm(q);
 }
 
 void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const struct exec_query_req *req,
@@ -199,8 +401,62 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
     t0 = clock_us();
     struct slo_plan_limits lim;
     limits_from(cfg, &lim);
-    struct slo_request_hints hints = {req->k, req->deadline_ms, req->mode, req->tier};
-    slo_plan_make(&lim, &q->intent, &hints, &q->plan);
+    int forced_tier = req->tier >= 0 ? req->tier : (lim.default_tier_forced ? (int)lim.default_tier : -1);
+    struct slo_request_hints hints = {req->k, req->deadline_ms, req->mode, forced_tier};
+    q->call_ms = -1;
+    if (req->ret_config)
+        *req->ret_config = -1;
+    if (env->slo) {
+        q->slo = true;
+        struct slo_profile defaults;
+        if (!req->profile)
+            slo_profile_defaults(&defaults);
+        slo_profile_resolve(req->profile ? req->profile : &defaults, q->intent.intent, &q->obj);
+        slo_objectives_tighten(&q->obj, &req->tighten);
+        if (req->deadline_ms > 0 && req->deadline_ms < q->obj.deadline_ms)
+            q->obj.deadline_ms = req->deadline_ms;
+        if (q->obj.latency_p95_ms > q->obj.deadline_ms)
+            q->obj.latency_p95_ms = q->obj.deadline_ms;
+        struct slo_planner_input in = {
+            .objectives = q->obj,
+            .budget = req->profile ? req->profile->budget : defaults.budget,
+            .spent_day = req->spent_day,
+            .spent_month = req->spent_month,
+            .now_s = (int64_t)time(NULL),
+            .intent = q->intent.intent,
+            .intent_confidence = q->intent.confidence,
+            .hints = hints,
+            .min_confidence = cfg->query.min_confidence,
+            .seed = env->slo->seed,
+            .counter = atomic_fetch_add(&env->slo->counter, 1),
+            .explore_rate = env->slo->explore_rate,
+        };
+        tiers_live(env->pool, in.tiers);
+        in.limits = slo_space_limits_all();
+        in.limits.tiers = SLO_TIER_BIT(SLO_TIER_EXTRACTIVE);
+        for (int t = 1; t < SLO_TIERS; t++)
+            if (in.tiers[t].usable)
+                in.limits.tiers |= SLO_TIER_BIT(t);
+        in.limits.reranker = false; /* no reranker agent yet */
+        in.limits.max_tokens = cfg->query.max_tokens;
+        in.limits.max_k = cfg->query.max_k;
+        pthread_rwlock_rdlock(&env->slo->lock);
+        in.model = env->slo->model;
+        slo_planner_choose(&in, &q->plan, &q->decision);
+        pthread_rwlock_unlock(&env->slo->lock);
+        if (req->ret_config)
+            *req->ret_config = q->decision.config;
+        if (q->decision.refuse) {
+            if (req->ret_retry_after)
+                *req->ret_retry_after = q->decision.retry_after_s;
+            run_fail(q, ERR_BUDGET, q->decision.reason);
+            return;
+        }
+        if (q->decision.degraded)
+            note(q->expanded, "degrade", q->decision.reason);
+    } else {
+        slo_plan_make(&lim, &q->intent, &hints, &q->plan);
+    }
     q->plan_ms = ms_since(t0);
     q->deadline_us = req->arrived_us + (int64_t)q->plan.deadline_ms * 1000;
 
@@ -261,7 +517,31 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
         .max_tokens = q->plan.max_tokens,
         .deadline_us = q->deadline_us - (int64_t)reserve_ms * 1000,
     };
-    e = env->pool ? agent_pool_chat(env->pool, &call, on_llm_done, q) : ERR_UNAVAILABLE;
+    int replicas = q->plan.replicas > 1 ? q->plan.replicas : 1;
+    q->replies = arena_calloc(a, (size_t)replicas, sizeof(*q->replies));
+    if (!q->replies) {
+        run_fail(q, ERR_NOMEM, "out of memory");
+        return;
+    }
+    e = env->pool ? ERR_OK : ERR_UNAVAILABLE;
+    /* Count the replicas out before the first can come back. */
+    q->replicas_out = replicas;
+    atomic_init(&q->pending, replicas);
+    for (int i = 0; i < replicas; i++)
+        q->replies[i].run = q;
+    for (int i = 0; !e && i < replicas; i++) {
+        call.seed = i; /* replicas differ in their sampling seed */
+        e = agent_pool_chat(env->pool, &call, on_llm_done, &q->replies[i]);
+        if (e && i > 0) {
+            /* some replicas are on their way: the unsent ones count as
+             * failed, and whoever brings the count to zero finishes */
+            for (int k = i; k < replicas; k++)
+                q->replies[k].errmsg = "not sent: no usable backend";
+            if (atomic_fetch_sub(&q->pending, replicas - i) == replicas - i)
+                finish_llm(q);
+            return;
+        }
+    }
     if (e) {
         char why[160];
         snprintf(why, sizeof why, "no usable %s backend (none configured, or its circuit breaker is open): "

@@ -10,6 +10,10 @@
 #include "config.h"
 #include "err.h"
 #include "engine.h"
+#include "profile.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 struct exec_query_req {
     const char *request_id;
@@ -21,7 +25,31 @@ struct exec_query_req {
     int mode;        /* enum ret_mode, -1 = planner decides */
     int tier;        /* enum slo_tier, -1 = planner decides */
     int64_t arrived_us; /* clock_us() when the request arrived */
+
+    /* SLO planning (used when exec_env.slo is set) */
+    const struct slo_profile *profile; /* the tenant's; NULL = defaults */
+    struct slo_tightening tighten;     /* the request's own "slo"; SLO_TIGHTENING_NONE */
+    double spent_day, spent_month;     /* the tenant's spend so far */
+    int *ret_retry_after;              /* set (seconds) when the budget refuses */
+    int *ret_config;                   /* set to the plan's space index, or -1 */
 };
+
+/* The SLO engine's shared, learned state: one per process. */
+struct exec_slo {
+    pthread_rwlock_t lock;    /* guards model */
+    struct slo_model *model;  /* owned */
+    atomic_ullong counter;    /* requests planned, for exploration draws */
+    uint64_t seed;
+    double explore_rate;
+};
+
+enum err exec_slo_new(double explore_rate, uint64_t seed, struct exec_slo **ret);
+struct exec_slo *exec_slo_free(struct exec_slo *s);
+/* Model state as JSON for persistence, and back. */
+json_t *exec_slo_save(struct exec_slo *s);
+enum err exec_slo_load(struct exec_slo *s, const json_t *j, char *errbuf, size_t errlen);
+/* Feedback for an answered request: its plan (space index), intent and a rating 0..1. */
+void exec_slo_feedback(struct exec_slo *s, int config, int intent, double rating);
 
 struct agent_pool;
 
@@ -29,6 +57,7 @@ struct agent_pool;
 struct exec_env {
     struct ret_engine *engine;
     struct agent_pool *pool; /* LLM backends; may have none */
+    struct exec_slo *slo;    /* the SLO engine; NULL = the fixed planner */
 };
 
 /* Called exactly once per query: with a new JSON body (ownership passes to

@@ -15,6 +15,8 @@
 #include "buf.h"
 #include "executor.h"
 #include "plan.h"
+#include "profile.h"
+#include "space.h"
 #include "backend.h"
 #include "metrics.h"
 #include "openai.h"
@@ -140,6 +142,7 @@ static void handle_stats(struct req *r);
 static void handle_admin_reload(struct req *r);
 static void handle_openapi(struct req *r);
 static void handle_dashboard(struct req *r);
+static void handle_feedback(struct req *r);
 
 static const struct route routes[] = {
     {"GET", "/healthz", handle_healthz, ROUTE_PUBLIC},
@@ -161,6 +164,7 @@ static const struct route routes[] = {
     {"POST", "/v1/chat/completions", handle_chat_completions, ROUTE_WORKER | ROUTE_BODY},
     {"GET", "/v1/models", handle_models, ROUTE_WORKER},
     {"POST", "/v1/retrieve", handle_retrieve, ROUTE_WORKER | ROUTE_BODY},
+    {"POST", "/v1/feedback", handle_feedback, ROUTE_WORKER | ROUTE_BODY},
     {"GET", "/v1/collections", handle_collections_list, ROUTE_WORKER},
     {"DELETE", "/v1/collections/*", handle_collection_delete, ROUTE_WORKER},
     {"POST", "/v1/collections/*/documents", handle_documents_post, ROUTE_WORKER | ROUTE_BODY | ROUTE_TEXT | ROUTE_UPLOAD},
@@ -334,7 +338,7 @@ static bool only_known(json_t *obj, const char *const *known, size_t nknown, con
 /* Parses the shared body of /v1/query and /v1/retrieve into q.  Returns
  * ERR_OK, or an error with msg set. */
 static enum err parse_question(struct req *r, json_t *root, struct exec_query_req *q, char *msg, size_t msglen) {
-    static const char *const known[] = {"question", "collection", "k", "deadline_ms", "mode", "tier", "stream"};
+    static const char *const known[] = {"question", "collection", "k", "deadline_ms", "mode", "tier", "stream", "slo"};
     *q = (struct exec_query_req){
         .request_id = r->request_id,
         .tenant = r->tenant,
@@ -342,6 +346,7 @@ static enum err parse_question(struct req *r, json_t *root, struct exec_query_re
         .arrived_us = r->arrived_us,
         .mode = -1,
         .tier = -1,
+        .tighten = SLO_TIGHTENING_NONE,
     };
     if (!only_known(root, known, ARRAY_SIZE(known), "", msg, msglen))
         return ERR_INVALID_FIELD;
@@ -376,6 +381,9 @@ static enum err parse_question(struct req *r, json_t *root, struct exec_query_re
             return ERR_INVALID_FIELD;
         }
     }
+    json_t *slo = json_object_get(root, "slo");
+    if (slo && slo_tightening_parse(slo, msg, msglen, &q->tighten) != ERR_OK)
+        return ERR_INVALID_FIELD;
     json_t *stream = json_object_get(root, "stream");
     if (stream && !json_is_boolean(stream)) {
         snprintf(msg, msglen, "stream: must be a boolean");
@@ -413,8 +421,22 @@ static void start_query(struct req *r, struct exec_query_req *q, exec_done_fn do
         r->retry_after = retry;
         return;
     }
+    if (r->srv->deps.slo) {
+        /* the tenant's SLO profile (defaults when it has none) and spend */
+        struct cfg_tenant tn;
+        if (cfg_tenant_get(r->srv->deps.tenants, r->tenant, &tn) == ERR_OK) {
+            struct slo_profile *prof = tn.profile ? arena_alloc(r->arena, sizeof(*prof)) : NULL;
+            char perr[160];
+            if (prof && slo_profile_parse_text(tn.profile, perr, sizeof perr, prof) == ERR_OK)
+                q->profile = prof;
+            cfg_tenant_done(&tn);
+        }
+        if (r->srv->deps.ledger)
+            ledger_spent(r->srv->deps.ledger, r->tenant, (int64_t)time(NULL), &q->spent_day, &q->spent_month);
+        q->ret_retry_after = &r->retry_after;
+    }
     atomic_fetch_add(&r->parties, 1);
-    struct exec_env env = {.engine = r->srv->deps.engine, .pool = r->srv->deps.llm};
+    struct exec_env env = {.engine = r->srv->deps.engine, .pool = r->srv->deps.llm, .slo = r->srv->deps.slo};
     exec_query_start(&env, r->cfg, q, r->arena, done, r);
 }
 
@@ -531,6 +553,7 @@ static void handle_chat_completions(struct req *r) {
             .arrived_us = r->arrived_us,
             .mode = -1,
             .tier = oc.tier,
+            .tighten = SLO_TIGHTENING_NONE,
         };
         r->oa_model = arena_strdup(r->arena, json_string_value(json_object_get(root, "model")));
         r->oa_stream = oc.stream;
@@ -911,9 +934,13 @@ static void ledger_record(struct req *r, json_t *body) {
     clock_gettime(CLOCK_REALTIME, &ts);
     le.ts_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     snprintf(le.intent, sizeof le.intent, "%s", json_string_value(json_object_get(d, "intent")));
-    snprintf(le.plan, sizeof le.plan, "%s/%s/k%lld", json_string_value(json_object_get(plan, "generator_tier")),
-             json_string_value(json_object_get(plan, "retriever")),
-             (long long)json_integer_value(json_object_get(plan, "k")));
+    const char *plan_key = json_string_value(json_object_get(json_object_get(d, "planner"), "config"));
+    if (plan_key)
+        snprintf(le.plan, sizeof le.plan, "%s", plan_key);
+    else
+        snprintf(le.plan, sizeof le.plan, "%s/%s/k%lld", json_string_value(json_object_get(plan, "generator_tier")),
+                 json_string_value(json_object_get(plan, "retriever")),
+                 (long long)json_integer_value(json_object_get(plan, "k")));
     le.cost = json_number_value(json_object_get(usage, "cost"));
     le.latency_ms = json_number_value(json_object_get(json_object_get(body, "timings"), "total_ms"));
     le.quality = json_number_value(json_object_get(json_object_get(d, "actual"), "confidence"));
@@ -1174,7 +1201,17 @@ static void handle_admin_profile_put(struct req *r) {
     json_t *root = parse_body(r);
     if (!root)
         return;
-    char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    struct slo_profile prof;
+    char perr[256];
+    if (slo_profile_parse(root, perr, sizeof perr, &prof) != ERR_OK) {
+        json_decref(root);
+        set_error(r, ERR_INVALID_FIELD, perr);
+        return;
+    }
+    /* store the normalised form: every key explicit */
+    json_decref(root);
+    root = slo_profile_to_json(&prof);
+    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(root);
     enum err e = text ? cfg_tenant_set_profile(r->srv->deps.tenants, r->params[0], text) : ERR_NOMEM;
     free(text);
@@ -1223,6 +1260,47 @@ static void handle_openapi(struct req *r) {
     free(r->resp);
     r->resp = strndup(openapi_json, openapi_json_len);
     r->status = r->resp ? 200 : 500;
+}
+
+/* A rating of an answer the tenant received: it teaches the planner how
+ * good that configuration is for that intent. */
+static void handle_feedback(struct req *r) {
+    static const char *const known[] = {"request_id", "rating", "comment"};
+    char msg[160];
+    json_t *root = parse_body(r);
+    if (!root)
+        return;
+    json_t *rid = json_object_get(root, "request_id"), *rating = json_object_get(root, "rating");
+    enum err e = ERR_OK;
+    if (!only_known(root, known, ARRAY_SIZE(known), "", msg, sizeof msg)) {
+        e = ERR_INVALID_FIELD;
+    } else if (!json_is_string(rid) || json_string_length(rid) == 0 || json_string_length(rid) > 32) {
+        snprintf(msg, sizeof msg, "request_id: required, the request_id of an answer");
+        e = ERR_INVALID_FIELD;
+    } else if (!json_is_number(rating) || json_number_value(rating) < 0 || json_number_value(rating) > 1) {
+        snprintf(msg, sizeof msg, "rating: required, a number from 0 (wrong) to 1 (right)");
+        e = ERR_INVALID_FIELD;
+    }
+    char plan[64] = "", intent[24] = "";
+    if (!e) {
+        e = r->srv->deps.ledger ? ledger_find(r->srv->deps.ledger, r->tenant, json_string_value(rid), plan, sizeof plan,
+                                              intent, sizeof intent)
+                                : ERR_NOT_FOUND;
+        if (e == ERR_NOT_FOUND)
+            snprintf(msg, sizeof msg, "no answered request with that id for this tenant");
+    }
+    if (e) {
+        json_decref(root);
+        set_error(r, e, e == ERR_STORAGE ? NULL : msg);
+        return;
+    }
+    int config = slo_space_find(plan);
+    bool learned = r->srv->deps.slo && config >= 0 && slo_intent_parse(intent) >= 0;
+    if (learned)
+        exec_slo_feedback(r->srv->deps.slo, config, slo_intent_parse(intent), json_number_value(rating));
+    set_json(r, 200, json_pack("{s:s, s:f, s:b}", "request_id", json_string_value(rid), "rating",
+                               json_number_value(rating), "learned", learned));
+    json_decref(root);
 }
 
 /* The page holds no data (it fetches /v1/stats with the viewer's key), so it

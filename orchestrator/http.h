@@ -9,6 +9,7 @@
 
 struct agent_pool;
 struct ledger;
+struct exec_slo;
 #include "engine.h"
 #include "tenants.h"
 
@@ -21,6 +22,7 @@ struct http_deps {
     struct agent_pool *llm;   /* borrowed; LLM backends */
     struct cfg_tenants *tenants; /* borrowed; tenants and API keys */
     struct ledger *ledger;    /* borrowed; usage ledger */
+    struct exec_slo *slo;     /* borrowed; the SLO engine (NULL: fixed planner) */
 };
 
 /* Listens on cfg's address; errmsg says why when it fails. */

@@ -34,7 +34,9 @@ struct spend {
 };
 
 struct ledger {
-    sqlite3 *db;
+    sqlite3 *db;        /* the ledger thread's */
+    sqlite3 *reader;    /* lookups from request threads, under read_mu */
+    pthread_mutex_t read_mu;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -50,7 +52,8 @@ static const char schema[] =
     "  id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, tenant TEXT NOT NULL, request_id TEXT NOT NULL,"
     "  intent TEXT, plan TEXT, cost REAL NOT NULL, predicted_cost REAL, latency_ms REAL, predicted_latency_ms REAL,"
     "  quality REAL, predicted_quality REAL, slo_met INTEGER, slo_total INTEGER, slo TEXT);"
-    "CREATE INDEX IF NOT EXISTS ledger_by_tenant_ts ON ledger(tenant, ts_ms);";
+    "CREATE INDEX IF NOT EXISTS ledger_by_tenant_ts ON ledger(tenant, ts_ms);"
+    "CREATE INDEX IF NOT EXISTS ledger_by_request ON ledger(tenant, request_id);";
 
 static int64_t day_of(int64_t s) { return s / 86400; }
 
@@ -201,7 +204,14 @@ enum err ledger_open(const char *db_path, int max_batch, int max_delay_ms, struc
         return ERR_STORAGE;
     }
     pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_init(&l->read_mu, NULL);
     pthread_cond_init(&l->cv, NULL);
+    if (sqlite3_open_v2(db_path, &l->reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        sqlite3_close(l->reader);
+        l->reader = NULL; /* feedback lookups will answer "not found" */
+    } else {
+        sqlite3_busy_timeout(l->reader, 5000);
+    }
     /* rebuild this month's spend per tenant */
     int64_t now = (int64_t)time(NULL);
     time_t t = (time_t)now;
@@ -243,6 +253,8 @@ struct ledger *ledger_free(struct ledger *l) {
     pthread_mutex_unlock(&l->mu);
     pthread_join(l->thread, NULL);
     sqlite3_close(l->db);
+    sqlite3_close(l->reader);
+    pthread_mutex_destroy(&l->read_mu);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     free(l);
@@ -292,4 +304,29 @@ int64_t ledger_committed(struct ledger *l) {
     int64_t n = l->committed;
     pthread_mutex_unlock(&l->mu);
     return n;
+}
+
+enum err ledger_find(struct ledger *l, const char *tenant, const char *request_id, char *ret_plan, size_t plan_len,
+                     char *ret_intent, size_t intent_len) {
+    if (!l->reader)
+        return ERR_NOT_FOUND;
+    pthread_mutex_lock(&l->read_mu);
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    if (sqlite3_prepare_v2(l->reader, "SELECT plan, intent FROM ledger WHERE tenant = ?1 AND request_id = ?2 LIMIT 1", -1,
+                           &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, request_id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            snprintf(ret_plan, plan_len, "%s", (const char *)sqlite3_column_text(st, 0));
+            snprintf(ret_intent, intent_len, "%s", (const char *)sqlite3_column_text(st, 1));
+            e = ERR_OK;
+        } else if (rc == SQLITE_DONE) {
+            e = ERR_NOT_FOUND;
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&l->read_mu);
+    return e;
 }

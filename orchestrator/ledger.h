@@ -9,6 +9,7 @@
 #ifndef SLORAG_LEDGER_H
 #define SLORAG_LEDGER_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "err.h"
 
@@ -37,6 +38,10 @@ struct ledger *ledger_free(struct ledger *l);
 enum err ledger_append(struct ledger *l, const struct ledger_entry *e, ledger_done_fn done, void *ud);
 /* Spend of the current UTC day and month (now_s: wall clock seconds). */
 void ledger_spent(struct ledger *l, const char *tenant, int64_t now_s, double *ret_day, double *ret_month);
+/* The plan key and intent recorded for a tenant's request (for feedback);
+ * ERR_NOT_FOUND when that tenant has no such answered request. */
+enum err ledger_find(struct ledger *l, const char *tenant, const char *request_id, char *ret_plan, size_t plan_len,
+                     char *ret_intent, size_t intent_len);
 /* Rows committed so far (for tests and metrics). */
 int64_t ledger_committed(struct ledger *l);
 

@@ -8,6 +8,7 @@
 #include "eval.h"
 #include "eval_retrieval.h"
 #include "plan.h"
+#include "executor.h"
 #include "http.h"
 #include "ledger.h"
 #include "ingest.h"
@@ -18,6 +19,9 @@
 #include "util.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -160,6 +164,49 @@ static struct cfg_tenants *open_tenants(const struct cfg *c) {
     return t;
 }
 
+/* The SLO engine's learned state lives in the same SQLite file, as one
+ * JSON row: loaded at start-up, written every 30 s and at shutdown. */
+static void slo_state_load(const char *db_path, struct exec_slo *slo) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) == SQLITE_OK &&
+        sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS slo_state(id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)",
+                     NULL, NULL, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT state FROM slo_state WHERE id = 1", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        json_t *j = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+        char err[256] = "";
+        if (!j || exec_slo_load(slo, j, err, sizeof err) != ERR_OK)
+            log_msg(LOG_WARN, "slo_state_ignored", LOG_S("reason", j ? err : "not JSON"), LOG_END);
+        else
+            log_msg(LOG_INFO, "slo_state_loaded", LOG_END);
+        json_decref(j);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void slo_state_save(const char *db_path, struct exec_slo *slo) {
+    json_t *j = exec_slo_save(slo);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+    if (text && sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO slo_state(id, state) VALUES (1, ?1)", -1, &st, NULL) ==
+            SQLITE_OK) {
+        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    if (!ok)
+        log_msg(LOG_WARN, "slo_state_not_saved", LOG_END);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(text);
+}
+
 static int cmd_serve(const struct cli *cli) {
     struct cfg *c = load_config(cli);
     if (!c)
@@ -229,10 +276,23 @@ static int cmd_serve(const struct cli *cli) {
         cfg_unref(c);
         return 1;
     }
+    struct exec_slo *slo = NULL;
+    if (exec_slo_new(c->query.explore_rate, 0x510ab5eedULL, &slo) != ERR_OK) {
+        fprintf(stderr, "slorag: cannot start the SLO engine\n");
+        exec_pool_free(pool);
+        agent_pool_free(llm);
+        ledger_free(ledger);
+        ret_engine_free(eng);
+        cfg_tenants_free(tenants);
+        ret_store_free(store);
+        cfg_unref(c);
+        return 1;
+    }
+    slo_state_load(ledger_path, slo);
     struct cfg_slot slot;
     cfg_slot_init(&slot, c);
     struct http_deps deps = {.cfg = &slot, .engine = eng, .pool = pool, .llm = llm, .tenants = tenants,
-                             .ledger = ledger};
+                             .ledger = ledger, .slo = slo};
     struct http_server *srv = NULL;
     char msg[256];
     if (http_start(c, &deps, msg, sizeof msg, &srv) != ERR_OK) {
@@ -240,6 +300,7 @@ static int cmd_serve(const struct cli *cli) {
         exec_pool_free(pool);
         agent_pool_free(llm);
         ledger_free(ledger);
+        exec_slo_free(slo);
         ret_engine_free(eng);
         cfg_tenants_free(tenants);
         ret_store_free(store);
@@ -257,9 +318,12 @@ static int cmd_serve(const struct cli *cli) {
 
     int status = 0;
     for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0)
+        struct timespec every = {30, 0};
+        int sig = sigtimedwait(&set, NULL, &every);
+        if (sig < 0) { /* timeout (or EINTR): persist what the planner learned */
+            slo_state_save(ledger_path, slo);
             continue;
+        }
         if (sig == SIGHUP) {
             struct cfg *nc = load_config(cli);
             if (!nc) {
@@ -294,6 +358,8 @@ static int cmd_serve(const struct cli *cli) {
     agent_pool_free(llm);
     ledger_free(ledger); /* commits what is queued; its callbacks resume connections */
     http_stop(srv);
+    slo_state_save(ledger_path, slo);
+    exec_slo_free(slo);
     ret_engine_free(eng); /* writes changed indexes */
     cfg_tenants_free(tenants);
     ret_store_free(store);

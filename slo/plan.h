@@ -24,12 +24,19 @@ struct slo_plan {
     int deadline_ms;
     double min_confidence; /* below: abstain */
     const char *reason;    /* static string: why this plan */
+    /* Set by slo_planner_choose (slo/planner.h); zero from slo_plan_make. */
+    double predicted_quality;
+    double predicted_cost;
+    double predicted_latency_ms; /* p95, queueing included */
+    bool exploring;              /* a deliberate near-feasible alternative */
+    bool degraded;               /* budget spent: extractive only */
 };
 
 /* What the planner may choose from and the defaults it starts from. */
 struct slo_plan_limits {
     enum slo_retriever default_retriever;
     enum slo_tier default_tier;
+    bool default_tier_forced; /* the config names a tier: use it unless the request names one */
     int max_tokens;
     int default_k;
     int max_k;

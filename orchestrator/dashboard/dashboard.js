@@ -17,6 +17,7 @@
   'use strict';
 
   const REFRESH_MS = 5000;
+  const AUTH_RETRY_MS = 30000;  /* after a 401/403: until a key is typed in */
   const FETCH_TIMEOUT_MS = 4000;
   const KEY_STORE = 'slorag.dashboard.key';
   const OBJECTIVES = ['deadline', 'latency', 'cost', 'quality'];
@@ -36,6 +37,7 @@
     belowOnly: false,
     timer: 0,
     busy: false,
+    again: false,
   };
 
   /* ---------- small helpers ---------- */
@@ -271,7 +273,10 @@
       state.timer = setTimeout(poll, REFRESH_MS);  /* resumes at once on visibilitychange */
       return;
     }
-    if (state.busy) return;
+    if (state.busy) {
+      state.again = true;  /* e.g. a key typed in while a fetch is on its way */
+      return;
+    }
     state.busy = true;
     const ctl = new AbortController();
     const timeout = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
@@ -307,7 +312,9 @@
       b.className = 'banner error';
       b.textContent = 'The dashboard could not draw this data (' + e + '). It retries every 5 s.';
     }
-    state.timer = setTimeout(poll, REFRESH_MS);
+    const again = state.again;
+    state.again = false;
+    state.timer = setTimeout(poll, again ? 0 : state.error && state.error.kind === 'auth' ? AUTH_RETRY_MS : REFRESH_MS);
   }
 
   /* ---------- rendering ---------- */
@@ -365,7 +372,7 @@
         append(el, h('strong', { text: 'Not allowed (403).' }), ' ',
           'This key may not read the statistics. Use the admin key, the dashboard key or a tenant key.');
       if (e.message) append(el, h('span', { class: 'muted', text: ' (' + e.message + ')' }));
-      showKeyForm(true, document.activeElement !== $('keyinput'));
+      showKeyForm(true, $('keyform').hidden);  /* focus once, not on every refresh */
       return;
     }
     el.classList.add('error');
@@ -415,7 +422,7 @@
       { key: 'cost', label: 'Cost', val: (t) => t.cost, cell: (t) => h('td', { text: fmtCost(t.cost) }) },
       { key: 'budget', label: 'Budget today', val: (t) => budgetShare(t.budget), cell: (t) => {
         const b = budgetShare(t.budget);
-        return h('td', { class: b === null ? 'na' : b >= 1 ? 'bad' : '', text: b === null ? '—' : fmtPct(b) });
+        return h('td', { class: b === null ? 'na' : b >= 1 ? 'bad' : b >= 0.8 ? 'warn' : '', text: b === null ? '—' : fmtPct(b) });
       } });
     return cols;
   }
@@ -557,9 +564,10 @@
       h('div', { class: 'chart-legend' }, h('span', null, h('i', { class: 'p50' }), 'p50 per minute'), h('span', null, h('i', { class: 'p95' }), 'p95 per minute')));
   }
 
+  /* axis labels: exact for the 1-2-2.5-5 ticks niceMax produces (1.25s, 12.5ms) */
   function fmtMsShort(ms) {
-    if (ms >= 1000) return (ms / 1000).toFixed(ms >= 10000 ? 0 : 1) + 's';
-    return (ms < 10 && ms > 0 ? ms.toFixed(1) : Math.round(ms)) + 'ms';
+    if (ms >= 1000) return +(ms / 1000).toPrecision(3) + 's';
+    return +ms.toPrecision(3) + 'ms';
   }
 
   function costCard(t, d, deferred) {
@@ -678,10 +686,12 @@
 
   /* ---------- the time chart: lines and/or bars over the stats window ---------- */
 
-  function niceMax(v) {
+  /* The axis top: 1, 2, 2.5 or 5 times a power of ten (no 2.5 for counts,
+   * so that the middle tick stays a whole number). */
+  function niceMax(v, integer) {
     if (!(v > 0)) return 1;
     const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    for (const m of integer ? [1, 2, 4, 5, 10] : [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
     return 10 * p;
   }
 
@@ -697,13 +707,13 @@
     let vmax = 0;
     for (const l of lines) for (const p of l.pts) vmax = Math.max(vmax, p[1]);
     for (const b of bars) vmax = Math.max(vmax, b.v);
-    let ymax = niceMax(vmax);
+    let ymax = niceMax(vmax, cfg.integer);
     if (cfg.integer) ymax = Math.max(ymax, 2);
     const y = (v) => m.t + ph - (v / ymax) * ph;
     const svg = s('svg', { width, height, viewBox: '0 0 ' + width + ' ' + height, role: 'img' });
 
     const empty = !cfg.timeline.length;
-    const ticks = empty ? [0] : cfg.integer && ymax < 4 ? [0, ymax] : [0, ymax / 2, ymax];
+    const ticks = empty ? [0] : cfg.integer && ymax % 2 ? [0, ymax] : [0, ymax / 2, ymax];
     for (const v of ticks) {
       svg.appendChild(s('line', { class: v === 0 ? 'axis' : 'gridline', x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }));
       svg.appendChild(s('text', { x: m.l - 4, y: y(v) + 4, 'text-anchor': 'end' }, cfg.yFmt(v)));
@@ -777,7 +787,7 @@
         h('td', { text: fmtInt(calls) }),
         h('td', { class: failShare !== null && failShare >= 0.05 ? 'bad' : '', text: fmtInt(fails) + (failShare !== null ? ' (' + fmtPct(failShare) + ')' : '') }),
         h('td', { text: fmtInt(num(b.retries)) }),
-        h('td', { text: fmtMs(num(b.latency_ewma_ms)) }));
+        h('td', { text: num(b.latency_ewma_ms) ? fmtMs(b.latency_ewma_ms) : '—', title: 'moving average of successful calls' }));
     });
     wrap.appendChild(h('table', { id: 'backendtbl' },
       h('thead', null, h('tr', null, head.map((x, i) => h('th', { class: i < 3 ? 'l' : '', text: x })))),

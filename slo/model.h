@@ -1,0 +1,142 @@
+/* model.h - learned quality, cost and latency per (configuration, intent).
+ *
+ * Every cell starts from a prior (built in, or from a calibration file) and
+ * learns from what the executor observes:
+ *   quality  a weighted mean in 0..1 whose prior counts as prior_n samples;
+ *   cost     an exponentially decayed mean of per-query cost;
+ *   latency  an exponentially decayed mean and a p95 read from a decayed
+ *            log-bucket histogram, capped by Cantelli's bound
+ *            mean + 4.36 sd (no distribution has more than 5% above it),
+ *            which removes the buckets' coarseness for steady latencies.
+ * The priors' weight decays with each observation, so data takes over.
+ *
+ * Each LLM tier also keeps a live latency level (a fast EWMA of generator
+ * call times, normalised to the tier's nominal configuration).  A cell
+ * remembers the tier level its own observations were made under
+ * (tier_ref_ms); the planner scales the cell's p95 by live/ref, so when a
+ * backend slows down every configuration on that tier looks slower after
+ * one or two calls, including the ones never tried under the slowdown.
+ * That evidence goes stale: the planner pulls live/ref back toward 1 with a
+ * half-life of SLO_MODEL_TIER_STALE_S seconds since the tier's last call,
+ * so a tier it moved away from is probed again now and then (like a
+ * half-open breaker) and a recovered backend is found again.
+ *
+ * Memory is fixed: SLO_SPACE_SIZE x SLO_INTENT__COUNT cells of ~180 bytes
+ * (about 0.8 MB per model).  A model is plain data and not thread-safe:
+ * guard it with a rwlock (planning and serialising read, observing writes). */
+#ifndef SLORAG_SLO_MODEL_H
+#define SLORAG_SLO_MODEL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "intent.h"
+#include "space.h"
+
+#define SLO_LAT_BUCKETS 28        /* [0,5) ms, then x1.5 per bucket; the last is open (>= 187 s) */
+#define SLO_MODEL_DECAY 0.9       /* cost/latency weight kept per observation (half-life ~6.6) */
+#define SLO_MODEL_TIER_ALPHA 0.3  /* tier live level: weight of the newest call */
+#define SLO_MODEL_QUALITY_WEIGHT_MAX 200.0 /* quality keeps adapting: weight is capped */
+#define SLO_MODEL_PRIOR_N 5.0     /* built-in quality prior count */
+#define SLO_MODEL_PRIOR_WEIGHT 2.0 /* built-in cost/latency prior weight */
+#define SLO_MODEL_TIER_STALE_S 30.0 /* half-life of a tier's live evidence */
+#define SLO_MODEL_STATE_VERSION 1
+
+struct slo_cell {
+    /* priors, built in or from calibration */
+    float prior_quality; /* 0..1 */
+    float prior_n;       /* quality pseudo-count */
+    float prior_cost;
+    float prior_p95_ms;  /* prior mean latency is 0.7 x this */
+    float prior_weight0; /* the cost/latency priors' weight before any observation */
+    float prior_weight;  /* what is left of it: x SLO_MODEL_DECAY per observation */
+    /* observations */
+    float q_sum, q_w;                 /* quality: weighted sum, total weight */
+    float w;                          /* decayed cost/latency observation weight */
+    float cost_sum, lat_sum, ref_sum; /* decayed sums */
+    float lat_sq_sum;                 /* decayed sum of squared latencies */
+    float hist[SLO_LAT_BUCKETS];      /* decayed latency histogram, total = w */
+    uint32_t n, nq;                   /* observations seen (latency/cost, quality) */
+    /* estimates, refreshed after every change */
+    float quality, cost, latency_mean_ms, latency_p95_ms;
+    float tier_ref_ms; /* the tier's live level under which the latency was learned */
+};
+
+struct slo_tier_level {
+    float live_ms;  /* EWMA of normalised call time; starts at the nominal level */
+    uint32_t n;     /* calls observed */
+    int64_t last_s; /* wall clock of the last call observed, 0 = never */
+};
+
+struct slo_model {
+    struct slo_tier_level tiers[SLO_TIERS]; /* extractive's is unused */
+    struct slo_cell cells[SLO_SPACE_SIZE][SLO_INTENT__COUNT];
+};
+
+/* One finished request, for the configuration that actually ran. */
+struct slo_observation {
+    double cost;       /* >= 0, currency units */
+    double latency_ms; /* >= 0, end to end */
+    double call_ms;    /* the slowest generator call (the one the request waited
+                        * for), < 0 when there was none: extractive or failed */
+    int64_t now_s;     /* wall clock, UTC seconds (0 = unknown: never stale) */
+};
+
+struct slo_estimate {
+    double quality, cost, latency_mean_ms, latency_p95_ms;
+    double tier_factor; /* live/ref applied to the latencies (1 for extractive) */
+    unsigned n, nq;
+};
+
+/* A model with the built-in priors (docs/slo.md lists them). */
+enum err slo_model_new(struct slo_model **ret);
+struct slo_model *slo_model_free(struct slo_model *m); /* NULL-safe, returns NULL */
+
+/* The built-in prior of one cell, and the nominal call p95 of an LLM tier
+ * (k5, 256 tokens, one replica, an intent of average length). */
+void slo_model_prior(int config, enum slo_intent intent, double *ret_quality, double *ret_cost, double *ret_p95_ms);
+double slo_model_tier_nominal_p95_ms(enum slo_tier t);
+
+/* Replaces priors from a calibration document:
+ *   {"configs": {"<key>": {"<intent>" | "*": {"quality": 0..1, "cost": >= 0,
+ *                                             "latency_p95_ms": > 0, "n": > 0}}}}
+ * Every field is optional ("*" = every intent, a named intent wins); n is
+ * the quality prior count (default 5) and, capped at 10, the cost/latency
+ * prior weight.  Unknown keys fail with a path; *m is untouched on failure.
+ * Call it before slo_model_load_json. */
+enum err slo_model_calibrate(struct slo_model *m, const json_t *j, char *errbuf, size_t errlen);
+
+void slo_model_observe(struct slo_model *m, int config, enum slo_intent intent, const struct slo_observation *o);
+/* One quality signal in 0..1 with a weight > 0: a user rating, replica
+ * agreement, generator confidence, a judge score... */
+void slo_model_observe_quality(struct slo_model *m, int config, enum slo_intent intent, double value, double weight);
+
+/* Estimates at now_s (0 = ignore staleness). */
+void slo_model_estimate(const struct slo_model *m, int config, enum slo_intent intent, int64_t now_s,
+                        struct slo_estimate *ret);
+/* live/ref for a cell, clamped to 0.2..20, pulled toward 1 as the tier's
+ * evidence ages (now_s 0 = ignore age); 1 for extractive. */
+double slo_model_tier_factor(const struct slo_model *m, int config, enum slo_intent intent, int64_t now_s);
+/* How much of a tier's live evidence still counts at now_s: 1 when fresh
+ * (or when time is unknown), halving every SLO_MODEL_TIER_STALE_S. */
+double slo_model_tier_freshness(const struct slo_model *m, enum slo_tier t, int64_t now_s);
+/* A tier's live call time in ms (its mean service time), at the nominal
+ * configuration. */
+double slo_model_tier_live_ms(const struct slo_model *m, enum slo_tier t);
+
+/* Learned state (not priors): tier levels and every cell with observations.
+ *   {"version": 1, "tiers": {"medium": {"live_ms": .., "n": .., "last_s": ..}},
+ *    "cells": {"<key>": {"<intent>": {"n", "weight", "prior_weight", "cost",
+ *              "latency_mean_ms", "latency_var_ms2", "tier_ref_ms", "latency_hist": [28],
+ *              "quality_n", "quality_weight", "quality"}}}}
+ * NULL on allocation failure. */
+json_t *slo_model_to_json(const struct slo_model *m);
+/* Replaces the learned state with j's (cells absent from j go back to their
+ * priors).  Keys of configurations or intents this build does not know are
+ * skipped, so state survives a change of the space; malformed values fail
+ * with a path and leave *m untouched. */
+enum err slo_model_load_json(struct slo_model *m, const json_t *j, char *errbuf, size_t errlen);
+
+#endif
