@@ -2,7 +2,7 @@
 # from the README; both install missing Debian packages first.
 BUILD ?= build
 
-.PHONY: all build deps run test asan bench clean
+.PHONY: all build deps run test valgrind clean
 
 all: build
 
@@ -18,6 +18,9 @@ run: build
 
 test:
 	@sh scripts/test.sh
+
+valgrind: build
+	@sh scripts/valgrind.sh
 
 clean:
 	rm -rf build build-asan *.compile.log
