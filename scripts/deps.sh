@@ -6,7 +6,7 @@ set -eu
 PKGS="gcc g++ make meson ninja-build pkg-config python3 git ca-certificates
 libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libjansson-dev
 libcmocka-dev libstemmer-dev libfaiss-dev libopenblas-dev liblapack-dev
-libsodium-dev prometheus"
+libsodium-dev prometheus chromium curl"
 
 # the integration tests drive slorag with the official openai npm client
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"

@@ -43,7 +43,8 @@ def _timeline(rng, now, minutes, qpm, p50, p95, cost_per_q, slo_miss, objectives
             continue
         q = max(1, int(rng.gauss(qpm, qpm * 0.3)))
         total = q * objectives
-        met = total - min(total, int(round(total * slo_miss * rng.uniform(0.2, 2.0))))
+        burst = 4.0 if rng.random() < 0.12 else 1.0  # now and then a bad minute
+        met = total - min(total, int(round(total * slo_miss * burst * rng.uniform(0.3, 1.3))))
         points.append({"t": start + i * 60, "queries": q,
                        "p50_ms": round(p50 * rng.uniform(0.8, 1.25), 1),
                        "p95_ms": round(p95 * rng.uniform(0.75, 1.4), 1),
