@@ -977,10 +977,39 @@ static void handle_stats(struct req *r) {
                                                   "calls", (json_int_t)h[k].calls, "failures",
                                                   (json_int_t)h[k].failures, "retries", (json_int_t)h[k].retries,
                                                   "latency_ewma_ms", h[k].latency_ewma_ms, "retired", h[k].retired));
+    json_t *tenants = stats_tenants_json(srv->stats, r->tenant[0] ? r->tenant : NULL, now);
+    /* budget burn: the profile's budget, the ledger's spend, and when the
+     * day's budget runs out at today's average rate */
+    size_t ti;
+    json_t *t;
+    json_array_foreach(tenants, ti, t) {
+        const char *id = json_string_value(json_object_get(t, "tenant"));
+        struct cfg_tenant tn;
+        struct slo_profile prof;
+        slo_profile_defaults(&prof);
+        char perr[128];
+        if (id && cfg_tenant_get(srv->deps.tenants, id, &tn) == ERR_OK) {
+            if (tn.profile)
+                slo_profile_parse_text(tn.profile, perr, sizeof perr, &prof);
+            cfg_tenant_done(&tn);
+        }
+        double day = 0, month = 0;
+        if (id && srv->deps.ledger)
+            ledger_spent(srv->deps.ledger, id, now, &day, &month);
+        json_t *exhaust = json_null();
+        double since_midnight = (double)(now % 86400);
+        if (prof.budget.per_day > 0 && day > 0 && since_midnight > 0) {
+            double rate = day / since_midnight; /* per second */
+            exhaust = json_integer((json_int_t)(now + (prof.budget.per_day - day) / rate));
+        }
+        json_object_set_new(t, "budget",
+                            json_pack("{s:f, s:f, s:f, s:f, s:o}", "per_day", prof.budget.per_day, "spent_today", day,
+                                      "per_month", prof.budget.per_month, "spent_month", month,
+                                      "projected_exhaustion", exhaust));
+    }
     set_json(r, 200, json_pack("{s:I, s:f, s:i, s:s, s:o, s:o}", "generated_at", (json_int_t)now, "uptime_s",
                                (double)(clock_us() - srv->started_us) / 1e6, "window_minutes", STATS_WINDOW_MIN,
-                               "scope", r->tenant[0] ? r->tenant : "all", "tenants",
-                               stats_tenants_json(srv->stats, r->tenant[0] ? r->tenant : NULL, now), "backends",
+                               "scope", r->tenant[0] ? r->tenant : "all", "tenants", tenants, "backends",
                                r->tenant[0] ? json_array() : backends));
     if (r->tenant[0])
         json_decref(backends);
