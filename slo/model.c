@@ -5,10 +5,12 @@
  *   observation: estimate = (prior * prior_weight + sum) / (prior_weight + w),
  *   and each observation multiplies every weight by SLO_MODEL_DECAY.  One
  *   formula covers "no data yet", "a little data" and "old data fading".
- * - Tier call times are normalised before they enter the tier's live level:
- *   a call is divided by its cell's prior p95 relative to the tier's nominal
- *   p95, so a shift between short and long configurations on one tier does
- *   not read as the backend slowing down. */
+ * - Latency is split into a tier level and a per-cell shape.  A generator
+ *   call is normalised by its cell's prior (call x nominal p95 / cell prior
+ *   p95) before it enters the tier's EWMA, so short and long configurations
+ *   measure the same level; the cell then records its end-to-end latency
+ *   divided by that level (x nominal mean / live).  A slowdown, and a
+ *   recovery, therefore move every configuration of the tier at once. */
 #include "model.h"
 #include "profile.h"
 
@@ -21,8 +23,6 @@
 #define LAT_FIRST_EDGE 5.0 /* upper edge of bucket 0, ms */
 #define LAT_RATIO 1.5
 #define MEAN_OF_P95 0.7 /* prior mean latency = 0.7 x prior p95 */
-#define FACTOR_MIN 0.2
-#define FACTOR_MAX 20.0
 #define CANTELLI_95 4.358899 /* sqrt(19): P(X >= mean + k sd) <= 1 / (1 + k^2) = 5% */
 
 /* ---- built-in priors (documented in docs/slo.md) ---- */
@@ -117,7 +117,7 @@ static double hist_p95(const float *h, double total) {
 
 static double nominal_mean(enum slo_tier t) { return tier_p95[t] * MEAN_OF_P95; }
 
-static void cell_refresh(struct slo_cell *c, enum slo_tier t) {
+static void cell_refresh(struct slo_cell *c) {
     c->quality = (float)clamp((c->prior_quality * c->prior_n + c->q_sum) / (c->prior_n + c->q_w), 0, 1);
     double pw = c->prior_weight, w = c->w, tw = pw + w;
     if (tw <= 0) { /* cannot happen with a positive prior weight; be safe */
@@ -131,18 +131,17 @@ static void cell_refresh(struct slo_cell *c, enum slo_tier t) {
         p95 = fmin(hist_p95(c->hist, w), mean + CANTELLI_95 * sqrt(var > 0 ? var : 0));
     }
     c->latency_p95_ms = (float)((c->prior_p95_ms * pw + p95 * w) / tw);
-    c->tier_ref_ms = (float)((nominal_mean(t) * pw + c->ref_sum) / tw);
 }
 
 /* Back to the priors: observations and estimates cleared, then refreshed. */
-static void cell_reset(struct slo_cell *c, enum slo_tier t) {
+static void cell_reset(struct slo_cell *c) {
     *c = (struct slo_cell){.prior_quality = c->prior_quality,
                            .prior_n = c->prior_n,
                            .prior_cost = c->prior_cost,
                            .prior_p95_ms = c->prior_p95_ms,
                            .prior_weight0 = c->prior_weight0,
                            .prior_weight = c->prior_weight0};
-    cell_refresh(c, t);
+    cell_refresh(c);
 }
 
 static enum slo_tier tier_of(int config) {
@@ -150,11 +149,15 @@ static enum slo_tier tier_of(int config) {
     return slo_space_config(config, &c) ? c.tier : SLO_TIER_EXTRACTIVE;
 }
 
+static struct slo_tier_level tier_initial(enum slo_tier t) {
+    float nominal = (float)nominal_mean(t);
+    return (struct slo_tier_level){.live_ms = nominal, .base_ms = nominal};
+}
+
 static void model_init(struct slo_model *m) {
     for (int t = 0; t < SLO_TIERS; t++)
-        m->tiers[t] = (struct slo_tier_level){.live_ms = (float)nominal_mean((enum slo_tier)t)};
+        m->tiers[t] = tier_initial((enum slo_tier)t);
     for (int i = 0; i < SLO_SPACE_SIZE; i++) {
-        enum slo_tier t = tier_of(i);
         for (int in = 0; in < SLO_INTENT__COUNT; in++) {
             struct slo_cell *c = &m->cells[i][in];
             double q, cost, p95;
@@ -162,7 +165,7 @@ static void model_init(struct slo_model *m) {
             *c = (struct slo_cell){.prior_quality = (float)q, .prior_n = SLO_MODEL_PRIOR_N, .prior_cost = (float)cost,
                                    .prior_p95_ms = (float)p95, .prior_weight0 = SLO_MODEL_PRIOR_WEIGHT,
                                    .prior_weight = SLO_MODEL_PRIOR_WEIGHT};
-            cell_refresh(c, t);
+            cell_refresh(c);
         }
     }
 }
@@ -185,32 +188,47 @@ static bool valid_cell(int config, enum slo_intent intent) {
     return config >= 0 && config < SLO_SPACE_SIZE && (unsigned)intent < SLO_INTENT__COUNT;
 }
 
+double slo_model_tier_freshness(const struct slo_model *m, enum slo_tier t, int64_t now_s) {
+    if ((unsigned)t >= SLO_TIERS || now_s <= 0 || m->tiers[t].last_s <= 0 || now_s <= m->tiers[t].last_s)
+        return 1;
+    return exp2(-(double)(now_s - m->tiers[t].last_s) / SLO_MODEL_TIER_STALE_S);
+}
+
 void slo_model_observe(struct slo_model *m, int config, enum slo_intent intent, const struct slo_observation *o) {
     if (!valid_cell(config, intent) || !(o->cost >= 0) || !(o->latency_ms >= 0) || !isfinite(o->cost) ||
         !isfinite(o->latency_ms))
         return;
     enum slo_tier t = tier_of(config);
     struct slo_cell *c = &m->cells[config][intent];
-    struct slo_tier_level *tl = &m->tiers[t];
-    if (t != SLO_TIER_EXTRACTIVE && o->call_ms >= 0 && isfinite(o->call_ms) && c->prior_p95_ms > 0) {
-        double norm = o->call_ms * tier_p95[t] / c->prior_p95_ms;
-        tl->live_ms = (float)((1 - SLO_MODEL_TIER_ALPHA) * tl->live_ms + SLO_MODEL_TIER_ALPHA * norm);
-        tl->n++;
-        if (o->now_s > tl->last_s)
-            tl->last_s = o->now_s;
+    double lat = o->latency_ms;
+    if (t != SLO_TIER_EXTRACTIVE) {
+        struct slo_tier_level *tl = &m->tiers[t];
+        if (o->call_ms >= 0 && isfinite(o->call_ms) && c->prior_p95_ms > 0) {
+            double norm = o->call_ms * tier_p95[t] / c->prior_p95_ms;
+            /* Start from the level the planner was using: the live level
+             * slid toward the baseline by its age. */
+            double fresh = slo_model_tier_freshness(m, t, o->now_s);
+            double level = tl->base_ms + (tl->live_ms - tl->base_ms) * fresh;
+            tl->live_ms = (float)((1 - SLO_MODEL_TIER_ALPHA) * level + SLO_MODEL_TIER_ALPHA * norm);
+            tl->base_ms = (float)((1 - SLO_MODEL_TIER_BASE_ALPHA) * tl->base_ms + SLO_MODEL_TIER_BASE_ALPHA * norm);
+            tl->n++;
+            if (o->now_s > tl->last_s)
+                tl->last_s = o->now_s;
+        }
+        /* the latency this configuration would have had at the nominal level */
+        lat *= clamp(nominal_mean(t) / tl->live_ms, 1 / SLO_MODEL_TIER_FACTOR_MAX, 1 / SLO_MODEL_TIER_FACTOR_MIN);
     }
     const float d = (float)SLO_MODEL_DECAY;
     c->prior_weight *= d;
     c->w = c->w * d + 1;
     c->cost_sum = c->cost_sum * d + (float)o->cost;
-    c->lat_sum = c->lat_sum * d + (float)o->latency_ms;
-    c->lat_sq_sum = c->lat_sq_sum * d + (float)(o->latency_ms * o->latency_ms);
-    c->ref_sum = c->ref_sum * d + (t == SLO_TIER_EXTRACTIVE ? (float)nominal_mean(t) : tl->live_ms);
+    c->lat_sum = c->lat_sum * d + (float)lat;
+    c->lat_sq_sum = c->lat_sq_sum * d + (float)(lat * lat);
     for (int b = 0; b < SLO_LAT_BUCKETS; b++)
         c->hist[b] *= d;
-    c->hist[bucket_of(o->latency_ms)] += 1;
+    c->hist[bucket_of(lat)] += 1;
     c->n++;
-    cell_refresh(c, t);
+    cell_refresh(c);
 }
 
 void slo_model_observe_quality(struct slo_model *m, int config, enum slo_intent intent, double value, double weight) {
@@ -229,24 +247,15 @@ void slo_model_observe_quality(struct slo_model *m, int config, enum slo_intent 
         c->q_w *= (float)keep;
     }
     c->nq++;
-    cell_refresh(c, tier_of(config));
+    cell_refresh(c);
 }
 
-double slo_model_tier_freshness(const struct slo_model *m, enum slo_tier t, int64_t now_s) {
-    if ((unsigned)t >= SLO_TIERS || now_s <= 0 || m->tiers[t].last_s <= 0 || now_s <= m->tiers[t].last_s)
+double slo_model_tier_factor(const struct slo_model *m, enum slo_tier t, int64_t now_s) {
+    if (t == SLO_TIER_EXTRACTIVE || (unsigned)t >= SLO_TIERS)
         return 1;
-    return exp2(-(double)(now_s - m->tiers[t].last_s) / SLO_MODEL_TIER_STALE_S);
-}
-
-double slo_model_tier_factor(const struct slo_model *m, int config, enum slo_intent intent, int64_t now_s) {
-    if (!valid_cell(config, intent))
-        return 1;
-    enum slo_tier t = tier_of(config);
-    const struct slo_cell *c = &m->cells[config][intent];
-    if (t == SLO_TIER_EXTRACTIVE || !(c->tier_ref_ms > 0))
-        return 1;
-    double f = clamp(m->tiers[t].live_ms / c->tier_ref_ms, FACTOR_MIN, FACTOR_MAX);
-    return 1 + (f - 1) * slo_model_tier_freshness(m, t, now_s);
+    const struct slo_tier_level *tl = &m->tiers[t];
+    double level = tl->base_ms + (tl->live_ms - tl->base_ms) * slo_model_tier_freshness(m, t, now_s);
+    return clamp(level / nominal_mean(t), SLO_MODEL_TIER_FACTOR_MIN, SLO_MODEL_TIER_FACTOR_MAX);
 }
 
 double slo_model_tier_live_ms(const struct slo_model *m, enum slo_tier t) {
@@ -260,7 +269,7 @@ void slo_model_estimate(const struct slo_model *m, int config, enum slo_intent i
         return;
     }
     const struct slo_cell *c = &m->cells[config][intent];
-    double f = slo_model_tier_factor(m, config, intent, now_s);
+    double f = slo_model_tier_factor(m, tier_of(config), now_s);
     *ret = (struct slo_estimate){
         .quality = c->quality,
         .cost = c->cost,
@@ -312,7 +321,6 @@ static json_t *cell_json(const struct slo_cell *c) {
         double mean = c->lat_sum / c->w, var = c->lat_sq_sum / c->w - mean * mean;
         bad |= json_object_set_new(j, "latency_mean_ms", json_real(mean));
         bad |= json_object_set_new(j, "latency_var_ms2", json_real(var > 0 ? var : 0));
-        bad |= json_object_set_new(j, "tier_ref_ms", json_real(c->ref_sum / c->w));
         bad |= json_object_set_new(j, "latency_hist", h);
     }
     if (c->nq > 0 && c->q_w > 0) {
@@ -332,8 +340,9 @@ json_t *slo_model_to_json(const struct slo_model *m) {
     int bad = !tiers || !cells;
     for (int t = 1; t < SLO_TIERS && !bad; t++)
         bad |= json_object_set_new(tiers, slo_tier_name((enum slo_tier)t),
-                                   json_pack("{s:f, s:I, s:I}", "live_ms", (double)m->tiers[t].live_ms, "n",
-                                             (json_int_t)m->tiers[t].n, "last_s", (json_int_t)m->tiers[t].last_s));
+                                   json_pack("{s:f, s:f, s:I, s:I}", "live_ms", (double)m->tiers[t].live_ms,
+                                             "base_ms", (double)m->tiers[t].base_ms, "n", (json_int_t)m->tiers[t].n,
+                                             "last_s", (json_int_t)m->tiers[t].last_s));
     for (int i = 0; i < SLO_SPACE_SIZE && !bad; i++) {
         json_t *per = NULL;
         for (int in = 0; in < SLO_INTENT__COUNT && !bad; in++) {
@@ -362,15 +371,15 @@ json_t *slo_model_to_json(const struct slo_model *m) {
 }
 
 /* Validates (apply = false) or applies one cell's state. */
-static enum err load_cell(struct slo_cell *c, enum slo_tier t, const json_t *j, const char *path, bool apply,
+static enum err load_cell(struct slo_cell *c, const json_t *j, const char *path, bool apply,
                           char *errbuf, size_t errlen) {
     if (!json_is_object(j))
         return fail(errbuf, errlen, "%s: must be an object", path);
     struct slo_cell v = *c;
-    cell_reset(&v, t);
+    cell_reset(&v);
     const char *key;
     const json_t *x;
-    double n = 0, w = 0, pw = -1, cost = -1, lat = -1, var = -1, ref = -1, qn = 0, qw = 0, q = -1;
+    double n = 0, w = 0, pw = -1, cost = -1, lat = -1, var = -1, qn = 0, qw = 0, q = -1;
     bool hist = false;
     json_object_foreach((json_t *)j, key, x) {
         bool ok;
@@ -386,8 +395,6 @@ static enum err load_cell(struct slo_cell *c, enum slo_tier t, const json_t *j, 
             ok = num_in(x, 0, 1e9, &lat);
         else if (strcmp(key, "latency_var_ms2") == 0)
             ok = num_in(x, 0, 1e12, &var);
-        else if (strcmp(key, "tier_ref_ms") == 0)
-            ok = num_in(x, 0, 1e9, &ref);
         else if (strcmp(key, "quality_n") == 0)
             ok = num_in(x, 1, 4e9, &qn) && qn == floor(qn);
         else if (strcmp(key, "quality_weight") == 0)
@@ -411,11 +418,9 @@ static enum err load_cell(struct slo_cell *c, enum slo_tier t, const json_t *j, 
             return fail(errbuf, errlen, "%s.%s: out of range", path, key);
     }
     bool has_lat = n > 0, has_q = qn > 0;
-    if (has_lat && (w <= 0 || pw < 0 || cost < 0 || lat < 0 || var < 0 || ref < 0 || !hist))
+    if (has_lat && (w <= 0 || pw < 0 || cost < 0 || lat < 0 || var < 0 || !hist))
         return fail(errbuf, errlen,
-                    "%s: n needs weight, prior_weight, cost, latency_mean_ms, latency_var_ms2, tier_ref_ms and "
-                    "latency_hist",
-                    path);
+                    "%s: n needs weight, prior_weight, cost, latency_mean_ms, latency_var_ms2 and latency_hist", path);
     if (has_q && (qw <= 0 || q < 0))
         return fail(errbuf, errlen, "%s: quality_n needs quality_weight and quality", path);
     if (!apply)
@@ -427,7 +432,6 @@ static enum err load_cell(struct slo_cell *c, enum slo_tier t, const json_t *j, 
         v.cost_sum = (float)(cost * w);
         v.lat_sum = (float)(lat * w);
         v.lat_sq_sum = (float)((var + lat * lat) * w);
-        v.ref_sum = (float)(ref * w);
         /* the histogram's total must be the weight: rescale what was stored */
         double total = 0;
         for (int b = 0; b < SLO_LAT_BUCKETS; b++)
@@ -444,7 +448,7 @@ static enum err load_cell(struct slo_cell *c, enum slo_tier t, const json_t *j, 
         v.q_w = (float)qw;
         v.q_sum = (float)(q * qw);
     }
-    cell_refresh(&v, t);
+    cell_refresh(&v);
     *c = v;
     return ERR_OK;
 }
@@ -468,24 +472,27 @@ static enum err load_state(struct slo_model *m, const json_t *j, bool apply, cha
         return fail(errbuf, errlen, "cells: must be an object");
     if (apply) {
         for (int t = 0; t < SLO_TIERS; t++)
-            m->tiers[t] = (struct slo_tier_level){.live_ms = (float)nominal_mean((enum slo_tier)t)};
+            m->tiers[t] = tier_initial((enum slo_tier)t);
         for (int i = 0; i < SLO_SPACE_SIZE; i++)
             for (int in = 0; in < SLO_INTENT__COUNT; in++)
-                cell_reset(&m->cells[i][in], tier_of(i));
+                cell_reset(&m->cells[i][in]);
     }
     json_object_foreach((json_t *)tiers, key, v) {
         int t = slo_tier_parse(key);
         if (t <= 0)
             continue; /* unknown or extractive: nothing to restore */
-        double live, n = 0, last = 0;
-        const json_t *lv = json_object_get(v, "live_ms"), *nv = json_object_get(v, "n"),
-                     *sv = json_object_get(v, "last_s");
-        if (!json_is_object(v) || !num_in(lv, 0, 1e9, &live) || live <= 0 || (nv && !num_in(nv, 0, 4e9, &n)) ||
+        double live, base, n = 0, last = 0;
+        const json_t *lv = json_object_get(v, "live_ms"), *bv = json_object_get(v, "base_ms"),
+                     *nv = json_object_get(v, "n"), *sv = json_object_get(v, "last_s");
+        if (!json_is_object(v) || json_object_size(v) != 2u + !!nv + !!sv || !num_in(lv, 0, 1e9, &live) ||
+            live <= 0 || !num_in(bv, 0, 1e9, &base) || base <= 0 || (nv && !num_in(nv, 0, 4e9, &n)) ||
             (sv && !num_in(sv, 0, 1e13, &last)))
-            return fail(errbuf, errlen, "tiers.%s: must be {\"live_ms\": > 0, \"n\": >= 0, \"last_s\": >= 0}",
+            return fail(errbuf, errlen,
+                        "tiers.%s: must be {\"live_ms\": > 0, \"base_ms\": > 0, \"n\": >= 0, \"last_s\": >= 0}",
                         key);
         if (apply)
-            m->tiers[t] = (struct slo_tier_level){.live_ms = (float)live, .n = (uint32_t)n, .last_s = (int64_t)last};
+            m->tiers[t] = (struct slo_tier_level){
+                .live_ms = (float)live, .base_ms = (float)base, .n = (uint32_t)n, .last_s = (int64_t)last};
     }
     json_object_foreach((json_t *)cells, key, v) {
         int config = slo_space_find(key);
@@ -499,7 +506,7 @@ static enum err load_state(struct slo_model *m, const json_t *j, bool apply, cha
                 continue;
             char path[SLO_KEY_MAX + 48];
             snprintf(path, sizeof path, "cells.%s.%s", key, ikey);
-            enum err e = load_cell(&m->cells[config][in], tier_of(config), iv, path, apply, errbuf, errlen);
+            enum err e = load_cell(&m->cells[config][in], iv, path, apply, errbuf, errlen);
             if (e != ERR_OK)
                 return e;
         }
@@ -548,7 +555,7 @@ static enum err parse_patch(const json_t *j, const char *path, char *errbuf, siz
     return ERR_OK;
 }
 
-static void apply_patch(struct slo_cell *c, enum slo_tier t, const struct prior_patch *p) {
+static void apply_patch(struct slo_cell *c, const struct prior_patch *p) {
     if (p->quality >= 0)
         c->prior_quality = (float)p->quality;
     if (p->cost >= 0)
@@ -561,7 +568,7 @@ static void apply_patch(struct slo_cell *c, enum slo_tier t, const struct prior_
         if (c->n == 0)
             c->prior_weight = c->prior_weight0;
     }
-    cell_refresh(c, t);
+    cell_refresh(c);
 }
 
 static enum err calibrate(struct slo_model *m, const json_t *j, bool apply, char *errbuf, size_t errlen) {
@@ -582,7 +589,6 @@ static enum err calibrate(struct slo_model *m, const json_t *j, bool apply, char
             return fail(errbuf, errlen, "configs.%s: unknown configuration", key);
         if (!json_is_object(v))
             return fail(errbuf, errlen, "configs.%s: must be an object", key);
-        enum slo_tier t = tier_of(config);
         /* "*" first, so that a named intent wins whatever the key order. */
         for (int pass = 0; pass < 2; pass++) {
             json_object_foreach((json_t *)v, ikey, iv) {
@@ -602,7 +608,7 @@ static enum err calibrate(struct slo_model *m, const json_t *j, bool apply, char
                     continue;
                 for (int x = 0; x < SLO_INTENT__COUNT; x++)
                     if (star || x == in)
-                        apply_patch(&m->cells[config][x], t, &p);
+                        apply_patch(&m->cells[config][x], &p);
             }
         }
     }

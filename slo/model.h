@@ -10,18 +10,19 @@
  *            which removes the buckets' coarseness for steady latencies.
  * The priors' weight decays with each observation, so data takes over.
  *
- * Each LLM tier also keeps a live latency level (a fast EWMA of generator
- * call times, normalised to the tier's nominal configuration).  A cell
- * remembers the tier level its own observations were made under
- * (tier_ref_ms); the planner scales the cell's p95 by live/ref, so when a
- * backend slows down every configuration on that tier looks slower after
- * one or two calls, including the ones never tried under the slowdown.
- * That evidence goes stale: the planner pulls live/ref back toward 1 with a
- * half-life of SLO_MODEL_TIER_STALE_S seconds since the tier's last call,
- * so a tier it moved away from is probed again now and then (like a
- * half-open breaker) and a recovered backend is found again.
+ * Tier level.  Each LLM tier keeps a live level: a fast EWMA of its
+ * generator call times, each normalised to the tier's nominal configuration
+ * (k5, 256 tokens, one replica), so the mix of configurations does not
+ * matter.  Cells store latency *at the nominal level* (observed x nominal /
+ * live level at that moment) and the prediction is cell x level / nominal.
+ * So when a backend slows down, every configuration on its tier, tried or
+ * not, looks slower after one call; and when it recovers, every one looks
+ * faster again.  The live level's evidence goes stale: as the tier's last
+ * call ages, the level used for predictions slides back to the tier's
+ * long-run baseline (half-life SLO_MODEL_TIER_STALE_S), so a tier the
+ * planner left is probed again now and then, like a half-open breaker.
  *
- * Memory is fixed: SLO_SPACE_SIZE x SLO_INTENT__COUNT cells of ~180 bytes
+ * Memory is fixed: SLO_SPACE_SIZE x SLO_INTENT__COUNT cells of 176 bytes
  * (about 0.8 MB per model).  A model is plain data and not thread-safe:
  * guard it with a rwlock (planning and serialising read, observing writes). */
 #ifndef SLORAG_SLO_MODEL_H
@@ -35,13 +36,16 @@
 #include "intent.h"
 #include "space.h"
 
-#define SLO_LAT_BUCKETS 28        /* [0,5) ms, then x1.5 per bucket; the last is open (>= 187 s) */
-#define SLO_MODEL_DECAY 0.9       /* cost/latency weight kept per observation (half-life ~6.6) */
-#define SLO_MODEL_TIER_ALPHA 0.3  /* tier live level: weight of the newest call */
+#define SLO_LAT_BUCKETS 28            /* [0,5) ms, then x1.5 per bucket; the last is open (>= 187 s) */
+#define SLO_MODEL_DECAY 0.9           /* cost/latency weight kept per observation (half-life ~6.6) */
+#define SLO_MODEL_TIER_ALPHA 0.3      /* tier live level: weight of the newest call */
+#define SLO_MODEL_TIER_BASE_ALPHA 0.005 /* tier baseline: weight of the newest call */
+#define SLO_MODEL_TIER_STALE_S 30.0   /* half-life of a tier's live evidence, seconds */
+#define SLO_MODEL_TIER_FACTOR_MIN 0.2 /* level / nominal is clamped to this range */
+#define SLO_MODEL_TIER_FACTOR_MAX 20.0
 #define SLO_MODEL_QUALITY_WEIGHT_MAX 200.0 /* quality keeps adapting: weight is capped */
-#define SLO_MODEL_PRIOR_N 5.0     /* built-in quality prior count */
-#define SLO_MODEL_PRIOR_WEIGHT 2.0 /* built-in cost/latency prior weight */
-#define SLO_MODEL_TIER_STALE_S 30.0 /* half-life of a tier's live evidence */
+#define SLO_MODEL_PRIOR_N 5.0         /* built-in quality prior count */
+#define SLO_MODEL_PRIOR_WEIGHT 2.0    /* built-in cost/latency prior weight */
 #define SLO_MODEL_STATE_VERSION 1
 
 struct slo_cell {
@@ -49,23 +53,23 @@ struct slo_cell {
     float prior_quality; /* 0..1 */
     float prior_n;       /* quality pseudo-count */
     float prior_cost;
-    float prior_p95_ms;  /* prior mean latency is 0.7 x this */
+    float prior_p95_ms;  /* at the nominal tier level; prior mean is 0.7 x this */
     float prior_weight0; /* the cost/latency priors' weight before any observation */
     float prior_weight;  /* what is left of it: x SLO_MODEL_DECAY per observation */
-    /* observations */
-    float q_sum, q_w;                 /* quality: weighted sum, total weight */
-    float w;                          /* decayed cost/latency observation weight */
-    float cost_sum, lat_sum, ref_sum; /* decayed sums */
-    float lat_sq_sum;                 /* decayed sum of squared latencies */
-    float hist[SLO_LAT_BUCKETS];      /* decayed latency histogram, total = w */
-    uint32_t n, nq;                   /* observations seen (latency/cost, quality) */
-    /* estimates, refreshed after every change */
+    /* observations; latencies at the nominal tier level */
+    float q_sum, q_w;            /* quality: weighted sum, total weight */
+    float w;                     /* decayed cost/latency observation weight */
+    float cost_sum, lat_sum;     /* decayed sums */
+    float lat_sq_sum;            /* decayed sum of squared latencies */
+    float hist[SLO_LAT_BUCKETS]; /* decayed latency histogram, total = w */
+    uint32_t n, nq;              /* observations seen (latency/cost, quality) */
+    /* estimates, refreshed after every change; latencies at the nominal level */
     float quality, cost, latency_mean_ms, latency_p95_ms;
-    float tier_ref_ms; /* the tier's live level under which the latency was learned */
 };
 
 struct slo_tier_level {
-    float live_ms;  /* EWMA of normalised call time; starts at the nominal level */
+    float live_ms;  /* fast EWMA of normalised call times; starts at the nominal mean */
+    float base_ms;  /* slow EWMA of the same: where a stale live level returns to */
     uint32_t n;     /* calls observed */
     int64_t last_s; /* wall clock of the last call observed, 0 = never */
 };
@@ -85,8 +89,8 @@ struct slo_observation {
 };
 
 struct slo_estimate {
-    double quality, cost, latency_mean_ms, latency_p95_ms;
-    double tier_factor; /* live/ref applied to the latencies (1 for extractive) */
+    double quality, cost, latency_mean_ms, latency_p95_ms; /* at the current tier level */
+    double tier_factor; /* level / nominal applied to the latencies (1 for extractive) */
     unsigned n, nq;
 };
 
@@ -94,8 +98,8 @@ struct slo_estimate {
 enum err slo_model_new(struct slo_model **ret);
 struct slo_model *slo_model_free(struct slo_model *m); /* NULL-safe, returns NULL */
 
-/* The built-in prior of one cell, and the nominal call p95 of an LLM tier
- * (k5, 256 tokens, one replica, an intent of average length). */
+/* The built-in prior of one cell, and the nominal call p95 of a tier (k5,
+ * 256 tokens, one replica, an intent of average length). */
 void slo_model_prior(int config, enum slo_intent intent, double *ret_quality, double *ret_cost, double *ret_p95_ms);
 double slo_model_tier_nominal_p95_ms(enum slo_tier t);
 
@@ -116,20 +120,23 @@ void slo_model_observe_quality(struct slo_model *m, int config, enum slo_intent 
 /* Estimates at now_s (0 = ignore staleness). */
 void slo_model_estimate(const struct slo_model *m, int config, enum slo_intent intent, int64_t now_s,
                         struct slo_estimate *ret);
-/* live/ref for a cell, clamped to 0.2..20, pulled toward 1 as the tier's
- * evidence ages (now_s 0 = ignore age); 1 for extractive. */
-double slo_model_tier_factor(const struct slo_model *m, int config, enum slo_intent intent, int64_t now_s);
+/* The tier's level at now_s over its nominal level, clamped to
+ * SLO_MODEL_TIER_FACTOR_MIN..MAX; 1 for extractive.  The level is the live
+ * EWMA, slid toward the baseline as the last call ages (now_s 0 = no
+ * ageing). */
+double slo_model_tier_factor(const struct slo_model *m, enum slo_tier t, int64_t now_s);
 /* How much of a tier's live evidence still counts at now_s: 1 when fresh
  * (or when time is unknown), halving every SLO_MODEL_TIER_STALE_S. */
 double slo_model_tier_freshness(const struct slo_model *m, enum slo_tier t, int64_t now_s);
-/* A tier's live call time in ms (its mean service time), at the nominal
- * configuration. */
+/* A tier's live call time in ms at the nominal configuration: its mean
+ * service time, used for queueing estimates. */
 double slo_model_tier_live_ms(const struct slo_model *m, enum slo_tier t);
 
 /* Learned state (not priors): tier levels and every cell with observations.
- *   {"version": 1, "tiers": {"medium": {"live_ms": .., "n": .., "last_s": ..}},
+ *   {"version": 1,
+ *    "tiers": {"medium": {"live_ms": .., "base_ms": .., "n": .., "last_s": ..}},
  *    "cells": {"<key>": {"<intent>": {"n", "weight", "prior_weight", "cost",
- *              "latency_mean_ms", "latency_var_ms2", "tier_ref_ms", "latency_hist": [28],
+ *              "latency_mean_ms", "latency_var_ms2", "latency_hist": [28],
  *              "quality_n", "quality_weight", "quality"}}}}
  * NULL on allocation failure. */
 json_t *slo_model_to_json(const struct slo_model *m);

@@ -91,11 +91,9 @@ static int collect(const struct slo_planner_input *in, const struct filter *f, s
     bool gen_ok[SLO_SPACE_GENERATORS];
     float gen_queue[SLO_SPACE_GENERATORS];
     enum slo_tier gen_tier[SLO_SPACE_GENERATORS];
-    float live[SLO_TIERS], fresh[SLO_TIERS];
-    for (int t = 0; t < SLO_TIERS; t++) {
-        live[t] = (float)slo_model_tier_live_ms(in->model, (enum slo_tier)t);
-        fresh[t] = (float)slo_model_tier_freshness(in->model, (enum slo_tier)t, in->now_s);
-    }
+    float factor[SLO_TIERS];
+    for (int t = 0; t < SLO_TIERS; t++)
+        factor[t] = (float)slo_model_tier_factor(in->model, (enum slo_tier)t, in->now_s);
     for (int g = 0; g < SLO_SPACE_GENERATORS; g++) {
         struct slo_config c;
         slo_space_config(g, &c); /* retriever 0, k level 0, no rerank: only the generator matters */
@@ -106,7 +104,6 @@ static int collect(const struct slo_planner_input *in, const struct filter *f, s
         gen_tier[g] = c.tier;
         gen_queue[g] = (float)slo_planner_queue_ms(in, c.tier, c.replicas);
     }
-    const float floor_f = 0.2f, ceil_f = 20.0f;
     int n = 0, index = 0;
     for (int r = 0; r < SLO_RETRIEVERS; r++)
         for (int kl = 0; kl < SLO_SPACE_KS; kl++)
@@ -123,17 +120,10 @@ static int collect(const struct slo_planner_input *in, const struct filter *f, s
                         continue;
                     int idx = index + g;
                     const struct slo_cell *cell = &in->model->cells[idx][in->intent];
-                    float lat = cell->latency_p95_ms;
-                    if (gen_tier[g] != SLO_TIER_EXTRACTIVE && cell->tier_ref_ms > 0) {
-                        /* as slo_model_tier_factor, inlined */
-                        float factor = live[gen_tier[g]] / cell->tier_ref_ms;
-                        factor = factor < floor_f ? floor_f : factor > ceil_f ? ceil_f : factor;
-                        lat *= 1 + (factor - 1) * fresh[gen_tier[g]];
-                    }
                     out[n++] = (struct cand){
                         .q = (float)quality_hedged(in, cell->quality),
                         .c = cell->cost,
-                        .l = lat + gen_queue[g],
+                        .l = cell->latency_p95_ms * factor[gen_tier[g]] + gen_queue[g],
                         .queue = gen_queue[g],
                         .index = (int16_t)idx,
                     };
