@@ -220,7 +220,8 @@ static void slo_finish(struct query_run *q, json_t *body, double total_ms) {
     json_object_set_new(d, "planner", slo_decision_to_json(&q->decision));
     if (q->decision.config < 0)
         return;
-    struct slo_observation ob = {.cost = q->cost, .latency_ms = total_ms, .call_ms = q->call_ms};
+    struct slo_observation ob = {.cost = q->cost, .latency_ms = total_ms, .call_ms = q->call_ms,
+                                 .now_s = (int64_t)time(NULL)};
     pthread_rwlock_wrlock(&q->env.slo->lock);
     slo_model_observe(q->env.slo->model, q->decision.config, q->intent.intent, &ob);
     slo_model_observe_quality(q->env.slo->model, q->decision.config, q->intent.intent, quality, 1.0);
@@ -422,6 +423,10 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
             .budget = req->profile ? req->profile->budget : defaults.budget,
             .spent_day = req->spent_day,
             .spent_month = req->spent_month,
+            /* today's average spend rate, for pacing against the daily budget */
+            .spend_rate_per_hour = req->spent_day > 0 && time(NULL) % 86400 > 0
+                                       ? req->spent_day / ((double)(time(NULL) % 86400) / 3600.0)
+                                       : 0,
             .now_s = (int64_t)time(NULL),
             .intent = q->intent.intent,
             .intent_confidence = q->intent.confidence,

@@ -17,6 +17,7 @@
 #include "plan.h"
 #include "profile.h"
 #include "space.h"
+#include "admission.h"
 #include "backend.h"
 #include "metrics.h"
 #include "openai.h"
@@ -54,6 +55,8 @@ struct http_server {
     struct metrics *metrics;
     struct stats *stats;
     int64_t started_us;
+    _Atomic double service_ms; /* EWMA of the time a request holds a worker */
+    atomic_int running;        /* requests on a worker right now */
 };
 
 struct req;
@@ -69,6 +72,7 @@ enum route_flags {
     ROUTE_OPS = 1 << 6,    /* operators: open in open mode, else the admin key */
     ROUTE_VIEW = 1 << 7,   /* read-only views: admin or dashboard key (all tenants),
                               or a tenant key (that tenant only) */
+    ROUTE_ANSWER = 1 << 8, /* answers a question: subject to admission control */
 };
 
 /* Pattern segments: "*" matches one path segment, a trailing "**" the rest
@@ -112,6 +116,7 @@ struct req {
     const char *content_type; /* NULL = application/json */
     const char *csp;          /* Content-Security-Policy, or NULL */
     bool openai;              /* OpenAI-style error bodies */
+    bool degrade;             /* admission control: answer with the free tier */
     const char *oa_model;     /* arena-owned */
     bool oa_stream, oa_usage;
 };
@@ -160,8 +165,8 @@ static const struct route routes[] = {
     {"PUT", "/v1/admin/tenants/*/profile", handle_admin_profile_put, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
     {"PUT", "/v1/admin/tenants/*/limits", handle_admin_limits_put, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
     {"POST", "/v1/admin/reload", handle_admin_reload, ROUTE_ADMIN | ROUTE_WORKER},
-    {"POST", "/v1/query", handle_query, ROUTE_WORKER | ROUTE_BODY},
-    {"POST", "/v1/chat/completions", handle_chat_completions, ROUTE_WORKER | ROUTE_BODY},
+    {"POST", "/v1/query", handle_query, ROUTE_WORKER | ROUTE_BODY | ROUTE_ANSWER},
+    {"POST", "/v1/chat/completions", handle_chat_completions, ROUTE_WORKER | ROUTE_BODY | ROUTE_ANSWER},
     {"GET", "/v1/models", handle_models, ROUTE_WORKER},
     {"POST", "/v1/retrieve", handle_retrieve, ROUTE_WORKER | ROUTE_BODY},
     {"POST", "/v1/feedback", handle_feedback, ROUTE_WORKER | ROUTE_BODY},
@@ -435,6 +440,8 @@ static void start_query(struct req *r, struct exec_query_req *q, exec_done_fn do
             ledger_spent(r->srv->deps.ledger, r->tenant, (int64_t)time(NULL), &q->spent_day, &q->spent_month);
         q->ret_retry_after = &r->retry_after;
     }
+    if (r->degrade) /* admission control under load: the free tier, whatever was asked */
+        q->tier = SLO_TIER_EXTRACTIVE;
     atomic_fetch_add(&r->parties, 1);
     struct exec_env env = {.engine = r->srv->deps.engine, .pool = r->srv->deps.llm, .slo = r->srv->deps.slo};
     exec_query_start(&env, r->cfg, q, r->arena, done, r);
@@ -1365,8 +1372,44 @@ static void req_finish(struct req *r) {
 
 static void run_job(void *arg) {
     struct req *r = arg;
+    struct http_server *srv = r->srv;
+    int64_t t0 = clock_us();
+    atomic_fetch_add(&srv->running, 1);
     r->route->handler(r);
-    req_finish(r);
+    atomic_fetch_sub(&srv->running, 1);
+    double ms = (double)(clock_us() - t0) / 1000.0, old = atomic_load(&srv->service_ms);
+    atomic_store(&srv->service_ms, old > 0 ? 0.9 * old + 0.1 * ms : ms); /* a lost update only skews the average */
+    req_finish(r); /* r may be freed from here on */
+}
+
+/* Admission control for answering routes, before the request queues for a
+ * worker: shed (503 + Retry-After) when the predicted wait would eat the
+ * deadline, degrade to the free tier when only an extractive answer still
+ * fits.  Returns false when the request was refused. */
+static bool admit_answer(struct req *r) {
+    if (!(r->route->flags & ROUTE_ANSWER))
+        return true;
+    struct slo_admission_input in = {
+        .queue_depth = (int)exec_pool_queued(r->srv->deps.pool),
+        .in_flight = atomic_load(&r->srv->running),
+        .capacity = r->cfg->server.workers,
+        .queue_max = r->cfg->server.queue_max,
+        .service_ms = atomic_load(&r->srv->service_ms),
+        .degraded_service_ms = 0,
+        .deadline_ms = r->cfg->query.deadline_ms,
+        .priority = SLO_PRIORITY_NORMAL,
+    };
+    struct slo_admission a;
+    slo_admission_decide(&in, &a);
+    if (a.action == SLO_ADMIT_SHED) {
+        char msg[192];
+        snprintf(msg, sizeof msg, "overloaded: %s (predicted wait %.0f ms)", a.reason, a.wait_ms);
+        set_error(r, ERR_OVERLOADED, msg);
+        r->retry_after = a.retry_after_s > 0 ? a.retry_after_s : 1;
+        return false;
+    }
+    r->degrade = a.action == SLO_ADMIT_DEGRADE;
+    return true;
 }
 
 static struct req *req_new(struct http_server *srv, struct MHD_Connection *conn, const char *method,
@@ -1630,6 +1673,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->route->handler(r);
             return queue(r);
         }
+        if (!admit_answer(r))
+            return queue(r);
         r->state = REQ_RUNNING;
         atomic_store(&r->parties, 1);
         MHD_suspend_connection(conn);

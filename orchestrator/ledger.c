@@ -5,10 +5,13 @@
  * when the batch is small, writes it in one transaction and then runs the
  * callbacks.  Under load one fsync covers many responses.
  *
- * Spend per tenant is kept in memory for the current day and month and
- * rebuilt from the table at open, so a budget check is a hash lookup. */
+ * Spend per tenant for the current UTC day and month is kept by the SLO
+ * module's aggregator (slo/ledger.c), rebuilt from the table at open, so a
+ * budget check is a lookup. */
 #include "ledger.h"
 #include "util.h"
+
+#include "../slo/ledger.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -18,19 +21,12 @@
 #include <string.h>
 #include <time.h>
 
-#define SPEND_SLOTS 1024
 
 struct pending {
     struct pending *next;
     struct ledger_entry e;
     ledger_done_fn done;
     void *ud;
-};
-
-struct spend {
-    char tenant[65];
-    int64_t day, month; /* day number and month number the sums belong to */
-    double day_sum, month_sum;
 };
 
 struct ledger {
@@ -44,7 +40,7 @@ struct ledger {
     bool stopping;
     int max_batch, max_delay_ms;
     int64_t committed;
-    struct spend spend[SPEND_SLOTS];
+    struct slo_ledger *spend; /* per-tenant day/month spend (slo/ledger.c) */
 };
 
 static const char schema[] =
@@ -54,51 +50,6 @@ static const char schema[] =
     "  quality REAL, predicted_quality REAL, slo_met INTEGER, slo_total INTEGER, slo TEXT);"
     "CREATE INDEX IF NOT EXISTS ledger_by_tenant_ts ON ledger(tenant, ts_ms);"
     "CREATE INDEX IF NOT EXISTS ledger_by_request ON ledger(tenant, request_id);";
-
-static int64_t day_of(int64_t s) { return s / 86400; }
-
-static int64_t month_of(int64_t s) {
-    time_t t = (time_t)s;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    return (int64_t)(tm.tm_year + 1900) * 12 + tm.tm_mon;
-}
-
-/* Under mu. */
-static struct spend *spend_of(struct ledger *l, const char *tenant) {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = tenant; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    for (size_t i = 0; i < SPEND_SLOTS; i++) {
-        struct spend *s = &l->spend[(h + i) % SPEND_SLOTS];
-        if (strcmp(s->tenant, tenant) == 0)
-            return s;
-        if (!s->tenant[0]) {
-            snprintf(s->tenant, sizeof s->tenant, "%s", tenant);
-            return s;
-        }
-    }
-    return NULL; /* more tenants than slots: counted by the table only */
-}
-
-static void spend_add(struct ledger *l, const char *tenant, int64_t ts_s, double cost, int64_t now_s) {
-    struct spend *s = spend_of(l, tenant);
-    if (!s)
-        return;
-    int64_t d = day_of(now_s), m = month_of(now_s);
-    if (s->day != d) {
-        s->day = d;
-        s->day_sum = 0;
-    }
-    if (s->month != m) {
-        s->month = m;
-        s->month_sum = 0;
-    }
-    if (day_of(ts_s) == d)
-        s->day_sum += cost;
-    if (month_of(ts_s) == m)
-        s->month_sum += cost;
-}
 
 static enum err write_batch(struct ledger *l, struct pending *batch) {
     if (sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -212,25 +163,53 @@ enum err ledger_open(const char *db_path, int max_batch, int max_delay_ms, struc
     } else {
         sqlite3_busy_timeout(l->reader, 5000);
     }
-    /* rebuild this month's spend per tenant */
+    /* rebuild this month's spend per tenant from the table */
     int64_t now = (int64_t)time(NULL);
-    time_t t = (time_t)now;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    tm.tm_mday = 1;
-    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-    int64_t month_start_ms = (int64_t)timegm(&tm) * 1000;
+    int64_t month_start_ms;
+    {
+        time_t t = (time_t)now;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        tm.tm_mday = 1;
+        tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+        month_start_ms = (int64_t)timegm(&tm) * 1000;
+    }
+    if (slo_ledger_new(100000, &l->spend) != ERR_OK) {
+        sqlite3_close(l->reader);
+        sqlite3_close(l->db);
+        free(l);
+        return ERR_NOMEM;
+    }
+    /* one row per tenant and day is enough: the day's total at a moment of
+     * that day */
     sqlite3_stmt *st = NULL;
+    struct slo_ledger_spend *rows = NULL;
+    size_t nrows = 0, cap = 0;
     if (sqlite3_prepare_v2(l->db,
-                           "SELECT tenant, ts_ms / 86400000, sum(cost), min(ts_ms) FROM ledger WHERE ts_ms >= ?1"
+                           "SELECT tenant, sum(cost), max(ts_ms) FROM ledger WHERE ts_ms >= ?1"
                            " GROUP BY tenant, ts_ms / 86400000",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, month_start_ms);
-        while (sqlite3_step(st) == SQLITE_ROW)
-            spend_add(l, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 3) / 1000,
-                      sqlite3_column_double(st, 2), now);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            if (nrows == cap) {
+                cap = cap ? cap * 2 : 64;
+                struct slo_ledger_spend *v = realloc(rows, cap * sizeof(*v));
+                if (!v)
+                    break;
+                rows = v;
+            }
+            char *tenant = strdup((const char *)sqlite3_column_text(st, 0));
+            if (!tenant)
+                break;
+            rows[nrows++] = (struct slo_ledger_spend){tenant, sqlite3_column_double(st, 1),
+                                                      sqlite3_column_int64(st, 2) / 1000};
+        }
     }
     sqlite3_finalize(st);
+    slo_ledger_rebuild(l->spend, rows, nrows, now);
+    for (size_t i = 0; i < nrows; i++)
+        free((char *)rows[i].tenant);
+    free(rows);
     if (sqlite3_prepare_v2(l->db, "SELECT count(*) FROM ledger", -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         l->committed = sqlite3_column_int64(st, 0);
@@ -252,6 +231,7 @@ struct ledger *ledger_free(struct ledger *l) {
     pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
     pthread_join(l->thread, NULL);
+    slo_ledger_free(l->spend);
     sqlite3_close(l->db);
     sqlite3_close(l->reader);
     pthread_mutex_destroy(&l->read_mu);
@@ -279,24 +259,14 @@ enum err ledger_append(struct ledger *l, const struct ledger_entry *e, ledger_do
     else
         l->head = p;
     l->tail = p;
-    int64_t now = e->ts_ms / 1000;
-    spend_add(l, e->tenant, now, e->cost, now);
+    slo_ledger_add(l->spend, e->tenant, e->cost, e->ts_ms / 1000);
     pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
     return ERR_OK;
 }
 
 void ledger_spent(struct ledger *l, const char *tenant, int64_t now_s, double *ret_day, double *ret_month) {
-    double d = 0, m = 0;
-    pthread_mutex_lock(&l->mu);
-    struct spend *s = spend_of(l, tenant);
-    if (s) {
-        d = s->day == day_of(now_s) ? s->day_sum : 0;
-        m = s->month == month_of(now_s) ? s->month_sum : 0;
-    }
-    pthread_mutex_unlock(&l->mu);
-    *ret_day = d;
-    *ret_month = m;
+    slo_ledger_spent(l->spend, tenant, now_s, ret_day, ret_month);
 }
 
 int64_t ledger_committed(struct ledger *l) {

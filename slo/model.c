@@ -305,6 +305,8 @@ static bool num_in(const json_t *v, double lo, double hi, double *ret) {
     return true;
 }
 
+/* Raw decayed sums, not means: floats printed with 17 digits read back
+ * bit-exact, so a saved model predicts exactly as the live one did. */
 static json_t *cell_json(const struct slo_cell *c) {
     json_t *j = json_object();
     if (!j)
@@ -317,16 +319,15 @@ static json_t *cell_json(const struct slo_cell *c) {
         bad |= json_object_set_new(j, "n", json_integer(c->n));
         bad |= json_object_set_new(j, "weight", json_real(c->w));
         bad |= json_object_set_new(j, "prior_weight", json_real(c->prior_weight));
-        bad |= json_object_set_new(j, "cost", json_real(c->cost_sum / c->w));
-        double mean = c->lat_sum / c->w, var = c->lat_sq_sum / c->w - mean * mean;
-        bad |= json_object_set_new(j, "latency_mean_ms", json_real(mean));
-        bad |= json_object_set_new(j, "latency_var_ms2", json_real(var > 0 ? var : 0));
+        bad |= json_object_set_new(j, "cost_sum", json_real(c->cost_sum));
+        bad |= json_object_set_new(j, "latency_sum", json_real(c->lat_sum));
+        bad |= json_object_set_new(j, "latency_sq_sum", json_real(c->lat_sq_sum));
         bad |= json_object_set_new(j, "latency_hist", h);
     }
-    if (c->nq > 0 && c->q_w > 0) {
+    if (c->nq > 0) {
         bad |= json_object_set_new(j, "quality_n", json_integer(c->nq));
         bad |= json_object_set_new(j, "quality_weight", json_real(c->q_w));
-        bad |= json_object_set_new(j, "quality", json_real(c->q_sum / c->q_w));
+        bad |= json_object_set_new(j, "quality_sum", json_real(c->q_sum));
     }
     if (bad) {
         json_decref(j);
@@ -371,36 +372,37 @@ json_t *slo_model_to_json(const struct slo_model *m) {
 }
 
 /* Validates (apply = false) or applies one cell's state. */
-static enum err load_cell(struct slo_cell *c, const json_t *j, const char *path, bool apply,
-                          char *errbuf, size_t errlen) {
+/* Validates (apply = false) or applies one cell's state. */
+static enum err load_cell(struct slo_cell *c, const json_t *j, const char *path, bool apply, char *errbuf,
+                          size_t errlen) {
     if (!json_is_object(j))
         return fail(errbuf, errlen, "%s: must be an object", path);
     struct slo_cell v = *c;
     cell_reset(&v);
     const char *key;
     const json_t *x;
-    double n = 0, w = 0, pw = -1, cost = -1, lat = -1, var = -1, qn = 0, qw = 0, q = -1;
+    double n = 0, w = -1, pw = -1, cost = -1, lat = -1, sq = -1, qn = 0, qw = -1, q = -1;
     bool hist = false;
     json_object_foreach((json_t *)j, key, x) {
         bool ok;
         if (strcmp(key, "n") == 0)
             ok = num_in(x, 1, 4e9, &n) && n == floor(n);
         else if (strcmp(key, "weight") == 0)
-            ok = num_in(x, 0, 1e6, &w) && w > 0;
+            ok = num_in(x, 0, 1e6, &w);
         else if (strcmp(key, "prior_weight") == 0)
             ok = num_in(x, 0, 1e6, &pw);
-        else if (strcmp(key, "cost") == 0)
-            ok = num_in(x, 0, 1e9, &cost);
-        else if (strcmp(key, "latency_mean_ms") == 0)
-            ok = num_in(x, 0, 1e9, &lat);
-        else if (strcmp(key, "latency_var_ms2") == 0)
-            ok = num_in(x, 0, 1e12, &var);
+        else if (strcmp(key, "cost_sum") == 0)
+            ok = num_in(x, 0, 1e12, &cost);
+        else if (strcmp(key, "latency_sum") == 0)
+            ok = num_in(x, 0, 1e12, &lat);
+        else if (strcmp(key, "latency_sq_sum") == 0)
+            ok = num_in(x, 0, 1e30, &sq);
         else if (strcmp(key, "quality_n") == 0)
             ok = num_in(x, 1, 4e9, &qn) && qn == floor(qn);
         else if (strcmp(key, "quality_weight") == 0)
-            ok = num_in(x, 0, 1e9, &qw) && qw > 0;
-        else if (strcmp(key, "quality") == 0)
-            ok = num_in(x, 0, 1, &q);
+            ok = num_in(x, 0, 1e9, &qw);
+        else if (strcmp(key, "quality_sum") == 0)
+            ok = num_in(x, 0, 1e9, &q);
         else if (strcmp(key, "latency_hist") == 0) {
             ok = json_is_array(x) && json_array_size(x) == SLO_LAT_BUCKETS;
             for (int b = 0; ok && b < SLO_LAT_BUCKETS; b++) {
@@ -418,35 +420,28 @@ static enum err load_cell(struct slo_cell *c, const json_t *j, const char *path,
             return fail(errbuf, errlen, "%s.%s: out of range", path, key);
     }
     bool has_lat = n > 0, has_q = qn > 0;
-    if (has_lat && (w <= 0 || pw < 0 || cost < 0 || lat < 0 || var < 0 || !hist))
+    if (has_lat && (w <= 0 || pw < 0 || cost < 0 || lat < 0 || sq < 0 || !hist))
         return fail(errbuf, errlen,
-                    "%s: n needs weight, prior_weight, cost, latency_mean_ms, latency_var_ms2 and latency_hist", path);
-    if (has_q && (qw <= 0 || q < 0))
-        return fail(errbuf, errlen, "%s: quality_n needs quality_weight and quality", path);
+                    "%s: n needs weight > 0, prior_weight, cost_sum, latency_sum, latency_sq_sum and latency_hist",
+                    path);
+    if (has_q && (qw <= 0 || q < 0 || q > qw * (1 + 1e-6)))
+        return fail(errbuf, errlen, "%s: quality_n needs quality_weight > 0 and quality_sum <= quality_weight", path);
     if (!apply)
         return ERR_OK;
     if (has_lat) {
         v.n = (uint32_t)n;
         v.w = (float)w;
         v.prior_weight = (float)pw;
-        v.cost_sum = (float)(cost * w);
-        v.lat_sum = (float)(lat * w);
-        v.lat_sq_sum = (float)((var + lat * lat) * w);
-        /* the histogram's total must be the weight: rescale what was stored */
-        double total = 0;
-        for (int b = 0; b < SLO_LAT_BUCKETS; b++)
-            total += v.hist[b];
-        for (int b = 0; b < SLO_LAT_BUCKETS; b++)
-            v.hist[b] = total > 0 ? (float)(v.hist[b] * w / total) : 0;
-        if (total <= 0)
-            v.hist[bucket_of(lat)] = (float)w;
+        v.cost_sum = (float)cost;
+        v.lat_sum = (float)lat;
+        v.lat_sq_sum = (float)sq;
     } else {
         memset(v.hist, 0, sizeof v.hist);
     }
     if (has_q) {
         v.nq = (uint32_t)qn;
         v.q_w = (float)qw;
-        v.q_sum = (float)(q * qw);
+        v.q_sum = (float)q;
     }
     cell_refresh(&v);
     *c = v;

@@ -22,7 +22,7 @@
  * long-run baseline (half-life SLO_MODEL_TIER_STALE_S), so a tier the
  * planner left is probed again now and then, like a half-open breaker.
  *
- * Memory is fixed: SLO_SPACE_SIZE x SLO_INTENT__COUNT cells of 176 bytes
+ * Memory is fixed: SLO_SPACE_SIZE x SLO_INTENT__COUNT cells of 184 bytes
  * (about 0.8 MB per model).  A model is plain data and not thread-safe:
  * guard it with a rwlock (planning and serialising read, observing writes). */
 #ifndef SLORAG_SLO_MODEL_H
@@ -36,7 +36,7 @@
 #include "intent.h"
 #include "space.h"
 
-#define SLO_LAT_BUCKETS 28            /* [0,5) ms, then x1.5 per bucket; the last is open (>= 187 s) */
+#define SLO_LAT_BUCKETS 28            /* [0,5) ms, then x1.5 per bucket; the last is open (>= 189 s) */
 #define SLO_MODEL_DECAY 0.9           /* cost/latency weight kept per observation (half-life ~6.6) */
 #define SLO_MODEL_TIER_ALPHA 0.3      /* tier live level: weight of the newest call */
 #define SLO_MODEL_TIER_BASE_ALPHA 0.005 /* tier baseline: weight of the newest call */
@@ -46,7 +46,7 @@
 #define SLO_MODEL_QUALITY_WEIGHT_MAX 200.0 /* quality keeps adapting: weight is capped */
 #define SLO_MODEL_PRIOR_N 5.0         /* built-in quality prior count */
 #define SLO_MODEL_PRIOR_WEIGHT 2.0    /* built-in cost/latency prior weight */
-#define SLO_MODEL_STATE_VERSION 1
+#define SLO_MODEL_STATE_VERSION 2 /* 1: a pre-release cell format, rejected */
 
 struct slo_cell {
     /* priors, built in or from calibration */
@@ -133,11 +133,13 @@ double slo_model_tier_freshness(const struct slo_model *m, enum slo_tier t, int6
 double slo_model_tier_live_ms(const struct slo_model *m, enum slo_tier t);
 
 /* Learned state (not priors): tier levels and every cell with observations.
- *   {"version": 1,
+ *   {"version": 2,
  *    "tiers": {"medium": {"live_ms": .., "base_ms": .., "n": .., "last_s": ..}},
- *    "cells": {"<key>": {"<intent>": {"n", "weight", "prior_weight", "cost",
- *              "latency_mean_ms", "latency_var_ms2", "latency_hist": [28],
- *              "quality_n", "quality_weight", "quality"}}}}
+ *    "cells": {"<key>": {"<intent>": {"n", "weight", "prior_weight", "cost_sum",
+ *              "latency_sum", "latency_sq_sum", "latency_hist": [28],
+ *              "quality_n", "quality_weight", "quality_sum"}}}}
+ * Sums are the raw decayed sums (mean = sum / weight; latencies at the
+ * nominal tier level), so loading restores the model bit for bit.
  * NULL on allocation failure. */
 json_t *slo_model_to_json(const struct slo_model *m);
 /* Replaces the learned state with j's (cells absent from j go back to their

@@ -254,6 +254,12 @@ void slo_planner_choose(const struct slo_planner_input *in, struct slo_plan *ret
                         struct slo_decision *ret_decision) {
     struct slo_decision d = {.config = -1, .pace = 1, .budget_left = -1};
     struct slo_plan p;
+    struct slo_planner_input checked;
+    if ((unsigned)in->intent >= SLO_INTENT__COUNT) { /* the models are indexed by it */
+        checked = *in;
+        checked.intent = SLO_INTENT_OUT_OF_SCOPE;
+        in = &checked;
+    }
     struct slo_objectives o = in->objectives;
     if (in->hints.deadline_ms > 0 && in->hints.deadline_ms < o.deadline_ms)
         o.deadline_ms = in->hints.deadline_ms;
@@ -307,8 +313,12 @@ void slo_planner_choose(const struct slo_planner_input *in, struct slo_plan *ret
         f.lim.tiers = SLO_TIER_BIT(SLO_TIER_EXTRACTIVE);
     if (in->hints.retriever >= 0 && in->hints.retriever < SLO_RETRIEVERS)
         f.retriever = in->hints.retriever;
-    if (in->hints.tier >= 0 && in->hints.tier < SLO_TIERS && !degraded)
-        f.tier = in->hints.tier;
+    if (in->hints.tier >= 0 && in->hints.tier < SLO_TIERS) {
+        if (degraded && in->hints.tier != SLO_TIER_EXTRACTIVE)
+            d.hint_dropped = true;
+        else
+            f.tier = in->hints.tier;
+    }
     if (in->hints.k > 0)
         f.k = nearest_k(in->hints.k < f.lim.max_k || f.lim.max_k <= 0 ? in->hints.k : f.lim.max_k, f.lim.max_k);
 

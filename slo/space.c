@@ -192,7 +192,7 @@ bool slo_space_allowed(const struct slo_space_limits *lim, int index) {
     if (!k_allowed(lim, c.k))
         return false;
     if (c.tier != SLO_TIER_EXTRACTIVE) {
-        if (c.replicas > lim->max_replicas)
+        if (c.replicas > (lim->max_replicas > 1 ? lim->max_replicas : 1))
             return false;
         /* The smallest token level is always allowed (clipped to the cap);
          * larger levels only when the cap exceeds the level below. */

@@ -53,7 +53,7 @@ struct slo_space_limits {
     unsigned tiers;      /* SLO_TIER_BIT(t) for each tier that has a usable generator */
     unsigned retrievers; /* 1u << enum slo_retriever */
     bool reranker;       /* a reranker agent exists; otherwise rerank is never on */
-    int max_replicas;    /* 1..SLO_MAX_REPLICAS */
+    int max_replicas;    /* 1..SLO_MAX_REPLICAS (below 1 counts as 1) */
     int max_tokens;      /* the service's generation cap; the 1024 level needs > 256 */
     int max_k;           /* levels above it are out, except 3 when max_k < 3 */
 };

@@ -295,6 +295,14 @@ static void test_budgets(void **state) {
         }
         json_decref(j);
     }
+    /* spend is durable: after a restart the ledger rebuilds it and "capped"
+     * is still refused */
+    assert_int_equal(daemon_stop(&D, SIGTERM, 10000), 0);
+    assert_true(daemon_start(&D));
+    long st;
+    json_t *j = call("POST", "/v1/query", find("capped")->key, ask_body, &st, NULL, 0);
+    assert_int_equal(st, 429);
+    json_decref(j);
 }
 
 /* Feedback on an answer reaches the planner's model for that plan. */

@@ -114,6 +114,10 @@ static void s_day_spent_degrade(struct slo_planner_input *in) {
     in->budget = (struct slo_budget){.per_day = 1.0, .when_spent = SLO_SPENT_DEGRADE};
     in->spent_day = 1.01;
 }
+static void s_day_spent_degrade_forced(struct slo_planner_input *in) {
+    s_day_spent_degrade(in);
+    in->hints.tier = SLO_TIER_LARGE;
+}
 static void s_forced(struct slo_planner_input *in) {
     in->hints = (struct slo_request_hints){.k = 12, .retriever = SLO_RETRIEVER_DENSE, .tier = SLO_TIER_LARGE};
 }
@@ -155,6 +159,8 @@ static void test_plans(void **state) {
         {"day spent, refuse", s_day_spent_refuse, "", 5, "", true, false, false},
         {"month spent, refuse", s_month_spent_refuse, "", 5, "", true, false, false},
         {"day spent, degrade", s_day_spent_degrade, "hybrid/k8/extractive", 8, "cost,quality", false, true, false},
+        {"day spent, degrade, large forced", s_day_spent_degrade_forced, "hybrid/k8/extractive", 8, "cost,quality",
+         false, true, true},
         {"forced tier, retriever, k", s_forced, "dense/k8/large/t256", 12, "cost,quality,latency", false, false, false},
         {"forced tier unusable", s_forced_unusable, "hybrid/k8/medium/t256", 8, "", false, false, true},
         {"medium breaker open", s_medium_breaker, "hybrid/k8/small/x3/vote/t256", 8, "", false, false, false},
@@ -323,7 +329,8 @@ static void test_plan_details(void **state) {
  * - then its calls take 5.9 s (3.5x).  N = 1: the request after the first
  *   slow call is planned on another tier.  While the slowdown lasts, the
  *   planner only probes medium when its evidence has aged (half-life 30 s):
- *   at most 6 medium requests in 300 s, each followed by leaving again;
+ *   at most 6 medium requests in 300 s (the first slow one included), each
+ *   followed by leaving again;
  * - then medium is fast again: with 5% exploration the planner is back on
  *   it, for good, within 300 requests. */
 static void test_learning(void **state) {
@@ -381,7 +388,8 @@ static void test_learning(void **state) {
     }
     if (back_after < 0)
         fail_msg("the planner did not return to the recovered medium tier within 300 s");
-    print_message("# left medium after %d slow call, probed it %d times in 300 s, back %d s after recovery\n",
+    print_message("# left medium after %d slow call, planned it %d times in 300 s of slowness, back %d s after "
+                  "recovery\n",
                   moved_after, on_medium, back_after);
     slo_model_free(m);
 }
