@@ -179,6 +179,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 
 void http_do(const struct daemon *d, const char *method, const char *path, const char *content_type,
              const char *body, size_t len, struct http_resp *ret) {
+    http_do_auth(d, method, path, NULL, content_type, body, len, ret);
+}
+
+void http_do_auth(const struct daemon *d, const char *method, const char *path, const char *authorization,
+                  const char *content_type, const char *body, size_t len, struct http_resp *ret) {
     memset(ret, 0, sizeof(*ret));
     CURL *c = curl_easy_init();
     char url[256];
@@ -192,6 +197,11 @@ void http_do(const struct daemon *d, const char *method, const char *path, const
         h = curl_slist_append(h, "Content-Type:"); /* send none */
     }
     h = curl_slist_append(h, "Expect:");
+    char auth[512];
+    if (authorization) {
+        snprintf(auth, sizeof auth, "Authorization: %s", authorization);
+        h = curl_slist_append(h, auth);
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);

@@ -43,6 +43,9 @@ int proc_stop(pid_t pid, int sig, int timeout_ms);
 /* One request; content_type NULL for none. */
 void http_do(const struct daemon *d, const char *method, const char *path, const char *content_type,
              const char *body, size_t len, struct http_resp *ret);
+/* The same with an Authorization header value (NULL: none). */
+void http_do_auth(const struct daemon *d, const char *method, const char *path, const char *authorization,
+                  const char *content_type, const char *body, size_t len, struct http_resp *ret);
 void http_resp_done(struct http_resp *r);
 
 #endif

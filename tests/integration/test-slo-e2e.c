@@ -29,58 +29,17 @@ static const char sim_config[] =
     "{\"name\": \"medium\", \"ttft_ms\": 10, \"ms_per_token\": 1, \"jitter\": 0, \"max_concurrency\": 64},"
     "{\"name\": \"large\", \"ttft_ms\": 20, \"ms_per_token\": 1, \"jitter\": 0, \"max_concurrency\": 64}]}";
 
-static size_t on_body(char *p, size_t s, size_t n, void *ud) {
-    struct http_resp *r = ud;
-    size_t add = s * n;
-    char *b = realloc(r->body, r->len + add + 1);
-    memcpy(b + r->len, p, add);
-    r->len += add;
-    b[r->len] = '\0';
-    r->body = b;
-    return add;
-}
-
-static size_t on_header(char *p, size_t s, size_t n, void *ud) {
-    struct http_resp *r = ud;
-    size_t add = s * n, have = strlen(r->headers);
-    if (have + add < sizeof r->headers) {
-        memcpy(r->headers + have, p, add);
-        r->headers[have + add] = '\0';
-    }
-    return add;
-}
-
-static json_t *call(const char *method, const char *path, const char *key, const char *body, long *ret_status,
-                    char *ret_headers, size_t hlen) __attribute__((unused));
 static json_t *call(const char *method, const char *path, const char *key, const char *body, long *ret_status,
                     char *ret_headers, size_t hlen) {
+    char auth[256];
+    snprintf(auth, sizeof auth, "Bearer %s", key);
     struct http_resp r;
-    memset(&r, 0, sizeof r);
-    CURL *c = curl_easy_init();
-    char url[256], auth[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", D.port, path);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, auth);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    http_do_auth(&D, method, path, auth, "application/json", body, body ? strlen(body) : 0, &r);
     *ret_status = r.status;
     if (ret_headers)
         snprintf(ret_headers, hlen, "%.*s", (int)(hlen - 1), r.headers);
     json_t *j = r.body ? json_loads(r.body, 0, NULL) : NULL;
-    free(r.body);
+    http_resp_done(&r);
     return j;
 }
 

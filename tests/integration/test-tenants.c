@@ -44,54 +44,12 @@ static int stop(void **state) {
     return st == 0 ? 0 : -1;
 }
 
-static size_t on_body(char *p, size_t s, size_t n, void *ud) {
-    struct http_resp *r = ud;
-    size_t add = s * n;
-    char *b = realloc(r->body, r->len + add + 1);
-    memcpy(b + r->len, p, add);
-    r->len += add;
-    b[r->len] = '\0';
-    r->body = b;
-    return add;
-}
-
-static size_t on_header(char *p, size_t s, size_t n, void *ud) {
-    struct http_resp *r = ud;
-    size_t add = s * n, have = strlen(r->headers);
-    if (have + add < sizeof r->headers) {
-        memcpy(r->headers + have, p, add);
-        r->headers[have + add] = '\0';
-    }
-    return add;
-}
-
-/* A request with an Authorization header value (NULL: none). */
+/* A request with an Authorization header value (NULL: none); fails the
+ * test unless the status is want; keep receives the response if given. */
 static json_t *call(const char *method, const char *path, const char *auth, const char *body, long want,
                     struct http_resp *keep) {
     struct http_resp r;
-    memset(&r, 0, sizeof r);
-    CURL *c = curl_easy_init();
-    char url[256], hdr[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", D.port, path);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (auth) {
-        snprintf(hdr, sizeof hdr, "Authorization: %s", auth);
-        h = curl_slist_append(h, hdr);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    http_do_auth(&D, method, path, auth, "application/json", body, body ? strlen(body) : 0, &r);
     if (r.status != want)
         fail_msg("%s %s: status %ld, want %ld: %s", method, path, r.status, want, r.body ? r.body : "");
     json_t *j = r.body ? json_loads(r.body, 0, NULL) : NULL;
@@ -100,7 +58,7 @@ static json_t *call(const char *method, const char *path, const char *auth, cons
     if (keep)
         *keep = r;
     else
-        free(r.body);
+        http_resp_done(&r);
     return j;
 }
 
