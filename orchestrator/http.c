@@ -447,34 +447,45 @@ static void start_query(struct req *r, struct exec_query_req *q, exec_done_fn do
     exec_query_start(&env, r->cfg, q, r->arena, done, r);
 }
 
+/* Bookkeeping for every answer, whatever its wire format: the tenant's
+ * LLM-token budget, metrics and stats, and the ledger row the response
+ * waits for. */
+static void answered(struct req *r, json_t *body) {
+    json_t *usage = json_object_get(body, "usage");
+    double cost = json_number_value(json_object_get(usage, "cost"));
+    if (cost > 0 || json_is_true(json_object_get(usage, "estimated"))) /* LLM tokens, not extractive words */
+        rl_spend_tokens(r->srv->rl, r->tenant, r->tpm,
+                        (double)(json_integer_value(json_object_get(usage, "input_tokens")) +
+                                 json_integer_value(json_object_get(usage, "output_tokens"))),
+                        clock_us());
+    record_query(r, body);
+    ledger_record(r, body);
+}
+
+/* Takes an SSE body (malloc'd, or NULL when it could not be built). */
+static void set_sse(struct req *r, char *text) {
+    if (!text) {
+        set_error(r, ERR_NOMEM, NULL);
+        return;
+    }
+    free(r->resp);
+    r->resp = text;
+    r->status = 200;
+    r->content_type = "text/event-stream";
+}
+
 static void on_query_done(void *ud, enum err e, json_t *body, const char *errmsg) {
     struct req *r = ud;
     if (e) {
         set_error(r, e, errmsg);
-    } else if (r->oa_stream) {
-        record_query(r, body);
-        ledger_record(r, body);
-        char *text = slorag_query_stream(body);
-        json_decref(body);
-        if (!text) {
-            set_error(r, ERR_NOMEM, NULL);
-        } else {
-            free(r->resp);
-            r->resp = text;
-            r->status = 200;
-            r->content_type = "text/event-stream";
-        }
     } else {
-        json_t *usage = json_object_get(body, "usage");
-        double cost = json_number_value(json_object_get(usage, "cost"));
-        if (cost > 0 || json_is_true(json_object_get(usage, "estimated"))) /* LLM tokens, not extractive words */
-            rl_spend_tokens(r->srv->rl, r->tenant, r->tpm,
-                            (double)(json_integer_value(json_object_get(usage, "input_tokens")) +
-                                     json_integer_value(json_object_get(usage, "output_tokens"))),
-                            clock_us());
-        record_query(r, body);
-        ledger_record(r, body);
-        set_json(r, 200, body);
+        answered(r, body);
+        if (r->oa_stream) {
+            set_sse(r, slorag_query_stream(body));
+            json_decref(body);
+        } else {
+            set_json(r, 200, body);
+        }
     }
     req_finish(r);
 }
@@ -499,28 +510,18 @@ static void on_chat_done(void *ud, enum err e, json_t *body, const char *errmsg)
     if (e) {
         set_error(r, e, errmsg);
     } else {
-        record_query(r, body);
-        ledger_record(r, body);
+        answered(r, body);
         long created = (long)time(NULL);
         if (r->oa_stream) {
-            char *text = oa_chat_stream(body, r->oa_model, created, r->oa_usage);
-            json_decref(body);
-            if (!text) {
-                set_error(r, ERR_NOMEM, NULL);
-            } else {
-                free(r->resp);
-                r->resp = text;
-                r->status = 200;
-                r->content_type = "text/event-stream";
-            }
+            set_sse(r, oa_chat_stream(body, r->oa_model, created, r->oa_usage));
         } else {
             json_t *out = oa_chat_completion(body, r->oa_model, created);
-            json_decref(body);
             if (out)
                 set_json(r, 200, out);
             else
                 set_error(r, ERR_NOMEM, NULL);
         }
+        json_decref(body);
     }
     req_finish(r);
 }
