@@ -12,6 +12,7 @@
 #include "eval.h"
 #include "backend.h"
 #include "engine.h"
+#include "squad.h"
 #include "executor.h"
 #include "plan.h"
 #include "util.h"
@@ -149,53 +150,16 @@ static json_t *bucket_json(struct bucket *b) {
 }
 
 int eval_run(const struct cfg *c, const struct eval_opts *o) {
-    json_error_t jerr;
-    json_t *root = json_load_file(o->dataset, 0, &jerr);
-    if (!root || !json_is_array(json_object_get(root, "data"))) {
-        fprintf(stderr, "slorag eval: %s: %s\n", o->dataset, root ? "expected a SQuAD file with a \"data\" array" : jerr.text);
-        json_decref(root);
-        return 2;
-    }
-    json_t *articles = json_object_get(root, "data");
-    char dir[] = "/tmp/slorag-eval-XXXXXX";
-    if (!mkdtemp(dir)) {
-        json_decref(root);
-        return 1;
-    }
-    char path[256], idx[256];
-    snprintf(path, sizeof path, "%s/slorag.db", dir);
-    snprintf(idx, sizeof idx, "%s/index", dir);
-    struct ret_store *store = NULL;
-    struct ret_engine *eng = NULL;
+    struct squad_scratch sq;
+    int status = squad_scratch_open(c, "eval", o->dataset, &sq);
+    if (status)
+        return status;
+    json_t *articles = sq.articles;
+    struct ret_engine *eng = sq.engine;
+    size_t nparas = sq.paragraphs;
     struct agent_pool *pool = NULL;
-    struct ret_engine_opts eo = {.index_dir = idx, .index_factory = c->retrieval.index_factory,
-                                 .dim = c->retrieval.embedding_dim, .save_interval_ms = 60000,
-                                 .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens}};
-    int64_t cid = 0;
-    enum err e = ret_store_open(path, 2, &store);
-    if (!e)
-        e = ret_engine_open(store, &eo, NULL, &eng);
-    if (!e)
-        e = ret_collection_ensure(store, "eval", "eval", &cid);
-    if (!e)
-        e = agent_pool_new(c, &pool);
+    enum err e = agent_pool_new(c, &pool);
     bool tty = isatty(STDERR_FILENO) == 1;
-    size_t nparas = 0;
-    for (size_t a = 0; !e && a < json_array_size(articles); a++) {
-        json_t *paras = json_object_get(json_array_get(articles, a), "paragraphs");
-        for (size_t p = 0; !e && p < json_array_size(paras); p++) {
-            json_t *ctx = json_object_get(json_array_get(paras, p), "context");
-            if (!json_is_string(ctx))
-                continue;
-            char id[48];
-            snprintf(id, sizeof id, "a%zu.p%zu", a, p);
-            struct ret_doc_in d = {.ext_id = id,
-                                   .title = json_string_value(json_object_get(json_array_get(articles, a), "title")),
-                                   .text = json_string_value(ctx), .text_len = json_string_length(ctx)};
-            e = ret_engine_put(eng, cid, &d, NULL);
-            nparas++;
-        }
-    }
     size_t total = 0;
     for (size_t a = 0; a < json_array_size(articles); a++) {
         json_t *paras = json_object_get(json_array_get(articles, a), "paragraphs");
@@ -340,12 +304,6 @@ int eval_run(const struct cfg *c, const struct eval_opts *o) {
     for (int i = 0; i < SLO_INTENT__COUNT_MAX; i++)
         free(per[i].lat);
     agent_pool_free(pool);
-    ret_engine_free(eng);
-    ret_store_free(store);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "slorag eval: could not remove %s\n", dir);
-    json_decref(root);
+    squad_scratch_close(&sq);
     return rc;
 }

@@ -8,6 +8,7 @@
  * recall@1/5/10 and the mean reciprocal rank (over the top 10). */
 #include "eval_retrieval.h"
 #include "engine.h"
+#include "squad.h"
 #include "log.h"
 #include "util.h"
 
@@ -31,70 +32,17 @@ static void progress(bool tty, const char *what, size_t done, size_t total) {
 }
 
 int eval_retrieval_run(const struct cfg *c, const char *dataset, bool json_out) {
-    json_error_t jerr;
-    json_t *root = json_load_file(dataset, 0, &jerr);
-    if (!root) {
-        fprintf(stderr, "slorag eval-retrieval: %s:%d:%d: %s\n", dataset, jerr.line, jerr.column, jerr.text);
-        return 2;
-    }
-    json_t *articles = json_object_get(root, "data");
-    if (!json_is_array(articles)) {
-        fprintf(stderr, "slorag eval-retrieval: %s: expected a SQuAD file with a top-level \"data\" array\n", dataset);
-        json_decref(root);
-        return 2;
-    }
-    char dir[] = "/tmp/slorag-eval-XXXXXX";
-    if (!mkdtemp(dir)) {
-        perror("slorag eval-retrieval: mkdtemp");
-        json_decref(root);
-        return 1;
-    }
-    char path[256], idx[256];
-    snprintf(path, sizeof path, "%s/slorag.db", dir);
-    snprintf(idx, sizeof idx, "%s/index", dir);
-    struct ret_store *store = NULL;
-    struct ret_engine *eng = NULL;
-    struct ret_engine_opts o = {
-        .index_dir = idx,
-        .index_factory = c->retrieval.index_factory,
-        .dim = c->retrieval.embedding_dim,
-        .save_interval_ms = 60000,
-        .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens},
-    };
-    int64_t cid = 0;
-    enum err e = ret_store_open(path, 1, &store);
-    if (!e)
-        e = ret_engine_open(store, &o, NULL, &eng);
-    if (!e)
-        e = ret_collection_ensure(store, "eval", "eval", &cid);
+    struct squad_scratch sq;
+    int rc = squad_scratch_open(c, "eval-retrieval", dataset, &sq);
+    if (rc)
+        return rc;
+    json_t *articles = sq.articles;
+    struct ret_engine *eng = sq.engine;
+    int64_t cid = sq.collection_id;
+    size_t nparas = sq.paragraphs, nquestions = 0, nimpossible = 0;
+    double ingest_ms = sq.ingest_ms;
     bool tty = isatty(STDERR_FILENO) == 1;
-
-    /* ingest */
-    size_t nparas = 0, nquestions = 0, nimpossible = 0;
-    double t0 = clock_ms();
-    size_t total_paras = 0;
-    for (size_t a = 0; a < json_array_size(articles); a++)
-        total_paras += json_array_size(json_object_get(json_array_get(articles, a), "paragraphs"));
-    for (size_t a = 0; !e && a < json_array_size(articles); a++) {
-        json_t *art = json_array_get(articles, a);
-        json_t *paras = json_object_get(art, "paragraphs");
-        const char *title = json_string_value(json_object_get(art, "title"));
-        for (size_t p = 0; !e && p < json_array_size(paras); p++) {
-            json_t *ctx = json_object_get(json_array_get(paras, p), "context");
-            if (!json_is_string(ctx) || json_string_length(ctx) == 0)
-                continue;
-            char id[48];
-            snprintf(id, sizeof id, "a%zu.p%zu", a, p);
-            struct ret_doc_in d = {.ext_id = id, .title = title, .text = json_string_value(ctx),
-                                   .text_len = json_string_length(ctx)};
-            e = ret_engine_put(eng, cid, &d, NULL);
-            nparas++;
-            progress(tty, "ingesting paragraphs", nparas, total_paras);
-        }
-    }
-    double ingest_ms = clock_ms() - t0;
-    if (tty)
-        fputs("\r\033[K", stderr);
+    enum err e = ERR_OK;
 
     /* search */
     struct mode_score score[3] = {{0}};
@@ -104,7 +52,7 @@ int eval_retrieval_run(const struct cfg *c, const char *dataset, bool json_out) 
         for (size_t p = 0; !e && p < json_array_size(paras); p++) {
             json_t *qas = json_object_get(json_array_get(paras, p), "qas");
             char gold[48];
-            snprintf(gold, sizeof gold, "a%zu.p%zu", a, p);
+            squad_paragraph_id(a, p, gold, sizeof gold);
             for (size_t q = 0; !e && q < json_array_size(qas); q++) {
                 json_t *qa = json_array_get(qas, q);
                 const char *question = json_string_value(json_object_get(qa, "question"));
@@ -143,13 +91,7 @@ int eval_retrieval_run(const struct cfg *c, const char *dataset, bool json_out) 
     if (tty)
         fputs("\r\033[K", stderr);
     arena_free(arena);
-    ret_engine_free(eng);
-    ret_store_free(store);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "slorag eval-retrieval: could not remove %s\n", dir);
-    json_decref(root);
+    squad_scratch_close(&sq);
     if (e) {
         fprintf(stderr, "slorag eval-retrieval: %s\n", err_message(e));
         return 1;
