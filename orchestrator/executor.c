@@ -10,6 +10,7 @@
 #include "eval.h"
 #include "model.h"
 #include "planner.h"
+#include "gate.h"
 #include "space.h"
 #include "intent.h"
 #include "plan.h"
@@ -187,6 +188,13 @@ struct query_run {
         const char *errmsg;
     } *replies;
     double call_ms;             /* the slowest generator call, -1 = none */
+
+    /* adaptive depth: one escalation pass when the answer is weak */
+    struct slo_planner_input pin; /* what the plan came from (model re-read under the lock) */
+    bool escalated;
+    struct agent_io before;       /* the answer before escalating */
+    double cost_before;
+    int attempts_before, in_before, out_before;
 };
 
 static void run_fail(struct query_run *q, enum err e, const char *msg) {
@@ -228,7 +236,52 @@ static void slo_finish(struct query_run *q, json_t *body, double total_ms) {
     pthread_rwlock_unlock(&q->env.slo->lock);
 }
 
+static void launch_llm(struct query_run *q, enum slo_tier tier, int replicas, int max_tokens);
+
+/* Adaptive depth, "expand": when the answer is weak and the request's cost
+ * ceiling, budget and deadline still allow, one more generator call on a
+ * stronger tier (or one more replica) — decided by slo_gate_escalate.  At
+ * most once per request; a tier the client forced is respected. */
+static bool maybe_escalate(struct query_run *q) {
+    if (!q->slo || q->escalated || q->decision.config < 0 || q->pin.hints.tier >= 0 || q->io.nhits == 0 ||
+        !q->env.pool)
+        return false;
+    double confidence = q->io.abstained ? 0 : q->io.confidence;
+    if (confidence >= SLO_GATE_ESCALATE_CONFIDENCE)
+        return false;
+    int reserve_ms = q->plan.deadline_ms / 20;
+    reserve_ms = reserve_ms < 20 ? 20 : reserve_ms > 250 ? 250 : reserve_ms;
+    struct slo_escalation_input in = {
+        .planner = &q->pin,
+        .config = q->decision.config,
+        .confidence = confidence,
+        .spent = q->cost,
+        .ms_left = (double)(q->deadline_us - clock_us()) / 1000.0 - reserve_ms,
+    };
+    struct slo_escalation esc;
+    pthread_rwlock_rdlock(&q->env.slo->lock);
+    q->pin.model = q->env.slo->model;
+    slo_gate_escalate(&in, &esc);
+    q->pin.model = NULL;
+    pthread_rwlock_unlock(&q->env.slo->lock);
+    if (esc.kind == SLO_ESCALATE_NONE)
+        return false;
+    q->escalated = true;
+    note(q->expanded, "escalate", esc.reason);
+    q->before = q->io;
+    q->cost_before = q->cost;
+    q->attempts_before = q->attempts;
+    q->in_before = q->io.input_tokens;
+    q->out_before = q->io.output_tokens;
+    q->decision.config = esc.config; /* the models learn under what really ran */
+    slo_space_key(esc.config, q->decision.key, sizeof q->decision.key);
+    launch_llm(q, esc.tier, 1, esc.max_tokens > 0 ? esc.max_tokens : q->plan.max_tokens);
+    return true;
+}
+
 static void run_respond(struct query_run *q) {
+    if (maybe_escalate(q))
+        return; /* the escalated call answers later */
     struct agent_io *io = &q->io;
     double total_ms = (double)(clock_us() - q->req->arrived_us) / 1000.0;
     if (io->abstained)
@@ -329,10 +382,17 @@ static void finish_llm(struct query_run *q) {
             first_err = r->errmsg;
     }
     q->generate_ms = q->call_ms > 0 ? q->call_ms : 0;
-    q->attempts = attempts;
-    q->cost = cost; /* failed attempts that were billed still count */
+    q->attempts = q->attempts_before + attempts;
+    q->cost = q->cost_before + cost; /* failed attempts that were billed still count */
     double agreement = 0;
     int best = aggregate(q, n, &agreement);
+    if (best < 0 && q->escalated) {
+        /* the escalation failed: keep the answer we had */
+        note(q->expanded, "escalate", first_err ? first_err : "the escalated call failed; the first answer stands");
+        q->io = q->before;
+        run_respond(q);
+        return;
+    }
     if (best < 0) {
         char why[384];
         snprintf(why, sizeof why, "%s tier failed (%s): answered by the extractive tier", slo_tier_name(q->plan.tier),
@@ -348,13 +408,25 @@ static void finish_llm(struct query_run *q) {
                  slo_aggregate_name(q->plan.aggregate));
         note(q->expanded, "replicas", why);
     }
-    q->usage_estimated = estimated;
+    q->usage_estimated = q->usage_estimated || estimated;
     enum err e = agent_llm_read_answer(q->replies[best].content, &q->io, q->arena);
-    q->io.input_tokens = in;
-    q->io.output_tokens = out;
+    q->io.input_tokens = q->in_before + in;
+    q->io.output_tokens = q->out_before + out;
     if (e) {
         run_fail(q, e, "could not read the model's answer");
         return;
+    }
+    if (q->escalated) {
+        /* keep whichever answer is better supported */
+        double now_conf = q->io.abstained ? 0 : q->io.confidence;
+        double before_conf = q->before.abstained ? 0 : q->before.confidence;
+        if (now_conf < before_conf) {
+            int in_all = q->io.input_tokens, out_all = q->io.output_tokens;
+            q->io = q->before;
+            q->io.input_tokens = in_all;
+            q->io.output_tokens = out_all;
+            note(q->expanded, "escalate", "the escalated answer was weaker; the first answer stands");
+        }
     }
     run_respond(q);
 }
@@ -449,6 +521,8 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
         in.model = env->slo->model;
         slo_planner_choose(&in, &q->plan, &q->decision);
         pthread_rwlock_unlock(&env->slo->lock);
+        q->pin = in;
+        q->pin.model = NULL; /* only valid under the lock */
         if (req->ret_config)
             *req->ret_config = q->decision.config;
         if (q->decision.refuse) {
@@ -505,8 +579,15 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
         run_extractive(q); /* abstains, for free */
         return;
     }
+    launch_llm(q, q->plan.tier, q->plan.replicas > 1 ? q->plan.replicas : 1, q->plan.max_tokens);
+}
+
+/* Sends the generator call(s) for q's passages to the backend pool; the
+ * answer arrives in on_llm_done.  When nothing can be sent, the extractive
+ * tier answers (or, for an escalation, the first answer stands). */
+static void launch_llm(struct query_run *q, enum slo_tier tier, int replicas, int max_tokens) {
     const char *system = NULL, *user = NULL;
-    e = agent_llm_prompt(&q->io, a, &system, &user);
+    enum err e = agent_llm_prompt(&q->io, q->arena, &system, &user);
     if (e) {
         run_fail(q, e, "could not build the prompt");
         return;
@@ -516,27 +597,26 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
     int reserve_ms = q->plan.deadline_ms / 20;
     reserve_ms = reserve_ms < 20 ? 20 : reserve_ms > 250 ? 250 : reserve_ms;
     struct agent_llm_call call = {
-        .tier = slo_tier_name(q->plan.tier),
+        .tier = slo_tier_name(tier),
         .system = system,
         .user = user,
-        .max_tokens = q->plan.max_tokens,
+        .max_tokens = max_tokens,
         .deadline_us = q->deadline_us - (int64_t)reserve_ms * 1000,
     };
-    int replicas = q->plan.replicas > 1 ? q->plan.replicas : 1;
-    q->replies = arena_calloc(a, (size_t)replicas, sizeof(*q->replies));
+    q->replies = arena_calloc(q->arena, (size_t)replicas, sizeof(*q->replies));
     if (!q->replies) {
         run_fail(q, ERR_NOMEM, "out of memory");
         return;
     }
-    e = env->pool ? ERR_OK : ERR_UNAVAILABLE;
+    e = q->env.pool ? ERR_OK : ERR_UNAVAILABLE;
     /* Count the replicas out before the first can come back. */
     q->replicas_out = replicas;
     atomic_init(&q->pending, replicas);
     for (int i = 0; i < replicas; i++)
         q->replies[i].run = q;
     for (int i = 0; !e && i < replicas; i++) {
-        call.seed = i; /* replicas differ in their sampling seed */
-        e = agent_pool_chat(env->pool, &call, on_llm_done, &q->replies[i]);
+        call.seed = i + (q->escalated ? 7 : 0); /* replicas (and an escalation) differ in their sampling seed */
+        e = agent_pool_chat(q->env.pool, &call, on_llm_done, &q->replies[i]);
         if (e && i > 0) {
             /* some replicas are on their way: the unsent ones count as
              * failed, and whoever brings the count to zero finishes */
@@ -547,13 +627,20 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
             return;
         }
     }
-    if (e) {
-        char why[160];
-        snprintf(why, sizeof why, "no usable %s backend (none configured, or its circuit breaker is open): "
-                 "answered by the extractive tier", slo_tier_name(q->plan.tier));
-        note(q->expanded, "fallback", why);
-        run_extractive(q);
+    if (!e)
+        return;
+    if (q->escalated) {
+        note(q->expanded, "escalate", "no usable backend for the escalation; the first answer stands");
+        q->io = q->before;
+        run_respond(q);
+        return;
     }
+    char why[160];
+    snprintf(why, sizeof why,
+             "no usable %s backend (none configured, or its circuit breaker is open): answered by the extractive tier",
+             slo_tier_name(tier));
+    note(q->expanded, "fallback", why);
+    run_extractive(q);
 }
 
 enum err exec_retrieve(struct ret_engine *eng, const struct cfg *cfg, const struct exec_query_req *req,

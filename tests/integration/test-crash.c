@@ -208,7 +208,7 @@ static void verify(int upto) {
     double vectors = scrape_gauge("slorag_index_vectors"), chunks = scrape_gauge("slorag_store_chunks");
     if (vectors != chunks)
         fail_msg("index has %.0f vectors but the store %.0f chunks", vectors, chunks);
-    print_message("verified %d acknowledged documents (%d unacknowledged ones were fully stored), %.0f chunks\n",
+    print_message("# verified %d acknowledged documents (%d unacknowledged ones were fully stored), %.0f chunks\n",
                   acked, present_unacked, chunks);
 }
 

@@ -264,6 +264,36 @@ static void test_budgets(void **state) {
     json_decref(j);
 }
 
+/* Adaptive depth, expand: a weak answer (here the model abstains: the
+ * passages do not hold it) gets one more generator call when the tenant's
+ * cost ceiling and deadline allow; the record says so; never twice. */
+static void test_escalation(void **state) {
+    (void)state;
+    json_t *j = ask("balanced", "{\"question\": \"What colour is the harbour master's cat?\", \"collection\": \"kb\"}", 200);
+    json_t *d = json_object_get(j, "decision");
+    json_t *exp = json_object_get(d, "expanded");
+    int escalations = 0;
+    for (size_t i = 0; i < json_array_size(exp); i++)
+        escalations += strcmp(json_string_value(json_object_get(json_array_get(exp, i), "stage")), "escalate") == 0;
+    {
+        char *dump0 = json_dumps(json_object_get(d, "expanded"), 0);
+        print_message("# expanded: %s attempts %lld\n", dump0, (long long)json_integer_value(json_object_get(json_object_get(d, "actual"), "attempts")));
+        free(dump0);
+    }
+    if (escalations < 1) {
+        char *dump = json_dumps(d, 0);
+        fail_msg("no escalation: %s", dump);
+    }
+    /* the thrifty tenant's ceiling leaves no room for a paid call */
+    json_decref(j);
+    j = ask("thrifty", "{\"question\": \"What colour is the harbour master's cat?\", \"collection\": \"kb\"}", 200);
+    exp = json_object_get(json_object_get(j, "decision"), "expanded");
+    for (size_t i = 0; i < json_array_size(exp); i++)
+        assert_string_not_equal(json_string_value(json_object_get(json_array_get(exp, i), "stage")), "escalate");
+    assert_true(json_real_value(json_object_get(json_object_get(j, "usage"), "cost")) == 0.0);
+    json_decref(j);
+}
+
 /* Feedback on an answer reaches the planner's model for that plan. */
 static void test_feedback(void **state) {
     (void)state;
@@ -295,6 +325,7 @@ int main(void) {
         cmocka_unit_test(test_plans_follow_profiles),
         cmocka_unit_test(test_budgets),
         cmocka_unit_test(test_feedback),
+        cmocka_unit_test(test_escalation),
     };
     int rc = cmocka_run_group_tests_name("slo-e2e", tests, start, stop);
     curl_global_cleanup();
