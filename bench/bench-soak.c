@@ -140,26 +140,21 @@ int main(int argc, char **argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     setenv("SLORAG_BIN", slorag, 1);
     daemon_prepare(&D, NULL);
-    char simcfg[128], simlog[128], cfg[128];
-    snprintf(simcfg, sizeof simcfg, "%s/llmsim.json", D.dir);
-    snprintf(simlog, sizeof simlog, "%s/llmsim.log", D.dir);
-    FILE *f = fopen(simcfg, "w");
-    fputs("{\"models\": ["
-          "{\"name\": \"small\", \"ttft_ms\": 20, \"ms_per_token\": 1, \"max_concurrency\": 16, \"wrong_rate\": 0.2,"
-          " \"faults\": {\"http500\": 0.05, \"drop\": 0.02, \"malformed\": 0.02}},"
-          "{\"name\": \"medium\", \"ttft_ms\": 80, \"ms_per_token\": 2, \"max_concurrency\": 8,"
-          " \"faults\": {\"http429\": 0.03}}]}",
-          f);
-    fclose(f);
+    char cfg[128];
     pid_t sim_pid;
     int sim_port;
-    char *sargv[] = {(char *)sim, "--config", simcfg, "--listen", "127.0.0.1:0", NULL};
-    if (!proc_start_ready(sargv, simlog, &sim_pid, &sim_port)) {
+    if (!sim_start(D.dir,
+                   "{\"models\": ["
+                   "{\"name\": \"small\", \"ttft_ms\": 20, \"ms_per_token\": 1, \"max_concurrency\": 16, \"wrong_rate\": 0.2,"
+                   " \"faults\": {\"http500\": 0.05, \"drop\": 0.02, \"malformed\": 0.02}},"
+                   "{\"name\": \"medium\", \"ttft_ms\": 80, \"ms_per_token\": 2, \"max_concurrency\": 8,"
+                   " \"faults\": {\"http429\": 0.03}}]}",
+                   sim, &sim_pid, &sim_port)) {
         fprintf(stderr, "simulator did not start\n");
         return 1;
     }
     snprintf(cfg, sizeof cfg, "%s/config.json", D.dir);
-    f = fopen(cfg, "w");
+    FILE *f = fopen(cfg, "w");
     fprintf(f,
             "{\"backends\": [{\"name\": \"s\", \"tier\": \"small\", \"url\": \"http://127.0.0.1:%d\", \"model\": \"small\","
             " \"max_retries\": 1, \"breaker_failures\": 20, \"breaker_cooldown_ms\": 500},"

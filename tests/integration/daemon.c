@@ -92,6 +92,20 @@ bool proc_start_ready(char *const argv[], const char *log_path, pid_t *ret_pid, 
     return *ret_port > 0;
 }
 
+bool sim_start(const char *dir, const char *config_json, const char *sim_bin, pid_t *ret_pid, int *ret_port) {
+    char cfg[256], log[256];
+    snprintf(cfg, sizeof cfg, "%s/llmsim.json", dir);
+    snprintf(log, sizeof log, "%s/llmsim.log", dir);
+    FILE *f = fopen(cfg, "w");
+    if (!f)
+        return false;
+    fputs(config_json, f);
+    fclose(f);
+    char *argv[] = {(char *)(sim_bin ? sim_bin : getenv("SLORAG_LLMSIM_BIN")), "--config", cfg, "--listen",
+                    "127.0.0.1:0", NULL};
+    return argv[0] && proc_start_ready(argv, log, ret_pid, ret_port);
+}
+
 int proc_stop(pid_t pid, int sig, int timeout_ms) {
     if (pid <= 0)
         return -1;
@@ -132,6 +146,14 @@ int daemon_stop(struct daemon *d, int sig, int timeout_ms) {
     int st = proc_stop(d->pid, sig, timeout_ms);
     d->pid = 0;
     return st;
+}
+
+int daemon_finish(struct daemon *d) {
+    int st = d->pid > 0 ? daemon_stop(d, SIGTERM, 10000) : 0;
+    if (st != 0)
+        daemon_dump_log(d);
+    daemon_cleanup(d);
+    return st == 0 ? 0 : -1;
 }
 
 void daemon_dump_log(const struct daemon *d) {

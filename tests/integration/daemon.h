@@ -31,12 +31,20 @@ bool daemon_start(struct daemon *d);
 /* Sends sig and waits for exit; returns the exit status, or -1 on timeout/signal. */
 int daemon_stop(struct daemon *d, int sig, int timeout_ms);
 void daemon_cleanup(struct daemon *d);
+/* The end of a test group: SIGTERM the daemon if it runs, show its log when
+ * it did not exit 0 (a crash, or a leak report under ASan), clean up.
+ * Returns 0 for a clean exit, -1 otherwise. */
+int daemon_finish(struct daemon *d);
 void daemon_dump_log(const struct daemon *d);
 
 /* Starts argv[0] with argv, stderr appended to log_path, and waits for its
  * first stdout line, which must contain "http://127.0.0.1:PORT".  Used for
  * slorag serve and for slorag-llmsim. */
 bool proc_start_ready(char *const argv[], const char *log_path, pid_t *ret_pid, int *ret_port);
+/* Writes config_json to DIR/llmsim.json and starts the simulator (binary:
+ * sim_bin, or $SLORAG_LLMSIM_BIN when NULL) on 127.0.0.1:0, logging to
+ * DIR/llmsim.log. */
+bool sim_start(const char *dir, const char *config_json, const char *sim_bin, pid_t *ret_pid, int *ret_port);
 /* SIGTERM (or sig), then wait; exit status or -1. */
 int proc_stop(pid_t pid, int sig, int timeout_ms);
 

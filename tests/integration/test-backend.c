@@ -42,14 +42,7 @@ static int start_sim(void **state) {
     snprintf(dir, sizeof dir, "/tmp/slorag-be-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    char cfg[128], log[128];
-    snprintf(cfg, sizeof cfg, "%s/llmsim.json", dir);
-    snprintf(log, sizeof log, "%s/llmsim.log", dir);
-    FILE *f = fopen(cfg, "w");
-    fputs(sim_config, f);
-    fclose(f);
-    char *argv[] = {getenv("SLORAG_LLMSIM_BIN"), "--config", cfg, "--listen", "127.0.0.1:0", NULL};
-    if (!argv[0] || !proc_start_ready(argv, log, &sim_pid, &sim_port))
+    if (!sim_start(dir, sim_config, NULL, &sim_pid, &sim_port))
         return -1;
     return 0;
 }

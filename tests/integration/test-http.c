@@ -45,11 +45,7 @@ static int start(void **state) {
 
 static int stop(void **state) {
     (void)state;
-    int st = D.pid > 0 ? daemon_stop(&D, SIGTERM, 10000) : 0;
-    if (st != 0)
-        daemon_dump_log(&D);
-    daemon_cleanup(&D);
-    return st == 0 ? 0 : -1; /* a leak (ASan) or crash at exit fails the group */
+    return daemon_finish(&D); /* non-zero: a crash or a leak (ASan) at exit */
 }
 
 static json_t *parse(const struct http_resp *r) {

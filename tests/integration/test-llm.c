@@ -52,14 +52,7 @@ static void write_slorag_config(int large_concurrency, int large_ttft_bump) {
 static int start(void **state) {
     (void)state;
     daemon_prepare(&D, NULL);
-    char cfg[128], log[128];
-    snprintf(cfg, sizeof cfg, "%s/llmsim.json", D.dir);
-    snprintf(log, sizeof log, "%s/llmsim.log", D.dir);
-    FILE *f = fopen(cfg, "w");
-    fputs(sim_config, f);
-    fclose(f);
-    char *argv[] = {getenv("SLORAG_LLMSIM_BIN"), "--config", cfg, "--listen", "127.0.0.1:0", NULL};
-    if (!argv[0] || !proc_start_ready(argv, log, &sim_pid, &sim_port))
+    if (!sim_start(D.dir, sim_config, NULL, &sim_pid, &sim_port))
         return -1;
     write_slorag_config(16, 0);
     if (daemon_ingest(&D, "default", getenv("SLORAG_TEST_DOCS")) != 0 || !daemon_start(&D)) {
@@ -71,12 +64,8 @@ static int start(void **state) {
 
 static int stop(void **state) {
     (void)state;
-    int st = daemon_stop(&D, SIGTERM, 10000);
-    if (st != 0)
-        daemon_dump_log(&D);
     int sst = proc_stop(sim_pid, SIGTERM, 10000);
-    daemon_cleanup(&D);
-    return st == 0 && sst == 0 ? 0 : -1;
+    return daemon_finish(&D) == 0 && sst == 0 ? 0 : -1;
 }
 
 static json_t *query(const char *body, long want, double *ret_ms) {

@@ -70,18 +70,11 @@ static struct tenant *find(const char *id) {
 static int start(void **state) {
     (void)state;
     daemon_prepare(&D, NULL);
-    char cfg[128], log[128];
-    snprintf(cfg, sizeof cfg, "%s/llmsim.json", D.dir);
-    snprintf(log, sizeof log, "%s/llmsim.log", D.dir);
-    FILE *f = fopen(cfg, "w");
-    fputs(sim_config, f);
-    fclose(f);
-    char *argv[] = {getenv("SLORAG_LLMSIM_BIN"), "--config", cfg, "--listen", "127.0.0.1:0", NULL};
-    if (!argv[0] || !proc_start_ready(argv, log, &sim_pid, &sim_port))
+    if (!sim_start(D.dir, sim_config, NULL, &sim_pid, &sim_port))
         return -1;
     char path[128];
     snprintf(path, sizeof path, "%s/config.json", D.dir);
-    f = fopen(path, "w");
+    FILE *f = fopen(path, "w");
     /* prices chosen so one small call costs about 0.0003 */
     fprintf(f,
             "{\"admin_key\": \"" ADMIN "\", \"query\": {\"explore_rate\": 0},"
@@ -123,12 +116,8 @@ static int start(void **state) {
 
 static int stop(void **state) {
     (void)state;
-    int st = daemon_stop(&D, SIGTERM, 10000);
-    if (st != 0)
-        daemon_dump_log(&D);
     proc_stop(sim_pid, SIGTERM, 10000);
-    daemon_cleanup(&D);
-    return st == 0 ? 0 : -1;
+    return daemon_finish(&D);
 }
 
 static const char *ask_body = "{\"question\": \"When does the harbour office open?\", \"collection\": \"kb\"}";
