@@ -8,6 +8,7 @@ static const struct agent_ops *const registry[] = {
     &agent_dense,
     &agent_hybrid,
     &agent_extractive,
+    &agent_rerank,
 };
 
 const struct agent_ops *agent_find(const char *name) {

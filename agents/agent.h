@@ -50,6 +50,15 @@ struct agent_io {
     struct ret_scored *scored;  /* per-retriever detail for hits, same order */
     struct ret_signals signals; /* for the planner's stage gates */
 
+    /* reranker output: how much it changed the first-stage order */
+    struct agent_rerank_report {
+        int candidates, kept; /* passages in, passages kept (io->k) */
+        int moved;            /* kept passages whose rank changed */
+        bool top_changed;     /* a different passage is now first */
+        double displacement;  /* mean |old rank - new rank| over the kept */
+        double top_score;     /* the reranker's score of the new first, 0..1 */
+    } rerank;
+
     /* generator output */
     const char *answer;
     double confidence;
@@ -77,5 +86,6 @@ extern const struct agent_ops agent_lexical;
 extern const struct agent_ops agent_dense;
 extern const struct agent_ops agent_hybrid;
 extern const struct agent_ops agent_extractive;
+extern const struct agent_ops agent_rerank;
 
 #endif

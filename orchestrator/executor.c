@@ -165,11 +165,12 @@ struct query_run {
     struct agent_io io;
     struct agent_ctx ctx;
     int64_t deadline_us;
-    double queued_ms, classify_ms, plan_ms, retrieve_ms, generate_ms;
+    double queued_ms, classify_ms, plan_ms, retrieve_ms, rerank_ms, generate_ms;
     double cost;
     const char *backend; /* arena copy of the backend's name, or NULL */
     int attempts;
     bool usage_estimated;
+    bool reranked;              /* the rerank stage ran; io.rerank says what it changed */
     json_t *skipped, *expanded; /* owned until the body takes them */
 
     /* SLO engine */
@@ -178,7 +179,8 @@ struct query_run {
     struct slo_decision decision;
     /* horizontal replicas: replies collected on the I/O thread */
     int replicas_out;           /* calls sent */
-    atomic_int pending;         /* calls not back yet; the last one finishes */
+    int replicas_planned;       /* the plan's count (the first wave may be fewer) */
+    atomic_int pending;         /* calls of this wave not back yet; the last one decides */
     struct replica {
         struct query_run *run;
         const char *content;    /* arena copy, NULL when the call failed */
@@ -188,6 +190,7 @@ struct query_run {
         const char *errmsg;
     } *replies;
     double call_ms;             /* the slowest generator call, -1 = none */
+    struct agent_llm_call call; /* the prepared call the replicas share */
 
     /* adaptive depth: one escalation pass when the answer is weak */
     struct slo_planner_input pin; /* what the plan came from (model re-read under the lock) */
@@ -238,6 +241,39 @@ static void slo_finish(struct query_run *q, json_t *body, double total_ms) {
 
 static void launch_llm(struct query_run *q, enum slo_tier tier, int replicas, int max_tokens);
 
+/* How many candidates a reranking plan retrieves for k passages. */
+static int rerank_candidates(int k) {
+    int n = 2 * k > k + 5 ? 2 * k : k + 5;
+    return n > 40 ? 40 : n;
+}
+
+/* The rerank stage.  Adaptive depth, "skip": when the dense and lexical
+ * top lists already agree, the first-stage order stands and reranking is
+ * skipped (slo_gate_skip_rerank).  Either way the list is cut to the
+ * plan's k, and what the reranker changed goes into the decision record. */
+static enum err run_rerank(struct query_run *q) {
+    struct agent_io *io = &q->io;
+    const char *why = NULL;
+    if (!q->plan.rerank) {
+        note(q->skipped, "rerank", "the plan does not rerank");
+    } else if (io->nhits <= 1) {
+        note(q->skipped, "rerank", io->nhits ? "one passage: nothing to reorder" : "no passage matched");
+    } else if (q->plan.retriever == SLO_RETRIEVER_HYBRID && slo_gate_skip_rerank(io->signals.overlap, &why)) {
+        note(q->skipped, "rerank", why);
+    } else {
+        int64_t t0 = clock_us();
+        enum err e = agent_rerank.run(NULL, &q->ctx, io);
+        q->rerank_ms = ms_since(t0);
+        if (e)
+            return e;
+        q->reranked = true;
+        return ERR_OK;
+    }
+    if (io->nhits > (size_t)io->k)
+        io->nhits = (size_t)io->k; /* hits and scored share the order: both cut */
+    return ERR_OK;
+}
+
 /* Adaptive depth, "expand": when the answer is weak and the request's cost
  * ceiling, budget and deadline still allow, one more generator call on a
  * stronger tier (or one more replica) — decided by slo_gate_escalate.  At
@@ -287,7 +323,7 @@ static void run_respond(struct query_run *q) {
     if (io->abstained)
         note(q->skipped, "answer", io->abstain_reason ? io->abstain_reason : "abstained");
     json_t *body = json_pack(
-        "{s:s, s:o, s:b, s:o, s:{s:i, s:i, s:f, s:b}, s:{s:f, s:f, s:f, s:f, s:f, s:f}, "
+        "{s:s, s:o, s:b, s:o, s:{s:i, s:i, s:f, s:b}, s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f}, "
         "s:{s:s, s:f, s:s, s:s, s:o, s:o, s:{s:f, s:s?, s:i}, s:o, s:o, s:{s:b}}}",
         "request_id", q->req->request_id,
         "answer", io->abstained || !io->answer ? json_null() : json_string(io->answer),
@@ -296,7 +332,7 @@ static void run_respond(struct query_run *q) {
         "usage", "input_tokens", io->input_tokens, "output_tokens", io->output_tokens, "cost", q->cost,
         "estimated", q->usage_estimated,
         "timings", "queued_ms", q->queued_ms, "classify_ms", q->classify_ms, "plan_ms", q->plan_ms, "retrieve_ms",
-        q->retrieve_ms, "generate_ms", q->generate_ms, "total_ms", total_ms,
+        q->retrieve_ms, "rerank_ms", q->rerank_ms, "generate_ms", q->generate_ms, "total_ms", total_ms,
         "decision", "intent", slo_intent_name(q->intent.intent), "intent_confidence", q->intent.confidence,
         "intent_cue", q->intent.cue, "collection", q->req->collection, "plan", plan_json(&q->plan), "signals",
         signals_json(&io->signals),
@@ -304,6 +340,11 @@ static void run_respond(struct query_run *q) {
         "skipped", q->skipped, "expanded", q->expanded,
         "slo_met", "deadline", total_ms <= q->plan.deadline_ms);
     q->skipped = q->expanded = NULL; /* the body owns them now, or they were freed with it */
+    if (body && q->reranked)
+        json_object_set_new(json_object_get(body, "decision"), "rerank",
+                            json_pack("{s:i, s:i, s:i, s:b, s:f}", "candidates", io->rerank.candidates, "kept",
+                                      io->rerank.kept, "moved", io->rerank.moved, "top_changed",
+                                      io->rerank.top_changed, "displacement", io->rerank.displacement));
     if (!body) {
         q->done(q->ud, ERR_NOMEM, NULL, "could not build the response");
         return;
@@ -329,8 +370,9 @@ static void run_extractive(struct query_run *q) {
 
 /* Picks the final answer among the replicas' replies: the most common
  * normalised answer (vote) or the most confident one; ties go to
- * confidence.  Returns the index, or -1 when every reply failed. */
-static int aggregate(struct query_run *q, int n, double *ret_agreement) {
+ * confidence.  Returns the index, or -1 when every reply failed;
+ * *ret_agreeing is the size of the largest group of agreeing answers. */
+static int aggregate(struct query_run *q, int n, double *ret_agreement, int *ret_agreeing) {
     char norm[SLO_MAX_REPLICAS][512];
     double conf[SLO_MAX_REPLICAS] = {0};
     int best = -1, ok = 0;
@@ -348,9 +390,12 @@ static int aggregate(struct query_run *q, int n, double *ret_agreement) {
     for (int i = 0; i < n && i < SLO_MAX_REPLICAS; i++) {
         if (!q->replies[i].content)
             continue;
+        /* answers agree when their normalised words overlap enough (token
+         * F1), so "In 1642." and "in 1642 [1]" are one vote */
         int votes = 0;
         for (int k = 0; k < n && k < SLO_MAX_REPLICAS; k++)
-            votes += q->replies[k].content && strcmp(norm[i], norm[k]) == 0;
+            votes += q->replies[k].content &&
+                     (strcmp(norm[i], norm[k]) == 0 || eval_f1(norm[i], norm[k]) >= SLO_GATE_AGREE_SIMILARITY);
         bool better = q->plan.aggregate == SLO_AGG_VOTE
                           ? votes > best_votes || (votes == best_votes && best >= 0 && conf[i] > conf[best])
                           : best < 0 || conf[i] > conf[best];
@@ -359,7 +404,19 @@ static int aggregate(struct query_run *q, int n, double *ret_agreement) {
             best_votes = votes;
         }
     }
-    *ret_agreement = ok ? (double)best_votes / ok : 0;
+    int agreeing = 0;
+    for (int i = 0; i < n && i < SLO_MAX_REPLICAS; i++) {
+        if (!q->replies[i].content)
+            continue;
+        int votes = 0;
+        for (int k = 0; k < n && k < SLO_MAX_REPLICAS; k++)
+            votes += q->replies[k].content &&
+                     (strcmp(norm[i], norm[k]) == 0 || eval_f1(norm[i], norm[k]) >= SLO_GATE_AGREE_SIMILARITY);
+        agreeing = votes > agreeing ? votes : agreeing;
+    }
+    if (ret_agreeing)
+        *ret_agreeing = agreeing;
+    *ret_agreement = ok ? (double)agreeing / ok : 0;
     return best;
 }
 
@@ -385,7 +442,7 @@ static void finish_llm(struct query_run *q) {
     q->attempts = q->attempts_before + attempts;
     q->cost = q->cost_before + cost; /* failed attempts that were billed still count */
     double agreement = 0;
-    int best = aggregate(q, n, &agreement);
+    int best = aggregate(q, n, &agreement, NULL);
     if (best < 0 && q->escalated) {
         /* the escalation failed: keep the answer we had */
         note(q->expanded, "escalate", first_err ? first_err : "the escalated call failed; the first answer stands");
@@ -405,7 +462,7 @@ static void finish_llm(struct query_run *q) {
     if (n > 1) {
         char why[160];
         snprintf(why, sizeof why, "%d replicas, %.0f%% agreement, aggregated by %s", n, agreement * 100,
-                 slo_aggregate_name(q->plan.aggregate));
+                 slo_aggregate_name(q->plan.aggregate != SLO_AGG_NONE ? q->plan.aggregate : SLO_AGG_CONFIDENCE));
         note(q->expanded, "replicas", why);
     }
     q->usage_estimated = q->usage_estimated || estimated;
@@ -431,6 +488,50 @@ static void finish_llm(struct query_run *q) {
     run_respond(q);
 }
 
+static enum err send_calls(struct query_run *q, int first, int count);
+
+/* Every call of the current wave is back.  Adaptive depth, "stop
+ * replicas": a plan of more than two replicas launches two first; when
+ * they agree (slo_gate_stop_replicas), the rest are never sent and their
+ * cost is saved.  Otherwise the rest go out now, if the deadline leaves
+ * room for another call as slow as the slowest of the first wave. */
+static void wave_done(struct query_run *q) {
+    int sent = q->replicas_out, planned = q->replicas_planned;
+    if (sent >= planned || q->escalated) {
+        finish_llm(q);
+        return;
+    }
+    int answered = 0;
+    double slowest = 0, agreement;
+    for (int i = 0; i < sent; i++) {
+        answered += q->replies[i].content != NULL;
+        slowest = q->replies[i].ms > slowest ? q->replies[i].ms : slowest;
+    }
+    int agreeing = 0;
+    aggregate(q, sent, &agreement, &agreeing);
+    const char *why = NULL;
+    char msg[192];
+    if (answered >= 2 && slo_gate_stop_replicas(planned, answered, agreeing, &why)) {
+        snprintf(msg, sizeof msg, "%s (%d of %d replicas sent)", why, sent, planned);
+        note(q->skipped, "replicas", msg);
+        finish_llm(q);
+        return;
+    }
+    double ms_left = (double)(q->deadline_us - clock_us()) / 1000.0;
+    if (ms_left < slowest * 1.2) {
+        snprintf(msg, sizeof msg, "answers disagree but %.0f ms left is too little for another wave (%d of %d sent)",
+                 ms_left, sent, planned);
+        note(q->skipped, "replicas", msg);
+        finish_llm(q);
+        return;
+    }
+    int rest = planned - sent;
+    atomic_store(&q->pending, rest);
+    q->replicas_out = planned;
+    enum err e = send_calls(q, sent, rest);
+    (void)e; /* a failed send marks its slots failed and finishes the wave */
+}
+
 /* Backend pool I/O thread: keep it short.  ud is one replica's slot. */
 static void on_llm_done(void *ud, const struct agent_llm_result *res) {
     struct replica *rep = ud;
@@ -451,7 +552,7 @@ static void on_llm_done(void *ud, const struct agent_llm_result *res) {
             rep->errmsg = "out of memory";
     }
     if (atomic_fetch_sub(&q->pending, 1) == 1)
-        finish_llm(q);
+        wave_done(q);
 }
 
 void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const struct exec_query_req *req,
@@ -514,7 +615,7 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
         for (int t = 1; t < SLO_TIERS; t++)
             if (in.tiers[t].usable)
                 in.limits.tiers |= SLO_TIER_BIT(t);
-        in.limits.reranker = false; /* no reranker agent yet */
+        in.limits.reranker = true; /* the built-in reranker (agents/rerank.c) */
         in.limits.max_tokens = cfg->query.max_tokens;
         in.limits.max_k = cfg->query.max_k;
         pthread_rwlock_rdlock(&env->slo->lock);
@@ -550,7 +651,8 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
     q->io = (struct agent_io){
         .question = req->question,
         .collection_id = collection_id,
-        .k = q->plan.k,
+        /* a plan that reranks retrieves a deeper candidate list to choose from */
+        .k = q->plan.rerank ? rerank_candidates(q->plan.k) : q->plan.k,
         .min_confidence = q->plan.min_confidence,
         .max_tokens = q->plan.max_tokens,
     };
@@ -568,7 +670,12 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
         run_fail(q, ERR_DEADLINE, msg);
         return;
     }
-    note(q->skipped, "rerank", "no reranker is configured for this plan");
+    q->io.k = q->plan.k;
+    if ((e = run_rerank(q)) != ERR_OK) {
+        snprintf(msg, sizeof msg, "rerank failed: %s", err_message(e));
+        run_fail(q, e, msg);
+        return;
+    }
 
     if (q->plan.tier == SLO_TIER_EXTRACTIVE) {
         run_extractive(q);
@@ -580,6 +687,36 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
         return;
     }
     launch_llm(q, q->plan.tier, q->plan.replicas > 1 ? q->plan.replicas : 1, q->plan.max_tokens);
+}
+
+/* Sends replicas [first, first+count) of the prepared call.  When the
+ * first of them cannot be sent, returns the error and sends nothing (the
+ * caller falls back); when a later one fails, the unsent slots count as
+ * failed and whoever brings the wave's count to zero carries on. */
+static enum err send_calls(struct query_run *q, int first, int count) {
+    enum err e = q->env.pool ? ERR_OK : ERR_UNAVAILABLE;
+    for (int i = first; !e && i < first + count; i++) {
+        struct agent_llm_call call = q->call;
+        call.seed = i + (q->escalated ? 7 : 0); /* replicas (and an escalation) differ in their sampling seed */
+        e = agent_pool_chat(q->env.pool, &call, on_llm_done, &q->replies[i]);
+        if (e && i > first) {
+            for (int k = i; k < first + count; k++)
+                q->replies[k].errmsg = "not sent: no usable backend";
+            int unsent = first + count - i;
+            if (atomic_fetch_sub(&q->pending, unsent) == unsent)
+                wave_done(q);
+            return ERR_OK;
+        }
+    }
+    if (e && first > 0) {
+        /* a second wave that could not go out at all: finish with the first */
+        for (int k = first; k < first + count; k++)
+            q->replies[k].errmsg = "not sent: no usable backend";
+        q->replicas_out = first + count;
+        finish_llm(q);
+        return ERR_OK;
+    }
+    return e;
 }
 
 /* Sends the generator call(s) for q's passages to the backend pool; the
@@ -608,25 +745,16 @@ static void launch_llm(struct query_run *q, enum slo_tier tier, int replicas, in
         run_fail(q, ERR_NOMEM, "out of memory");
         return;
     }
-    e = q->env.pool ? ERR_OK : ERR_UNAVAILABLE;
-    /* Count the replicas out before the first can come back. */
-    q->replicas_out = replicas;
-    atomic_init(&q->pending, replicas);
     for (int i = 0; i < replicas; i++)
         q->replies[i].run = q;
-    for (int i = 0; !e && i < replicas; i++) {
-        call.seed = i + (q->escalated ? 7 : 0); /* replicas (and an escalation) differ in their sampling seed */
-        e = agent_pool_chat(q->env.pool, &call, on_llm_done, &q->replies[i]);
-        if (e && i > 0) {
-            /* some replicas are on their way: the unsent ones count as
-             * failed, and whoever brings the count to zero finishes */
-            for (int k = i; k < replicas; k++)
-                q->replies[k].errmsg = "not sent: no usable backend";
-            if (atomic_fetch_sub(&q->pending, replicas - i) == replicas - i)
-                finish_llm(q);
-            return;
-        }
-    }
+    q->call = call;
+    q->replicas_planned = replicas;
+    /* More than two replicas go out in two waves (see wave_done). */
+    int first = replicas > 2 ? 2 : replicas;
+    /* Count the wave out before the first reply can come back. */
+    q->replicas_out = first;
+    atomic_init(&q->pending, first);
+    e = send_calls(q, 0, first);
     if (!e)
         return;
     if (q->escalated) {

@@ -54,6 +54,8 @@ static struct tenant tenants[] = {
     {"premium", "{\"default\": {\"quality_min\": 0.8, \"cost_max\": 0.05, \"latency_p95_ms\": 20000, \"deadline_ms\": 30000,"
                 " \"priorities\": [\"quality\", \"latency\", \"cost\"]}}"},
     {"snappy", "{\"default\": {\"quality_min\": 0.3, \"cost_max\": 0.05, \"latency_p95_ms\": 400, \"deadline_ms\": 2000}}"},
+    {"perfectionist", "{\"default\": {\"quality_min\": 0.97, \"cost_max\": 0.5, \"latency_p95_ms\": 20000,"
+                      " \"deadline_ms\": 30000, \"priorities\": [\"quality\", \"latency\", \"cost\"]}}"},
     {"capped", "{\"default\": {\"quality_min\": 0.8, \"cost_max\": 0.01, \"latency_p95_ms\": 6000, \"deadline_ms\": 8000},"
                " \"budget\": {\"per_day\": 0.003, \"per_month\": 0, \"when_spent\": \"refuse\"}}"},
     {"frugal", "{\"default\": {\"quality_min\": 0.8, \"cost_max\": 0.01, \"latency_p95_ms\": 6000, \"deadline_ms\": 8000},"
@@ -283,6 +285,44 @@ static void test_escalation(void **state) {
     json_decref(j);
 }
 
+static int count_stage(json_t *list, const char *stage, const char **ret_reason) {
+    int n = 0;
+    for (size_t i = 0; i < json_array_size(list); i++)
+        if (strcmp(json_string_value(json_object_get(json_array_get(list, i), "stage")), stage) == 0) {
+            n++;
+            if (ret_reason)
+                *ret_reason = json_string_value(json_object_get(json_array_get(list, i), "reason"));
+        }
+    return n;
+}
+
+/* Adaptive depth, skip: a plan of three replicas sends two first; when
+ * they agree the third is never sent (one call fewer, billed and counted
+ * in attempts), and the record says so.  The other way round, all three go
+ * out and are aggregated. */
+static void test_replicas_stop_early(void **state) {
+    (void)state;
+    json_t *j = ask("perfectionist", NULL, 200);
+    json_t *d = json_object_get(j, "decision");
+    char *dump = json_dumps(d, 0);
+    print_message("# %s\n", dump);
+    json_int_t planned = json_integer_value(json_object_get(json_object_get(d, "plan"), "replicas"));
+    if (planned != 3)
+        fail_msg("the planner did not plan three replicas: %s", dump);
+    json_int_t attempts = json_integer_value(json_object_get(json_object_get(d, "actual"), "attempts"));
+    const char *why = NULL;
+    if (count_stage(json_object_get(d, "skipped"), "replicas", &why) == 1) {
+        assert_non_null(strstr(why, "2 of 3 replicas sent"));
+        assert_int_equal(attempts, 2);
+    } else {
+        assert_int_equal(count_stage(json_object_get(d, "expanded"), "replicas", &why), 1);
+        assert_non_null(strstr(why, "3 replicas"));
+        assert_int_equal(attempts, 3);
+    }
+    free(dump);
+    json_decref(j);
+}
+
 /* Feedback on an answer reaches the planner's model for that plan. */
 static void test_feedback(void **state) {
     (void)state;
@@ -315,6 +355,7 @@ int main(void) {
         cmocka_unit_test(test_budgets),
         cmocka_unit_test(test_feedback),
         cmocka_unit_test(test_escalation),
+        cmocka_unit_test(test_replicas_stop_early),
     };
     int rc = cmocka_run_group_tests_name("slo-e2e", tests, start, stop);
     curl_global_cleanup();
