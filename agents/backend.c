@@ -30,6 +30,7 @@
 
 #define REPLY_MAX (4u << 20)
 #define BACKOFF_BASE_MS 50.0
+#define POOL_MAX_CANCELS 256 /* pending cancel requests per poll cycle */
 
 struct backend {
     struct cfg_backend conf; /* under pool mu */
@@ -66,6 +67,7 @@ struct call {
     bool sse_done;
     agent_llm_done done;
     void *ud;
+    uint64_t key;            /* cancel key, 0 = none */
 };
 
 struct agent_pool {
@@ -76,6 +78,8 @@ struct agent_pool {
     struct call *waiting;    /* retry backoff; I/O thread only */
     struct call *running;    /* transfers in the multi; I/O thread only */
     bool stopping;
+    uint64_t cancels[POOL_MAX_CANCELS]; /* keys to cancel; under mu */
+    int ncancels;
     CURLM *multi;
     pthread_t thread;
     uint64_t rng;
@@ -456,6 +460,69 @@ static void enqueue(struct backend *b, struct call *c) {
     b->queue_tail = c;
 }
 
+static void cancel_one(struct call *c) {
+    fail_call(c, ERR_CANCELLED, 0, "cancelled: the client closed the connection%s", NULL);
+}
+
+/* Applies the cancel requests: running transfers are removed from the
+ * multi handle (closing their connection), queued and waiting calls are
+ * taken out of line.  Runs on the I/O thread, after new submissions have
+ * been queued, so a call submitted just before its cancel is found. */
+static void cancel_pending(struct agent_pool *p) {
+    uint64_t keys[POOL_MAX_CANCELS];
+    pthread_mutex_lock(&p->mu);
+    int n = p->ncancels;
+    memcpy(keys, p->cancels, (size_t)n * sizeof keys[0]);
+    p->ncancels = 0;
+    pthread_mutex_unlock(&p->mu);
+    for (int k = 0; k < n; k++) {
+        uint64_t key = keys[k];
+        for (struct call *c = p->running, *next; c; c = next) {
+            next = c->run_next;
+            if (c->key != key)
+                continue;
+            curl_multi_remove_handle(p->multi, c->easy);
+            unlink_running(p, c);
+            pthread_mutex_lock(&p->mu);
+            c->be->in_flight--;
+            if (c->probe)
+                c->be->probe_in_flight = false; /* the next call probes instead */
+            pthread_mutex_unlock(&p->mu);
+            cancel_one(c);
+        }
+        for (struct call **pp = &p->waiting; *pp;) {
+            struct call *c = *pp;
+            if (c->key == key) {
+                *pp = c->next;
+                cancel_one(c);
+            } else {
+                pp = &c->next;
+            }
+        }
+        for (int i = 0; i < p->nbackends; i++) {
+            struct backend *b = p->backends[i];
+            struct call *prev = NULL;
+            for (struct call *c = b->queue_head, *next; c; c = next) {
+                next = c->next;
+                if (c->key != key) {
+                    prev = c;
+                    continue;
+                }
+                if (prev)
+                    prev->next = next;
+                else
+                    b->queue_head = next;
+                if (b->queue_tail == c)
+                    b->queue_tail = prev;
+                pthread_mutex_lock(&p->mu);
+                b->queued--;
+                pthread_mutex_unlock(&p->mu);
+                cancel_one(c);
+            }
+        }
+    }
+}
+
 static void pump(struct agent_pool *p) {
     int64_t now = clock_us();
     /* new submissions onto their backends' queues */
@@ -492,6 +559,7 @@ static void pump(struct agent_pool *p) {
             pp = &c->next;
         }
     }
+    cancel_pending(p);
     /* start what fits; fail what has expired */
     for (int i = 0; i < p->nbackends; i++) {
         struct backend *b = p->backends[i];
@@ -656,6 +724,7 @@ enum err agent_pool_chat(struct agent_pool *p, const struct agent_llm_call *call
     c->deadline_us = call->deadline_us;
     c->done = done;
     c->ud = ud;
+    c->key = call->cancel_key;
     snprintf(c->tier, sizeof c->tier, "%s", call->tier);
     buf_init(&c->reply, REPLY_MAX);
     buf_init(&c->content, REPLY_MAX);
@@ -688,6 +757,20 @@ enum err agent_pool_chat(struct agent_pool *p, const struct agent_llm_call *call
     }
     curl_multi_wakeup(p->multi);
     return ERR_OK;
+}
+
+void agent_pool_cancel(struct agent_pool *p, uint64_t key) {
+    if (!p || key == 0)
+        return;
+    pthread_mutex_lock(&p->mu);
+    bool queued = p->ncancels < POOL_MAX_CANCELS;
+    if (queued)
+        p->cancels[p->ncancels++] = key;
+    pthread_mutex_unlock(&p->mu);
+    /* when the list is full (hundreds of disconnects within one 20 ms poll
+     * cycle) the call simply runs to its deadline */
+    if (queued)
+        curl_multi_wakeup(p->multi);
 }
 
 bool agent_pool_has_tier(struct agent_pool *p, const char *tier) {

@@ -44,6 +44,7 @@ struct agent_llm_call {
     bool stream;           /* use SSE streaming (first-token timeout applies to the first event) */
     int64_t deadline_us;   /* absolute, on clock_us() */
     int seed;              /* > 0: sent as the request's sampling seed (replicas differ by it) */
+    uint64_t cancel_key;   /* non-zero: agent_pool_cancel(key) cancels this call */
 };
 
 struct agent_backend_health {
@@ -68,6 +69,13 @@ void agent_pool_reconfigure(struct agent_pool *p, const struct cfg *cfg);
  * the tier is usable (none configured, or every breaker open). */
 enum err agent_pool_chat(struct agent_pool *p, const struct agent_llm_call *call, agent_llm_done done, void *ud);
 
+/* Cancels every call submitted with this cancel_key that has not finished:
+ * queued, waiting to retry or in transfer (the connection to the backend
+ * is closed).  Each one's done is called, on the I/O thread, with
+ * ERR_CANCELLED; a call that already finished is not touched.  Returns at
+ * once (the I/O thread does the work within one poll cycle).  A cancelled
+ * call counts neither as a backend failure nor as a success. */
+void agent_pool_cancel(struct agent_pool *p, uint64_t key);
 bool agent_pool_has_tier(struct agent_pool *p, const char *tier);
 size_t agent_pool_health(struct agent_pool *p, struct agent_backend_health *out, size_t max);
 const char *agent_breaker_name(enum agent_breaker b);

@@ -28,6 +28,7 @@
     X(STORAGE,            "storage_error",         500, "storage error")                    \
     X(INDEX,              "index_error",           500, "vector index error")               \
     X(CONFIG,             "invalid_config",        500, "invalid configuration")            \
+    X(CANCELLED,          "client_closed_request", 499, "the client closed the connection") \
     X(BACKEND,            "backend_error",         502, "backend failed")                   \
     X(OVERLOADED,         "overloaded",            503, "server is at capacity, retry later") \
     X(UNAVAILABLE,        "unavailable",           503, "service unavailable")              \

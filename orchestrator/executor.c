@@ -188,6 +188,7 @@ struct query_run {
         int prompt_tokens, completion_tokens, attempts;
         bool estimated;
         const char *errmsg;
+        enum err err;
     } *replies;
     double call_ms;             /* the slowest generator call, -1 = none */
     struct agent_llm_call call; /* the prepared call the replicas share */
@@ -441,6 +442,12 @@ static void finish_llm(struct query_run *q) {
     q->generate_ms = q->call_ms > 0 ? q->call_ms : 0;
     q->attempts = q->attempts_before + attempts;
     q->cost = q->cost_before + cost; /* failed attempts that were billed still count */
+    for (int i = 0; i < n; i++)
+        if (q->replies[i].err == ERR_CANCELLED) {
+            /* the client is gone: no fallback, no escalation, nobody to answer */
+            run_fail(q, ERR_CANCELLED, "the client closed the connection; the generation was cancelled");
+            return;
+        }
     double agreement = 0;
     int best = aggregate(q, n, &agreement, NULL);
     if (best < 0 && q->escalated) {
@@ -497,7 +504,10 @@ static enum err send_calls(struct query_run *q, int first, int count);
  * room for another call as slow as the slowest of the first wave. */
 static void wave_done(struct query_run *q) {
     int sent = q->replicas_out, planned = q->replicas_planned;
-    if (sent >= planned || q->escalated) {
+    bool cancelled = false;
+    for (int i = 0; i < sent; i++)
+        cancelled = cancelled || q->replies[i].err == ERR_CANCELLED;
+    if (sent >= planned || q->escalated || cancelled) {
         finish_llm(q);
         return;
     }
@@ -541,6 +551,7 @@ static void on_llm_done(void *ud, const struct agent_llm_result *res) {
     if (!q->backend && res->backend && res->backend[0])
         q->backend = arena_strdup(q->arena, res->backend);
     if (res->err) {
+        rep->err = res->err;
         rep->errmsg = arena_strdup(q->arena, res->errmsg);
     } else {
         rep->content = arena_strdup(q->arena, res->content);
@@ -739,6 +750,7 @@ static void launch_llm(struct query_run *q, enum slo_tier tier, int replicas, in
         .user = user,
         .max_tokens = max_tokens,
         .deadline_us = q->deadline_us - (int64_t)reserve_ms * 1000,
+        .cancel_key = q->req->cancel_key,
     };
     q->replies = arena_calloc(q->arena, (size_t)replicas, sizeof(*q->replies));
     if (!q->replies) {

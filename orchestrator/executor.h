@@ -25,6 +25,8 @@ struct exec_query_req {
     int mode;        /* enum ret_mode, -1 = planner decides */
     int tier;        /* enum slo_tier, -1 = planner decides */
     int64_t arrived_us; /* clock_us() when the request arrived */
+    uint64_t cancel_key; /* non-zero: agent_pool_cancel(pool, key) cancels its LLM calls,
+                          * and the query then ends with ERR_CANCELLED */
 
     /* SLO planning (used when exec_env.slo is set) */
     const struct slo_profile *profile; /* the tenant's; NULL = defaults */

@@ -11,6 +11,7 @@
  * can never resume a connection that is not yet suspended; a failed submit
  * resumes the connection itself with a 503 already stored. */
 #include "http.h"
+#include "hangup.h"
 #include "arena.h"
 #include "buf.h"
 #include "executor.h"
@@ -57,6 +58,8 @@ struct http_server {
     int64_t started_us;
     _Atomic double service_ms; /* EWMA of the time a request holds a worker */
     atomic_int running;        /* requests on a worker right now */
+    struct hangup *hangup;     /* cancels the LLM work of clients that left */
+    atomic_ullong next_key;    /* cancel keys, one per answering request */
 };
 
 struct req;
@@ -119,6 +122,7 @@ struct req {
     bool degrade;             /* admission control: answer with the free tier */
     const char *oa_model;     /* arena-owned */
     bool oa_stream, oa_usage;
+    uint64_t cancel_key;      /* watched for a hang-up while answering; 0 = not */
 };
 
 static void handle_healthz(struct req *r);
@@ -443,8 +447,22 @@ static void start_query(struct req *r, struct exec_query_req *q, exec_done_fn do
     if (r->degrade) /* admission control under load: the free tier, whatever was asked */
         q->tier = SLO_TIER_EXTRACTIVE;
     atomic_fetch_add(&r->parties, 1);
+    /* While the answer is generated the connection is suspended; the
+     * hang-up watcher sees the client leave and cancels the LLM calls. */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    uint64_t key = atomic_fetch_add(&r->srv->next_key, 1) + 1;
+    if (ci && r->srv->deps.llm && hangup_watch(r->srv->hangup, ci->connect_fd, key))
+        r->cancel_key = q->cancel_key = key;
     struct exec_env env = {.engine = r->srv->deps.engine, .pool = r->srv->deps.llm, .slo = r->srv->deps.slo};
     exec_query_start(&env, r->cfg, q, r->arena, done, r);
+}
+
+/* Every answering route's completion starts here: from now on the
+ * connection is the HTTP thread's again.  True when the client had left. */
+static bool answer_unwatch(struct req *r) {
+    bool gone = hangup_unwatch(r->srv->hangup, r->cancel_key);
+    r->cancel_key = 0;
+    return gone;
 }
 
 /* Bookkeeping for every answer, whatever its wire format: the tenant's
@@ -476,6 +494,7 @@ static void set_sse(struct req *r, char *text) {
 
 static void on_query_done(void *ud, enum err e, json_t *body, const char *errmsg) {
     struct req *r = ud;
+    answer_unwatch(r);
     if (e) {
         set_error(r, e, errmsg);
     } else {
@@ -507,6 +526,7 @@ static void handle_query(struct req *r) {
 
 static void on_chat_done(void *ud, enum err e, json_t *body, const char *errmsg) {
     struct req *r = ud;
+    answer_unwatch(r);
     if (e) {
         set_error(r, e, errmsg);
     } else {
@@ -872,7 +892,7 @@ static void record_query(struct req *r, json_t *body) {
     json_t *plan = json_object_get(d, "plan");
     metrics_add(m, M_PLANS, 1, json_string_value(json_object_get(plan, "generator_tier")),
                 json_string_value(json_object_get(plan, "retriever")), NULL);
-    static const char *const stages[] = {"queued", "classify", "plan", "retrieve", "generate"};
+    static const char *const stages[] = {"queued", "classify", "plan", "retrieve", "rerank", "generate"};
     for (size_t k = 0; k < ARRAY_SIZE(stages); k++) {
         char key[32];
         snprintf(key, sizeof key, "%s_ms", stages[k]);
@@ -1704,6 +1724,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     log_msg(LOG_WARN, "http", LOG_S("detail", line), LOG_END);
 }
 
+static void cancel_llm(void *ud, uint64_t key) {
+    agent_pool_cancel(ud, key);
+}
+
 enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *errmsg, size_t errlen,
                     struct http_server **ret_srv) {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->listen_port)};
@@ -1727,6 +1751,15 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
         return ERR_NOMEM;
     }
     srv->deps = *deps;
+    srv->hangup = hangup_new(cancel_llm, srv->deps.llm);
+    if (!srv->hangup) {
+        rl_free(srv->rl);
+        metrics_free(srv->metrics);
+        stats_free(srv->stats);
+        free(srv);
+        return ERR_NOMEM;
+    }
+    atomic_init(&srv->next_key, 0);
     atomic_init(&srv->in_flight, 0);
     atomic_init(&srv->draining, false);
     srv->daemon = MHD_start_daemon(
@@ -1739,6 +1772,7 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
     if (!srv->daemon) {
         snprintf(errmsg, errlen, "cannot listen on %s:%d (address in use or not available)", cfg->listen_host,
                  cfg->listen_port);
+        hangup_free(srv->hangup);
         rl_free(srv->rl);
         metrics_free(srv->metrics);
         stats_free(srv->stats);
@@ -1775,6 +1809,7 @@ bool http_wait_idle(struct http_server *srv, int timeout_ms) {
 struct http_server *http_stop(struct http_server *srv) {
     if (srv) {
         MHD_stop_daemon(srv->daemon);
+        hangup_free(srv->hangup);
         rl_free(srv->rl);
         metrics_free(srv->metrics);
         stats_free(srv->stats);

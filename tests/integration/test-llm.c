@@ -28,11 +28,11 @@ static const char sim_config[] =
     "{\"name\": \"good\", \"ttft_ms\": 5, \"ms_per_token\": 1, \"jitter\": 0, \"max_concurrency\": 64,"
     " \"wrong_rate\": 0, \"abstain_rate\": 0},"
     "{\"name\": \"e500\", \"ttft_ms\": 1, \"max_concurrency\": 64, \"faults\": {\"http500\": 1.0}},"
-    "{\"name\": \"slow\", \"ttft_ms\": 300, \"ms_per_token\": 0, \"jitter\": 0, \"max_concurrency\": 64}"
+    "{\"name\": \"slow\", \"ttft_ms\": 300, \"ms_per_token\": 0, \"jitter\": 0, \"max_concurrency\": 64},"
+    "{\"name\": \"glacial\", \"ttft_ms\": 6000, \"ms_per_token\": 0, \"jitter\": 0, \"max_concurrency\": 64}"
     "]}";
 
-static void write_slorag_config(int large_concurrency, int large_ttft_bump) {
-    (void)large_ttft_bump;
+static void write_slorag_config(int large_concurrency, const char *large_model) {
     char path[128];
     snprintf(path, sizeof path, "%s/config.json", D.dir);
     FILE *f = fopen(path, "w");
@@ -43,9 +43,9 @@ static void write_slorag_config(int large_concurrency, int large_ttft_bump) {
             " \"price_in_per_1k\": 0.5, \"price_out_per_1k\": 1.5},"
             "{\"name\": \"bad\", \"tier\": \"small\", \"url\": \"http://127.0.0.1:%d\", \"model\": \"e500\","
             " \"max_retries\": 1},"
-            "{\"name\": \"big\", \"tier\": \"large\", \"url\": \"http://127.0.0.1:%d\", \"model\": \"slow\","
+            "{\"name\": \"big\", \"tier\": \"large\", \"url\": \"http://127.0.0.1:%d\", \"model\": \"%s\","
             " \"max_concurrency\": %d}]}",
-            sim_port, sim_port, sim_port, large_concurrency);
+            sim_port, sim_port, sim_port, large_model, large_concurrency);
     fclose(f);
 }
 
@@ -54,7 +54,7 @@ static int start(void **state) {
     daemon_prepare(&D, NULL);
     if (!sim_start(D.dir, sim_config, NULL, &sim_pid, &sim_port))
         return -1;
-    write_slorag_config(16, 0);
+    write_slorag_config(16, "slow");
     if (daemon_ingest(&D, "default", getenv("SLORAG_TEST_DOCS")) != 0 || !daemon_start(&D)) {
         daemon_dump_log(&D);
         return -1;
@@ -186,7 +186,7 @@ static void test_reload_with_generations_in_flight(void **state) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         double ms = (double)(now.tv_sec - t0.tv_sec) * 1e3 + (double)(now.tv_nsec - t0.tv_nsec) / 1e6;
         if (!reloaded && ms > 100) {
-            write_slorag_config(4, 0); /* shrink the large backend while its calls run */
+            write_slorag_config(4, "slow"); /* shrink the large backend while its calls run */
             kill(D.pid, SIGHUP);
             reloaded = true;
         }
@@ -221,6 +221,105 @@ static void test_reload_with_generations_in_flight(void **state) {
     if (f)
         fclose(f);
     assert_true(seen);
+}
+
+static int count_in_log(const char *needle) {
+    FILE *f = fopen(D.log_path, "r");
+    char line[2048];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* The large backend's calls in flight, from /v1/stats. */
+static int big_in_flight(void) {
+    struct http_resp r;
+    http_do(&D, "GET", "/v1/stats", NULL, NULL, 0, &r);
+    json_t *j = r.body ? json_loads(r.body, 0, NULL) : NULL;
+    http_resp_done(&r);
+    int n = -1;
+    json_t *b;
+    size_t i;
+    json_array_foreach(json_object_get(j, "backends"), i, b)
+        if (strcmp(json_string_value(json_object_get(b, "name")), "big") == 0)
+            n = (int)json_integer_value(json_object_get(b, "in_flight"));
+    json_decref(j);
+    return n;
+}
+
+static double ms_since(const struct timespec *t0) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* A client that hangs up while its answer is generated cancels the backend
+ * call: the large tier now takes 6 s to its first token, the client gives
+ * up after 300 ms, and the call must be gone (in_flight back to 0, request
+ * logged as 499) long before the 6 s are up.  Plain and streamed. */
+static void test_client_hangup_cancels(void **state) {
+    (void)state;
+    int reloads = count_in_log("\"event\":\"reloaded\"");
+    write_slorag_config(16, "glacial");
+    kill(D.pid, SIGHUP);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (count_in_log("\"event\":\"reloaded\"") == reloads && ms_since(&t0) < 5000) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(count_in_log("\"event\":\"reloaded\"") > reloads);
+    static const char *const bodies[] = {
+        "{\"question\": \"When does the fish market take place?\", \"tier\": \"large\"}",
+        "{\"question\": \"When does the fish market take place?\", \"tier\": \"large\", \"stream\": true}",
+    };
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/query", D.port);
+    for (int b = 0; b < 2; b++) {
+        int cancelled_before = count_in_log("\"status\":499");
+        CURL *c = curl_easy_init();
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        struct http_resp resp = {0};
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, bodies[b]);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 300L);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(curl_easy_perform(c), CURLE_OPERATION_TIMEDOUT);
+        curl_easy_cleanup(c); /* closes the connection: the client has left */
+        curl_slist_free_all(h);
+        free(resp.body);
+        /* without the cancel the call would stay in flight for 6 s */
+        while (ms_since(&t0) < 4000) {
+            if (big_in_flight() == 0 && count_in_log("\"status\":499") > cancelled_before)
+                break;
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        double gone_ms = ms_since(&t0);
+        print_message("# %s: backend call cancelled %.0f ms after the request started\n", b ? "streamed" : "plain",
+                      gone_ms);
+        assert_int_equal(big_in_flight(), 0);
+        assert_true(count_in_log("\"status\":499") > cancelled_before);
+        assert_true(gone_ms < 4000);
+    }
+    /* the daemon still answers, and the next client who waits gets its answer */
+    write_slorag_config(16, "slow");
+    reloads = count_in_log("\"event\":\"reloaded\"");
+    kill(D.pid, SIGHUP);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (count_in_log("\"event\":\"reloaded\"") == reloads && ms_since(&t0) < 5000) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    json_t *j = query(bodies[0], 200, NULL);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(decision(j), "actual"), "backend")), "big");
+    json_decref(j);
 }
 
 static void test_openai_compatible(void **state) {
@@ -354,12 +453,14 @@ int main(void) {
     (void)test_fallbacks;
     (void)test_openai_compatible;
     (void)test_reload_with_generations_in_flight;
+    (void)test_client_hangup_cancels;
 #else
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llm_answer),
         cmocka_unit_test(test_fallbacks),
         cmocka_unit_test(test_openai_compatible),
         cmocka_unit_test(test_reload_with_generations_in_flight),
+        cmocka_unit_test(test_client_hangup_cancels),
     };
     (void)test_openai_npm_client;
 #endif

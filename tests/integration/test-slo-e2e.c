@@ -305,7 +305,6 @@ static void test_replicas_stop_early(void **state) {
     json_t *j = ask("perfectionist", NULL, 200);
     json_t *d = json_object_get(j, "decision");
     char *dump = json_dumps(d, 0);
-    print_message("# %s\n", dump);
     json_int_t planned = json_integer_value(json_object_get(json_object_get(d, "plan"), "replicas"));
     if (planned != 3)
         fail_msg("the planner did not plan three replicas: %s", dump);
