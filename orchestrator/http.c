@@ -1061,6 +1061,11 @@ static void handle_metrics(struct req *r) {
     if (!e)
         e = metrics_gauge(&b, "slorag_http_in_flight", NULL, (double)atomic_load(&srv->in_flight));
     if (!e)
+        e = metrics_gauge_header(&b, "slorag_client_hangups",
+                                 "Answers whose backend calls were cancelled because the client left (monotonic)");
+    if (!e)
+        e = metrics_gauge(&b, "slorag_client_hangups", NULL, (double)hangup_cancelled(srv->hangup));
+    if (!e)
         e = metrics_gauge_header(&b, "slorag_worker_queue_depth", "Requests waiting for a worker thread");
     if (!e)
         e = metrics_gauge(&b, "slorag_worker_queue_depth", NULL, (double)exec_pool_queued(srv->deps.pool));

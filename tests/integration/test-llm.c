@@ -308,6 +308,13 @@ static void test_client_hangup_cancels(void **state) {
         assert_true(count_in_log("\"status\":499") > cancelled_before);
         assert_true(gone_ms < 4000);
     }
+    /* and the metric counts both */
+    struct http_resp mr;
+    http_do(&D, "GET", "/metrics", NULL, NULL, 0, &mr);
+    const char *hl = mr.body ? strstr(mr.body, "\nslorag_client_hangups ") : NULL;
+    assert_non_null(hl);
+    assert_true(atof(hl + strlen("\nslorag_client_hangups ")) >= 2);
+    http_resp_done(&mr);
     /* the daemon still answers, and the next client who waits gets its answer */
     write_slorag_config(16, "slow");
     reloads = count_in_log("\"event\":\"reloaded\"");
