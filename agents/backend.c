@@ -68,6 +68,8 @@ struct call {
     agent_llm_done done;
     void *ud;
     uint64_t key;            /* cancel key, 0 = none */
+    void (*on_delta)(void *ud, const char *text, size_t len);
+    bool delivered;          /* a delta reached the caller: no retry */
 };
 
 struct agent_pool {
@@ -256,8 +258,12 @@ static void parse_sse(struct call *c) {
                     json_t *ev = json_loads(d, 0, NULL);
                     json_t *delta = json_object_get(json_array_get(json_object_get(ev, "choices"), 0), "delta");
                     json_t *piece = json_object_get(delta, "content");
-                    if (json_is_string(piece))
-                        buf_append(&c->content, json_string_value(piece), json_string_length(piece));
+                    if (json_is_string(piece) && json_string_length(piece) > 0 &&
+                        buf_append(&c->content, json_string_value(piece), json_string_length(piece)) == ERR_OK &&
+                        c->on_delta) {
+                        c->on_delta(c->ud, json_string_value(piece), json_string_length(piece));
+                        c->delivered = true;
+                    }
                     json_t *usage = json_object_get(ev, "usage");
                     if (json_is_object(usage))
                         parse_usage(usage, &c->sse_prompt_tokens, &c->sse_completion_tokens);
@@ -425,7 +431,7 @@ static void transfer_done(struct agent_pool *p, struct call *c, CURLcode rc) {
     int max_retries = c->be->conf.max_retries;
     pthread_mutex_unlock(&p->mu);
 
-    if (e && retry && c->attempts <= max_retries) {
+    if (e && retry && !c->delivered && c->attempts <= max_retries) {
         double backoff_ms = BACKOFF_BASE_MS * pow(2.0, c->attempts - 1) * jitter(p);
         int64_t at = now + (int64_t)(backoff_ms * 1000);
         if (at + 1000 < c->deadline_us) {
@@ -725,6 +731,7 @@ enum err agent_pool_chat(struct agent_pool *p, const struct agent_llm_call *call
     c->done = done;
     c->ud = ud;
     c->key = call->cancel_key;
+    c->on_delta = call->stream ? call->on_delta : NULL;
     snprintf(c->tier, sizeof c->tier, "%s", call->tier);
     buf_init(&c->reply, REPLY_MAX);
     buf_init(&c->content, REPLY_MAX);

@@ -45,6 +45,10 @@ struct agent_llm_call {
     int64_t deadline_us;   /* absolute, on clock_us() */
     int seed;              /* > 0: sent as the request's sampling seed (replicas differ by it) */
     uint64_t cancel_key;   /* non-zero: agent_pool_cancel(key) cancels this call */
+    /* With stream: called on the I/O thread with each piece of content as
+     * it arrives (keep it short).  Once a piece has been delivered the call
+     * is never retried, so a consumer never sees text twice. */
+    void (*on_delta)(void *ud, const char *text, size_t len);
 };
 
 struct agent_backend_health {

@@ -171,6 +171,7 @@ struct query_run {
     int attempts;
     bool usage_estimated;
     bool reranked;              /* the rerank stage ran; io.rerank says what it changed */
+    bool streamed;              /* answer pieces already went to the client */
     json_t *skipped, *expanded; /* owned until the body takes them */
 
     /* SLO engine */
@@ -286,6 +287,10 @@ static bool maybe_escalate(struct query_run *q) {
     double confidence = q->io.abstained ? 0 : q->io.confidence;
     if (confidence >= SLO_GATE_ESCALATE_CONFIDENCE)
         return false;
+    if (q->streamed) {
+        note(q->skipped, "escalate", "weak answer, but it was already streamed to the client");
+        return false;
+    }
     int reserve_ms = q->plan.deadline_ms / 20;
     reserve_ms = reserve_ms < 20 ? 20 : reserve_ms > 250 ? 250 : reserve_ms;
     struct slo_escalation_input in = {
@@ -497,6 +502,14 @@ static void finish_llm(struct query_run *q) {
 
 static enum err send_calls(struct query_run *q, int first, int count);
 
+/* Backend pool I/O thread: one piece of a streamed answer. */
+static void on_llm_delta(void *ud, const char *text, size_t len) {
+    struct replica *rep = ud;
+    struct query_run *q = rep->run;
+    q->streamed = true;
+    q->req->on_delta(q->req->stream_ud, text, len);
+}
+
 /* Every call of the current wave is back.  Adaptive depth, "stop
  * replicas": a plan of more than two replicas launches two first; when
  * they agree (slo_gate_stop_replicas), the rest are never sent and their
@@ -658,6 +671,13 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
         run_fail(q, e, msg);
         return;
     }
+    if (req->on_plan) {
+        json_t *ev = json_pack("{s:s, s:s, s:o}", "request_id", req->request_id, "intent",
+                               slo_intent_name(q->intent.intent), "plan", plan_json(&q->plan));
+        if (ev)
+            req->on_plan(req->stream_ud, ev);
+        json_decref(ev);
+    }
     q->ctx = (struct agent_ctx){.arena = a, .engine = env->engine, .deadline_us = q->deadline_us};
     q->io = (struct agent_io){
         .question = req->question,
@@ -759,6 +779,11 @@ static void launch_llm(struct query_run *q, enum slo_tier tier, int replicas, in
     }
     for (int i = 0; i < replicas; i++)
         q->replies[i].run = q;
+    if (q->req->on_delta && replicas == 1 && !q->escalated) {
+        /* one answer, no aggregation: its pieces can go out as they come */
+        call.stream = true;
+        call.on_delta = on_llm_delta;
+    }
     q->call = call;
     q->replicas_planned = replicas;
     /* More than two replicas go out in two waves (see wave_done). */

@@ -27,6 +27,14 @@ struct exec_query_req {
     int64_t arrived_us; /* clock_us() when the request arrived */
     uint64_t cancel_key; /* non-zero: agent_pool_cancel(pool, key) cancels its LLM calls,
                           * and the query then ends with ERR_CANCELLED */
+    /* Streaming (NULL: not streamed).  on_plan is called once, when the plan
+     * is made and the collection found, before retrieval, with
+     * {request_id, intent, plan} (borrowed); on_delta with each piece of the
+     * answer as a single LLM call generates it, on the backend I/O thread.
+     * An answer that was streamed is not escalated afterwards. */
+    void (*on_plan)(void *ud, json_t *plan_event);
+    void (*on_delta)(void *ud, const char *text, size_t len);
+    void *stream_ud;
 
     /* SLO planning (used when exec_env.slo is set) */
     const struct slo_profile *profile; /* the tenant's; NULL = defaults */

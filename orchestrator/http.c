@@ -30,6 +30,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <signal.h>
@@ -89,7 +90,7 @@ struct route {
 
 #define ROUTE_MAX_PARAMS 2
 
-enum req_state { REQ_READING, REQ_RUNNING, REQ_DONE };
+enum req_state { REQ_READING, REQ_RUNNING, REQ_DONE, REQ_STREAMING, REQ_STREAM_QUEUED };
 
 struct req {
     struct http_server *srv;
@@ -123,6 +124,23 @@ struct req {
     const char *oa_model;     /* arena-owned */
     bool oa_stream, oa_usage;
     uint64_t cancel_key;      /* watched for a hang-up while answering; 0 = not */
+
+    /* A live stream: an SSE answer sent while it is generated.  The first
+     * event resumes the connection early (REQ_STREAMING) and a callback
+     * response is queued; stream_read hands out what the producers (a
+     * worker, the backend I/O thread) appended, and suspends the
+     * connection while there is nothing to send.  smu guards these fields
+     * and the hand-over of the request's lifetime (see req_finish and
+     * on_completed). */
+    pthread_mutex_t smu;
+    struct buf sbuf;          /* events not yet handed to libmicrohttpd */
+    size_t ssent;             /* of sbuf, already handed over */
+    bool live;                /* the stream response is queued or about to be */
+    bool s_end;               /* every event is in sbuf: end once it drains */
+    bool reader_waiting;      /* stream_read suspended the connection */
+    bool mhd_gone;            /* libmicrohttpd finished with the request first */
+    bool deltas_sent;         /* answer pieces went out as they were generated */
+    long created;             /* OpenAI chunks' timestamp */
 };
 
 static void handle_healthz(struct req *r);
@@ -416,6 +434,10 @@ static enum err parse_question(struct req *r, json_t *root, struct exec_query_re
 }
 
 static void req_finish(struct req *r);
+static void req_free(struct req *r);
+static void stream_push(struct req *r, char *text, bool open);
+static bool stream_live(struct req *r);
+static void answered(struct req *r, json_t *body);
 
 /* Common start of /v1/query and /v1/chat/completions once the request is
  * parsed: the tenant's token budget, then the pipeline.  The answer may
@@ -460,9 +482,62 @@ static void start_query(struct req *r, struct exec_query_req *q, exec_done_fn do
 /* Every answering route's completion starts here: from now on the
  * connection is the HTTP thread's again.  True when the client had left. */
 static bool answer_unwatch(struct req *r) {
-    bool gone = hangup_unwatch(r->srv->hangup, r->cancel_key);
+    pthread_mutex_lock(&r->smu);
+    uint64_t key = r->cancel_key;
     r->cancel_key = 0;
-    return gone;
+    pthread_mutex_unlock(&r->smu);
+    return hangup_unwatch(r->srv->hangup, key);
+}
+
+/* ---- live streams: the executor's stream callbacks ---- */
+
+static void query_on_plan(void *ud, json_t *ev) {
+    stream_push(ud, slorag_stream_plan(ev), true);
+}
+
+static void query_on_delta(void *ud, const char *text, size_t len) {
+    struct req *r = ud;
+    pthread_mutex_lock(&r->smu);
+    r->deltas_sent = true;
+    pthread_mutex_unlock(&r->smu);
+    stream_push(r, slorag_stream_delta(text, len), false);
+}
+
+static void chat_on_plan(void *ud, json_t *ev) {
+    (void)ev;
+    struct req *r = ud;
+    stream_push(r, oa_stream_open(r->request_id, r->oa_model, r->created), true);
+}
+
+static void chat_on_delta(void *ud, const char *text, size_t len) {
+    struct req *r = ud;
+    pthread_mutex_lock(&r->smu);
+    r->deltas_sent = true;
+    pthread_mutex_unlock(&r->smu);
+    stream_push(r, oa_stream_delta(r->request_id, r->oa_model, r->created, text, len), false);
+}
+
+/* A live stream's last events: the error, or the rest of the answer. */
+static void stream_finish(struct req *r, enum err e, json_t *body, const char *errmsg) {
+    pthread_mutex_lock(&r->smu);
+    bool deltas = r->deltas_sent;
+    pthread_mutex_unlock(&r->smu);
+    if (e) {
+        set_error(r, e, errmsg); /* for the log and metrics: the wire already said 200 */
+        if (r->openai) {
+            stream_push(r, oa_stream_error(e, errmsg && *errmsg ? errmsg : err_message(e)), false);
+        } else {
+            json_t *eb = json_loads(r->resp ? r->resp : "{}", 0, NULL);
+            stream_push(r, eb ? slorag_stream_error(eb) : NULL, false);
+            json_decref(eb);
+        }
+        return;
+    }
+    answered(r, body);
+    r->status = 200;
+    stream_push(r, r->openai ? oa_stream_close(body, r->oa_model, r->created, r->oa_usage, deltas)
+                             : slorag_stream_close(body, deltas),
+                false);
 }
 
 /* Bookkeeping for every answer, whatever its wire format: the tenant's
@@ -495,6 +570,12 @@ static void set_sse(struct req *r, char *text) {
 static void on_query_done(void *ud, enum err e, json_t *body, const char *errmsg) {
     struct req *r = ud;
     answer_unwatch(r);
+    if (stream_live(r)) {
+        stream_finish(r, e, body, errmsg);
+        json_decref(body);
+        req_finish(r);
+        return;
+    }
     if (e) {
         set_error(r, e, errmsg);
     } else {
@@ -521,12 +602,23 @@ static void handle_query(struct req *r) {
         set_error(r, e, msg);
         return;
     }
+    if (r->oa_stream) {
+        q->on_plan = query_on_plan;
+        q->on_delta = query_on_delta;
+        q->stream_ud = r;
+    }
     start_query(r, q, on_query_done);
 }
 
 static void on_chat_done(void *ud, enum err e, json_t *body, const char *errmsg) {
     struct req *r = ud;
     answer_unwatch(r);
+    if (stream_live(r)) {
+        stream_finish(r, e, body, errmsg);
+        json_decref(body);
+        req_finish(r);
+        return;
+    }
     if (e) {
         set_error(r, e, errmsg);
     } else {
@@ -593,6 +685,12 @@ static void handle_chat_completions(struct req *r) {
     if (e) {
         set_error(r, e, msg);
         return;
+    }
+    if (r->oa_stream) {
+        r->created = (long)time(NULL);
+        q->on_plan = chat_on_plan;
+        q->on_delta = chat_on_delta;
+        q->stream_ud = r;
     }
     start_query(r, q, on_chat_done);
 }
@@ -1390,10 +1488,97 @@ static void handle_admin_reload(struct req *r) {
 
 /* The last party to finish hands the response to the HTTP thread. */
 static void req_finish(struct req *r) {
-    if (atomic_fetch_sub(&r->parties, 1) == 1) {
-        r->state = REQ_DONE;
-        MHD_resume_connection(r->conn); /* r may be freed from here on */
+    pthread_mutex_lock(&r->smu);
+    if (atomic_fetch_sub(&r->parties, 1) != 1) {
+        pthread_mutex_unlock(&r->smu);
+        return;
     }
+    if (r->live) {
+        /* the stream carries the answer: let it end */
+        r->s_end = true;
+        bool gone = r->mhd_gone;
+        if (r->reader_waiting && !gone) {
+            r->reader_waiting = false;
+            MHD_resume_connection(r->conn);
+        }
+        pthread_mutex_unlock(&r->smu);
+        if (gone)
+            req_free(r); /* libmicrohttpd is done with it, and so are we */
+        return;
+    }
+    pthread_mutex_unlock(&r->smu);
+    r->state = REQ_DONE;
+    MHD_resume_connection(r->conn); /* r may be freed from here on */
+}
+
+/* Appends a malloc'd piece of a live stream (NULL: nothing, e.g. out of
+ * memory) and wakes the reader; with open, the first piece also resumes
+ * the suspended connection so that the stream response gets queued. */
+static void stream_push(struct req *r, char *text, bool open) {
+    pthread_mutex_lock(&r->smu);
+    if (text && !r->mhd_gone && buf_append(&r->sbuf, text, strlen(text)) != ERR_OK)
+        log_msg(LOG_WARN, "stream", LOG_S("id", r->request_id), LOG_S("detail", "stream buffer full: event dropped"),
+                LOG_END);
+    free(text);
+    if (!r->mhd_gone) {
+        if (open && !r->live) {
+            r->live = true;
+            r->state = REQ_STREAMING;
+            MHD_resume_connection(r->conn);
+        } else if (r->reader_waiting) {
+            r->reader_waiting = false;
+            MHD_resume_connection(r->conn);
+        }
+    }
+    pthread_mutex_unlock(&r->smu);
+}
+
+static bool stream_live(struct req *r) {
+    pthread_mutex_lock(&r->smu);
+    bool live = r->live;
+    pthread_mutex_unlock(&r->smu);
+    return live;
+}
+
+/* libmicrohttpd's content reader for a live stream (HTTP thread). */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
+    (void)pos;
+    struct req *r = cls;
+    pthread_mutex_lock(&r->smu);
+    size_t avail = r->sbuf.len - r->ssent;
+    if (avail > 0) {
+        size_t n = avail < max ? avail : max;
+        memcpy(out, r->sbuf.data + r->ssent, n);
+        r->ssent += n;
+        if (r->ssent == r->sbuf.len)
+            r->sbuf.len = r->ssent = 0; /* drained: reuse the buffer */
+        pthread_mutex_unlock(&r->smu);
+        return (ssize_t)n;
+    }
+    if (r->s_end) {
+        pthread_mutex_unlock(&r->smu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    /* nothing yet: sleep until a producer has more (stream_push) */
+    r->reader_waiting = true;
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_unlock(&r->smu);
+    return 0;
+}
+
+static enum MHD_Result queue_stream(struct req *r) {
+    r->state = REQ_STREAM_QUEUED;
+    r->status = 200;
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, r, NULL);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
 }
 
 static void run_job(void *arg) {
@@ -1465,12 +1650,16 @@ static struct req *req_new(struct http_server *srv, struct MHD_Connection *conn,
         memcpy(r->request_id, rid, ridlen + 1);
     else
         util_random_hex(r->request_id, 16);
+    pthread_mutex_init(&r->smu, NULL);
+    buf_init(&r->sbuf, 16u << 20);
     atomic_fetch_add(&srv->in_flight, 1);
     return r;
 }
 
 static void req_free(struct req *r) {
     atomic_fetch_sub(&r->srv->in_flight, 1);
+    pthread_mutex_destroy(&r->smu);
+    buf_done(&r->sbuf);
     buf_done(&r->body);
     free(r->resp);
     arena_free(r->arena);
@@ -1485,6 +1674,31 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req *r = *con_cls;
     if (!r)
         return;
+    *con_cls = NULL;
+    struct http_server *srv = r->srv;
+    char rid[sizeof r->request_id];
+    memcpy(rid, r->request_id, sizeof rid);
+    const char *method = r->method, *url = r->url; /* libmicrohttpd's, valid during this call */
+    const char *pattern = r->route ? r->route->pattern : "unmatched";
+    pthread_mutex_lock(&r->smu);
+    bool keep = r->live && atomic_load(&r->parties) > 0;
+    uint64_t key = r->cancel_key;
+    if (keep) {
+        /* the client left a live stream while the answer is still being
+         * generated: stop that work; the last party frees r (from the
+         * unlock on, r may be gone: only the copies above are used) */
+        r->mhd_gone = true;
+        r->cancel_key = 0;
+    }
+    pthread_mutex_unlock(&r->smu);
+    if (keep) {
+        hangup_unwatch(srv->hangup, key);
+        agent_pool_cancel(srv->deps.llm, key);
+        metrics_add(srv->metrics, M_HTTP_REQUESTS, 1, pattern, "499", NULL);
+        log_msg(LOG_WARN, "request", LOG_S("id", rid), LOG_S("method", method), LOG_S("path", url),
+                LOG_I("status", 499), LOG_S("detail", "the client left the stream; generation cancelled"), LOG_END);
+        return;
+    }
     double ms = (double)(clock_us() - r->arrived_us) / 1000.0;
     char code[8];
     snprintf(code, sizeof code, "%d", r->status);
@@ -1493,7 +1707,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             LOG_S("method", r->method), LOG_S("path", r->url), LOG_I("status", r->status), LOG_F("ms", ms),
             LOG_I("completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK), LOG_END);
     req_free(r);
-    *con_cls = NULL;
 }
 
 /* Finds the route for method+url, capturing parameters into r.  When the
@@ -1712,9 +1925,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     case REQ_RUNNING:
+    case REQ_STREAM_QUEUED:
         return MHD_YES; /* spurious call while suspended */
     case REQ_DONE:
         return queue(r);
+    case REQ_STREAMING:
+        return queue_stream(r);
     }
     return MHD_NO;
 }

@@ -144,25 +144,69 @@ static json_t *chunk(const char *id, const char *model, long created, json_t *de
                      "finish_reason", finish);
 }
 
-char *oa_chat_stream(json_t *answer, const char *model, long created, bool include_usage) {
-    char id[64];
-    completion_id(answer, id, sizeof id);
-    struct buf b;
-    buf_init(&b, 16u << 20);
-    enum err e = sse(&b, chunk(id, model, created, json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL));
-    /* content in pieces of a few words, split after spaces (UTF-8 safe) */
-    const char *text = answer_text(answer);
-    size_t n = strlen(text), start = 0, words = 0;
-    for (size_t i = 0; !e && i <= n; i++) {
+static char *finish_buf(struct buf *b, enum err e) {
+    if (e) {
+        buf_done(b);
+        return NULL;
+    }
+    return buf_steal(b);
+}
+
+/* Content in pieces of a few words, split after spaces (UTF-8 safe);
+ * piece_fn appends one piece's event. */
+static enum err split_text(struct buf *b, const char *text, enum err (*piece_fn)(struct buf *, json_t *, void *),
+                           void *ud) {
+    size_t n = text ? strlen(text) : 0, start = 0, words = 0;
+    enum err e = ERR_OK;
+    for (size_t i = 0; !e && text && i <= n; i++) {
         if (i == n || (text[i] == ' ' && ++words % 4 == 0)) {
             size_t end = i == n ? n : i + 1;
             if (end > start) {
                 json_t *piece = json_stringn(text + start, end - start);
-                e = piece ? sse(&b, chunk(id, model, created, json_pack("{s:o}", "content", piece), NULL)) : ERR_NOMEM;
+                e = piece ? piece_fn(b, piece, ud) : ERR_NOMEM;
             }
             start = end;
         }
     }
+    return e;
+}
+
+struct oa_piece_ctx {
+    const char *id, *model;
+    long created;
+};
+
+static enum err oa_piece(struct buf *b, json_t *piece, void *ud) {
+    const struct oa_piece_ctx *c = ud;
+    return sse(b, chunk(c->id, c->model, c->created, json_pack("{s:o}", "content", piece), NULL));
+}
+
+char *oa_stream_open(const char *request_id, const char *model, long created) {
+    char id[64];
+    snprintf(id, sizeof id, "chatcmpl-%s", request_id ? request_id : "0");
+    struct buf b;
+    buf_init(&b, 1u << 20);
+    enum err e = sse(&b, chunk(id, model, created, json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL));
+    return finish_buf(&b, e);
+}
+
+char *oa_stream_delta(const char *request_id, const char *model, long created, const char *text, size_t len) {
+    char id[64];
+    snprintf(id, sizeof id, "chatcmpl-%s", request_id ? request_id : "0");
+    struct buf b;
+    buf_init(&b, 1u << 20);
+    json_t *piece = json_stringn(text, len);
+    enum err e = piece ? sse(&b, chunk(id, model, created, json_pack("{s:o}", "content", piece), NULL)) : ERR_NOMEM;
+    return finish_buf(&b, e);
+}
+
+char *oa_stream_close(json_t *answer, const char *model, long created, bool include_usage, bool deltas_sent) {
+    char id[64];
+    completion_id(answer, id, sizeof id);
+    struct buf b;
+    buf_init(&b, 16u << 20);
+    struct oa_piece_ctx pc = {id, model, created};
+    enum err e = deltas_sent ? ERR_OK : split_text(&b, answer_text(answer), oa_piece, &pc);
     if (!e) {
         json_t *last = chunk(id, model, created, json_object(), "stop");
         json_object_set_new(last, "slorag", extra(answer));
@@ -173,11 +217,39 @@ char *oa_chat_stream(json_t *answer, const char *model, long created, bool inclu
                               (json_int_t)created, "model", model, "choices", "usage", usage_of(answer)));
     if (!e)
         e = buf_puts(&b, "data: [DONE]\n\n");
-    if (e) {
-        buf_done(&b);
+    return finish_buf(&b, e);
+}
+
+char *oa_stream_error(enum err err, const char *message) {
+    struct buf b;
+    buf_init(&b, 1u << 20);
+    enum err e = sse(&b, oa_error(err, message));
+    if (!e)
+        e = buf_puts(&b, "data: [DONE]\n\n");
+    return finish_buf(&b, e);
+}
+
+static char *concat_free(char *a, char *b) {
+    if (!a || !b) {
+        free(a);
+        free(b);
         return NULL;
     }
-    return buf_steal(&b);
+    size_t la = strlen(a), lb = strlen(b);
+    char *out = realloc(a, la + lb + 1);
+    if (!out) {
+        free(a);
+        free(b);
+        return NULL;
+    }
+    memcpy(out + la, b, lb + 1);
+    free(b);
+    return out;
+}
+
+char *oa_chat_stream(json_t *answer, const char *model, long created, bool include_usage) {
+    return concat_free(oa_stream_open(json_string_value(json_object_get(answer, "request_id")), model, created),
+                       oa_stream_close(answer, model, created, include_usage, false));
 }
 
 static enum err named_event(struct buf *b, const char *name, json_t *data) {
@@ -190,34 +262,53 @@ static enum err named_event(struct buf *b, const char *name, json_t *data) {
     return e;
 }
 
-char *slorag_query_stream(json_t *answer) {
+static enum err query_piece(struct buf *b, json_t *piece, void *ud) {
+    (void)ud;
+    return named_event(b, "delta", json_pack("{s:o}", "text", piece));
+}
+
+char *slorag_stream_plan(json_t *plan_event) {
+    struct buf b;
+    buf_init(&b, 1u << 20);
+    return finish_buf(&b, named_event(&b, "plan", json_incref(plan_event)));
+}
+
+char *slorag_stream_delta(const char *text, size_t len) {
+    struct buf b;
+    buf_init(&b, 1u << 20);
+    json_t *piece = json_stringn(text, len);
+    return finish_buf(&b, piece ? query_piece(&b, piece, NULL) : ERR_NOMEM);
+}
+
+char *slorag_stream_close(json_t *answer, bool deltas_sent) {
     struct buf b;
     buf_init(&b, 16u << 20);
-    json_t *d = json_object_get(answer, "decision");
-    enum err e = named_event(&b, "plan", json_pack("{s:O?, s:O?, s:O?}", "request_id",
-                                                   json_object_get(answer, "request_id"), "intent",
-                                                   json_object_get(d, "intent"), "plan", json_object_get(d, "plan")));
-    const char *text = json_string_value(json_object_get(answer, "answer"));
-    size_t n = text ? strlen(text) : 0, start = 0, words = 0;
-    for (size_t i = 0; !e && text && i <= n; i++) {
-        if (i == n || (text[i] == ' ' && ++words % 4 == 0)) {
-            size_t end = i == n ? n : i + 1;
-            if (end > start) {
-                json_t *piece = json_stringn(text + start, end - start);
-                e = piece ? named_event(&b, "delta", json_pack("{s:o}", "text", piece)) : ERR_NOMEM;
-            }
-            start = end;
-        }
-    }
+    enum err e = deltas_sent ? ERR_OK
+                             : split_text(&b, json_string_value(json_object_get(answer, "answer")), query_piece, NULL);
     if (!e)
         e = named_event(&b, "citations", json_pack("{s:O?}", "citations", json_object_get(answer, "citations")));
     if (!e)
         e = named_event(&b, "done", json_incref(answer));
-    if (e) {
-        buf_done(&b);
-        return NULL;
-    }
-    return buf_steal(&b);
+    return finish_buf(&b, e);
+}
+
+char *slorag_stream_error(json_t *error_body) {
+    struct buf b;
+    buf_init(&b, 1u << 20);
+    return finish_buf(&b, named_event(&b, "error", json_incref(error_body)));
+}
+
+json_t *slorag_plan_event(json_t *answer) {
+    json_t *d = json_object_get(answer, "decision");
+    return json_pack("{s:O?, s:O?, s:O?}", "request_id", json_object_get(answer, "request_id"), "intent",
+                     json_object_get(d, "intent"), "plan", json_object_get(d, "plan"));
+}
+
+char *slorag_query_stream(json_t *answer) {
+    json_t *ev = slorag_plan_event(answer);
+    char *open = ev ? slorag_stream_plan(ev) : NULL;
+    json_decref(ev);
+    return concat_free(open, slorag_stream_close(answer, false));
 }
 
 json_t *oa_error(enum err e, const char *message) {

@@ -38,6 +38,24 @@ char *oa_chat_stream(json_t *answer, const char *model, long created, bool inclu
  * pieces), "citations", then "done" with the whole record.  malloc'd. */
 char *slorag_query_stream(json_t *answer);
 
+/* The same streams in pieces, for answers streamed as they are generated
+ * (all malloc'd, NULL on out of memory).  OpenAI: open = the role chunk,
+ * delta = one content chunk, close = the remaining content (unless the
+ * deltas were already sent), the final chunk with the slorag extra, usage
+ * when asked, [DONE]; error = an error object then [DONE]. */
+char *oa_stream_open(const char *request_id, const char *model, long created);
+char *oa_stream_delta(const char *request_id, const char *model, long created, const char *text, size_t len);
+char *oa_stream_close(json_t *answer, const char *model, long created, bool include_usage, bool deltas_sent);
+char *oa_stream_error(enum err e, const char *message);
+/* slorag's own: the "plan" event (from slorag_plan_event's object, or the
+ * executor's), "delta", then close = remaining deltas unless sent,
+ * "citations", "done"; error = an "error" event with the error body. */
+json_t *slorag_plan_event(json_t *answer);
+char *slorag_stream_plan(json_t *plan_event);
+char *slorag_stream_delta(const char *text, size_t len);
+char *slorag_stream_close(json_t *answer, bool deltas_sent);
+char *slorag_stream_error(json_t *error_body);
+
 /* OpenAI-style error body: {"error": {"message", "type", "code"}}. */
 json_t *oa_error(enum err e, const char *message);
 

@@ -29,7 +29,9 @@ static const char sim_config[] =
     " \"wrong_rate\": 0, \"abstain_rate\": 0},"
     "{\"name\": \"e500\", \"ttft_ms\": 1, \"max_concurrency\": 64, \"faults\": {\"http500\": 1.0}},"
     "{\"name\": \"slow\", \"ttft_ms\": 300, \"ms_per_token\": 0, \"jitter\": 0, \"max_concurrency\": 64},"
-    "{\"name\": \"glacial\", \"ttft_ms\": 6000, \"ms_per_token\": 0, \"jitter\": 0, \"max_concurrency\": 64}"
+    "{\"name\": \"glacial\", \"ttft_ms\": 6000, \"ms_per_token\": 0, \"jitter\": 0, \"max_concurrency\": 64},"
+    "{\"name\": \"steady\", \"ttft_ms\": 50, \"ms_per_token\": 25, \"jitter\": 0, \"max_concurrency\": 64,"
+    " \"wrong_rate\": 0, \"abstain_rate\": 0}"
     "]}";
 
 static void write_slorag_config(int large_concurrency, const char *large_model) {
@@ -329,6 +331,177 @@ static void test_client_hangup_cancels(void **state) {
     json_decref(j);
 }
 
+struct timed_stream {
+    struct http_resp r;
+    struct timespec t0;
+    double first_ms[3]; /* when the first "plan", "delta"/content chunk and final record arrived */
+    int pieces;         /* delta events or content chunks */
+    bool openai;
+};
+
+static size_t timed_write(char *p, size_t size, size_t n, void *ud) {
+    struct timed_stream *ts = ud;
+    size_t len = size * n;
+    char *nb = realloc(ts->r.body, ts->r.len + len + 1);
+    if (!nb)
+        return 0;
+    memcpy(nb + ts->r.len, p, len);
+    ts->r.body = nb;
+    ts->r.len += len;
+    nb[ts->r.len] = '\0';
+    /* libcurl hands data over as it arrives: note when each kind shows up */
+    double now = ms_since(&ts->t0);
+    const char *plan = ts->openai ? "\"role\":\"assistant\"" : "event: plan";
+    const char *piece = ts->openai ? "\"delta\":{\"content\":\"" : "event: delta";
+    const char *last = ts->openai ? "\"finish_reason\":\"stop\"" : "event: done";
+    const char *const marks[3] = {plan, piece, last};
+    for (int k = 0; k < 3; k++)
+        if (ts->first_ms[k] == 0 && strstr(nb, marks[k]))
+            ts->first_ms[k] = now;
+    return len;
+}
+
+static void stream_post(const char *path, const char *body, struct timed_stream *ts) {
+    char url[160];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", D.port, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, timed_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, ts);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    clock_gettime(CLOCK_MONOTONIC, &ts->t0);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ts->r.status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    const char *needle = ts->openai ? "\"delta\":{\"content\":\"" : "event: delta";
+    for (const char *p = ts->r.body; p && (p = strstr(p, needle)); p += strlen(needle))
+        ts->pieces++;
+}
+
+/* Streams are live: the plan goes out before generation starts and the
+ * answer's pieces as the model produces them (25 ms a token here), not all
+ * at once at the end; both slorag's SSE and the OpenAI-compatible one. */
+static void test_stream_is_live(void **state) {
+    (void)state;
+    int reloads = count_in_log("\"event\":\"reloaded\"");
+    write_slorag_config(16, "steady");
+    kill(D.pid, SIGHUP);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (count_in_log("\"event\":\"reloaded\"") == reloads && ms_since(&t0) < 5000) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(count_in_log("\"event\":\"reloaded\"") > reloads);
+
+    struct timed_stream q = {0};
+    stream_post("/v1/query",
+                "{\"question\": \"How tall is the lighthouse?\", \"tier\": \"large\", \"stream\": true}", &q);
+    assert_int_equal(q.r.status, 200);
+    print_message("# /v1/query stream: plan %.0f ms, first delta %.0f ms, done %.0f ms, %d deltas\n", q.first_ms[0],
+                  q.first_ms[1], q.first_ms[2], q.pieces);
+    assert_true(q.pieces >= 5);
+    assert_true(q.first_ms[0] > 0 && q.first_ms[1] > 0 && q.first_ms[2] > 0);
+    /* the plan and the first piece arrive well before the answer is done */
+    assert_true(q.first_ms[2] - q.first_ms[0] >= 150);
+    assert_true(q.first_ms[2] - q.first_ms[1] >= 100);
+    /* the pieces add up to the answer in the final record */
+    const char *done = strstr(q.r.body, "event: done\ndata: ");
+    assert_non_null(done);
+    json_t *rec = json_loads(done + strlen("event: done\ndata: "), JSON_DISABLE_EOF_CHECK, NULL);
+    assert_non_null(rec);
+    const char *answer = json_string_value(json_object_get(rec, "answer"));
+    assert_non_null(answer);
+    assert_non_null(strstr(answer, "forty-two metres"));
+    char joined[4096] = "";
+    for (const char *p = q.r.body; (p = strstr(p, "event: delta\ndata: ")); ) {
+        p += strlen("event: delta\ndata: ");
+        json_t *d = json_loads(p, JSON_DISABLE_EOF_CHECK, NULL);
+        if (d && strlen(joined) + json_string_length(json_object_get(d, "text")) < sizeof joined)
+            strcat(joined, json_string_value(json_object_get(d, "text")));
+        json_decref(d);
+    }
+    assert_non_null(strstr(joined, answer));
+    json_decref(rec);
+    free(q.r.body);
+
+    struct timed_stream o = {.openai = true};
+    stream_post("/v1/chat/completions",
+                "{\"model\": \"default@large\", \"stream\": true, \"messages\": [{\"role\": \"user\","
+                " \"content\": \"How tall is the lighthouse?\"}]}",
+                &o);
+    print_message("# chat stream: role %.0f ms, first content %.0f ms, finish %.0f ms, %d chunks\n", o.first_ms[0],
+                  o.first_ms[1], o.first_ms[2], o.pieces);
+    assert_int_equal(o.r.status, 200);
+    assert_true(o.pieces >= 5);
+    assert_true(o.first_ms[2] - o.first_ms[1] >= 100);
+    assert_non_null(strstr(o.r.body, "data: [DONE]"));
+    free(o.r.body);
+
+    /* A storm of clients leaving at every moment of a stream — before the
+     * plan, between pieces, after the end — plain, streamed and chat: the
+     * daemon (ASan in the second build) must free each request exactly
+     * once, cancel what is left, and leave no call in flight. */
+    enum { N = 36 };
+    CURLM *m = curl_multi_init();
+    CURL *easy[N];
+    struct http_resp resp[N];
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    for (int i = 0; i < N; i++) {
+        static const char *const bodies[] = {
+            "{\"question\": \"How tall is the lighthouse?\", \"tier\": \"large\", \"stream\": true}",
+            "{\"question\": \"How tall is the lighthouse?\", \"tier\": \"large\"}",
+            "{\"model\": \"default@large\", \"stream\": true, \"messages\": [{\"role\": \"user\","
+            " \"content\": \"How tall is the lighthouse?\"}]}",
+        };
+        char u[160];
+        snprintf(u, sizeof u, "http://127.0.0.1:%d%s", D.port, i % 3 == 2 ? "/v1/chat/completions" : "/v1/query");
+        memset(&resp[i], 0, sizeof resp[i]);
+        easy[i] = curl_easy_init();
+        curl_easy_setopt(easy[i], CURLOPT_URL, u);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, bodies[i % 3]);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &resp[i]);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 20L + 40L * (i % 12)); /* 20..460 ms */
+        curl_multi_add_handle(m, easy[i]);
+    }
+    for (int running = 1; running;) {
+        curl_multi_perform(m, &running);
+        if (running)
+            curl_multi_poll(m, NULL, 0, 20, NULL);
+    }
+    for (int i = 0; i < N; i++) {
+        free(resp[i].body);
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    curl_multi_cleanup(m);
+    curl_slist_free_all(h);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (big_in_flight() != 0 && ms_since(&t0) < 3000) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(big_in_flight(), 0);
+
+    write_slorag_config(16, "slow");
+    reloads = count_in_log("\"event\":\"reloaded\"");
+    kill(D.pid, SIGHUP);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (count_in_log("\"event\":\"reloaded\"") == reloads && ms_since(&t0) < 5000) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    /* and it still answers */
+    json_t *j = query("{\"question\": \"How tall is the lighthouse?\"}", 200, NULL);
+    json_decref(j);
+}
+
 static void test_openai_compatible(void **state) {
     (void)state;
     struct http_resp r;
@@ -461,6 +634,7 @@ int main(void) {
     (void)test_openai_compatible;
     (void)test_reload_with_generations_in_flight;
     (void)test_client_hangup_cancels;
+    (void)test_stream_is_live;
 #else
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llm_answer),
@@ -468,6 +642,7 @@ int main(void) {
         cmocka_unit_test(test_openai_compatible),
         cmocka_unit_test(test_reload_with_generations_in_flight),
         cmocka_unit_test(test_client_hangup_cancels),
+        cmocka_unit_test(test_stream_is_live),
     };
     (void)test_openai_npm_client;
 #endif
