@@ -511,8 +511,36 @@ static void test_sigterm_drains_in_flight(void **state) {
     assert_int_equal(write(fd, head, (size_t)hl), hl);
     assert_int_equal(write(fd, body, half), (ssize_t)half);
     usleep(200 * 1000); /* the daemon has seen the headers: the request is in flight */
+    /* a keep-alive connection that is already open when the drain starts */
+    int ka = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(ka, (struct sockaddr *)&sa, sizeof sa), 0);
+    static const char hz[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(write(ka, hz, sizeof hz - 1), (ssize_t)(sizeof hz - 1));
+    char kresp[4096];
+    usleep(100 * 1000);
+    ssize_t kn = read(ka, kresp, sizeof kresp - 1);
+    assert_true(kn > 0);
+    kresp[kn] = '\0';
+    assert_int_equal(strncmp(kresp, "HTTP/1.1 200", 12), 0);
     kill(D.pid, SIGTERM);
     usleep(200 * 1000);
+
+    /* a new request on it is refused with 503 unavailable and Retry-After */
+    char kreq[512];
+    int kl = snprintf(kreq, sizeof kreq,
+                      "POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n%s",
+                      blen, body);
+    assert_int_equal(write(ka, kreq, (size_t)kl), kl);
+    size_t kgot = 0;
+    while (kgot < sizeof kresp - 1 && (kn = read(ka, kresp + kgot, sizeof kresp - 1 - kgot)) > 0)
+        kgot += (size_t)kn;
+    kresp[kgot] = '\0';
+    close(ka);
+    if (strncmp(kresp, "HTTP/1.1 503", 12) != 0)
+        fail_msg("request during the drain got: %s", kresp);
+    assert_non_null(strstr(kresp, "Retry-After: 1"));
+    assert_non_null(strstr(kresp, "\"code\":\"unavailable\""));
 
     /* new connections are refused once draining */
     int fd2 = socket(AF_INET, SOCK_STREAM, 0);
