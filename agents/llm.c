@@ -140,3 +140,64 @@ enum err agent_llm_read_answer(const char *answer, struct agent_io *io, struct a
     io->output_tokens = (int)text_count_words(text, strlen(text));
     return ERR_OK;
 }
+
+static const char judge_system[] =
+    "You judge candidate answers to a question. Pick the candidate that answers the question most directly and "
+    "is best supported; ignore candidates that refuse to answer unless all do. Reply with its number in square "
+    "brackets, like [2], and nothing else.";
+
+#define LLM_JUDGE_CANDIDATE_BYTES 2000
+
+enum err agent_llm_judge_prompt(const char *question, const char *const *candidates, size_t n, struct arena *a,
+                                const char **ret_system, const char **ret_user) {
+    struct buf b;
+    buf_init(&b, 1u << 20);
+    enum err e = buf_puts(&b, "Candidates:\n");
+    for (size_t i = 0; !e && i < n; i++) {
+        const char *t = candidates[i] ? candidates[i] : "";
+        size_t len = strlen(t);
+        if (len > LLM_JUDGE_CANDIDATE_BYTES)
+            len = utf8_cut(t, LLM_JUDGE_CANDIDATE_BYTES);
+        e = buf_printf(&b, "[%zu] ", i + 1);
+        for (size_t j = 0; !e && j < len; j++) {
+            char c = t[j] == '\n' || t[j] == '\r' ? ' ' : t[j];
+            e = buf_append(&b, &c, 1);
+        }
+        if (!e)
+            e = buf_puts(&b, "\n");
+    }
+    if (!e)
+        e = buf_printf(&b, "\nQuestion: %s\nBest candidate:", question);
+    if (e) {
+        buf_done(&b);
+        return e;
+    }
+    const char *user = arena_strndup(a, b.data, b.len);
+    buf_done(&b);
+    if (!user)
+        return ERR_NOMEM;
+    *ret_system = judge_system;
+    *ret_user = user;
+    return ERR_OK;
+}
+
+int agent_llm_judge_pick(const char *reply, size_t n) {
+    if (!reply)
+        return -1;
+    for (const char *p = reply; (p = strchr(p, '[')); p++) {
+        char *end;
+        long k = strtol(p + 1, &end, 10);
+        if (end != p + 1 && *end == ']' && k >= 1 && (size_t)k <= n)
+            return (int)k - 1;
+    }
+    for (const char *p = reply; *p; p++) {
+        if (*p < '0' || *p > '9' || (p > reply && p[-1] >= '0' && p[-1] <= '9'))
+            continue;
+        char *end;
+        long k = strtol(p, &end, 10);
+        if (k >= 1 && (size_t)k <= n)
+            return (int)k - 1;
+        p = end - 1;
+    }
+    return -1;
+}

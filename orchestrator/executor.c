@@ -193,6 +193,11 @@ struct query_run {
     } *replies;
     double call_ms;             /* the slowest generator call, -1 = none */
     struct agent_llm_call call; /* the prepared call the replicas share */
+    /* the LLM judge (aggregation "judge"): one more call picking a reply */
+    struct replica judge;
+    int agg_best, agg_n, agg_in, agg_out;
+    double agg_agreement;
+    bool agg_estimated;
 
     /* adaptive depth: one escalation pass when the answer is weak */
     struct slo_planner_input pin; /* what the plan came from (model re-read under the lock) */
@@ -427,6 +432,9 @@ static int aggregate(struct query_run *q, int n, double *ret_agreement, int *ret
 }
 
 /* All replicas are back: aggregate, or fall back when none answered. */
+static void conclude_llm(struct query_run *q);
+static bool maybe_judge(struct query_run *q);
+
 static void finish_llm(struct query_run *q) {
     int n = q->replicas_out;
     double cost = 0;
@@ -471,6 +479,22 @@ static void finish_llm(struct query_run *q) {
         run_extractive(q); /* within the reserve kept back for it */
         return;
     }
+    q->agg_best = best;
+    q->agg_n = n;
+    q->agg_agreement = agreement;
+    q->agg_in = in;
+    q->agg_out = out;
+    q->agg_estimated = estimated;
+    if (maybe_judge(q))
+        return; /* on_judge_done concludes */
+    conclude_llm(q);
+}
+
+/* The chosen reply becomes the answer (see finish_llm). */
+static void conclude_llm(struct query_run *q) {
+    int n = q->agg_n, best = q->agg_best, in = q->agg_in, out = q->agg_out;
+    double agreement = q->agg_agreement;
+    bool estimated = q->agg_estimated;
     if (n > 1) {
         char why[160];
         snprintf(why, sizeof why, "%d replicas, %.0f%% agreement, aggregated by %s", n, agreement * 100,
@@ -498,6 +522,79 @@ static void finish_llm(struct query_run *q) {
         }
     }
     run_respond(q);
+}
+
+/* Backend pool I/O thread: the judge's reply.  Its cost and tokens count
+ * with the replicas'; a reply that names no candidate leaves the
+ * confidence pick standing. */
+static void on_judge_done(void *ud, const struct agent_llm_result *res) {
+    struct query_run *q = ud;
+    q->cost += res->cost;
+    q->attempts += res->attempts;
+    q->generate_ms += res->ms;
+    q->call_ms += res->ms; /* the judge runs after the slowest replica */
+    if (res->err == ERR_CANCELLED) {
+        run_fail(q, ERR_CANCELLED, "the client closed the connection; the generation was cancelled");
+        return;
+    }
+    char why[384];
+    if (res->err) {
+        snprintf(why, sizeof why, "judge call failed (%s): the most confident answer stands", res->errmsg);
+    } else {
+        q->agg_in += res->prompt_tokens;
+        q->agg_out += res->completion_tokens;
+        q->agg_estimated = q->agg_estimated || res->usage_estimated;
+        int pick = agent_llm_judge_pick(res->content, (size_t)q->agg_n);
+        if (pick >= 0 && q->replies[pick].content) {
+            snprintf(why, sizeof why, "the judge picked answer %d of %d", pick + 1, q->agg_n);
+            q->agg_best = pick;
+        } else {
+            snprintf(why, sizeof why, "the judge named no answer: the most confident answer stands");
+        }
+    }
+    note(q->expanded, "judge", why);
+    conclude_llm(q);
+}
+
+/* Aggregation "judge": when the replies disagree, one more call on the
+ * plan's tier picks among them.  When they agree there is nothing to judge
+ * and the call is skipped (and saved).  False when no judge call was sent. */
+static bool maybe_judge(struct query_run *q) {
+    if (q->plan.aggregate != SLO_AGG_JUDGE || q->escalated || q->agg_n < 2 || !q->env.pool)
+        return false;
+    const char *cands[SLO_MAX_REPLICAS];
+    int ok = 0;
+    for (int i = 0; i < q->agg_n && i < SLO_MAX_REPLICAS; i++) {
+        cands[i] = q->replies[i].content ? q->replies[i].content : AGENT_LLM_ABSTAIN;
+        ok += q->replies[i].content != NULL;
+    }
+    if (ok < 2) {
+        note(q->skipped, "judge", "fewer than two answers: nothing to judge");
+        return false;
+    }
+    if (q->agg_agreement >= 1.0) {
+        note(q->skipped, "judge", "the answers agree: nothing to judge");
+        return false;
+    }
+    const char *system = NULL, *user = NULL;
+    if (agent_llm_judge_prompt(q->io.question, cands, (size_t)q->agg_n, q->arena, &system, &user) != ERR_OK)
+        return false;
+    struct agent_llm_call call = q->call;
+    call.system = system;
+    call.user = user;
+    call.max_tokens = 8;
+    call.stream = false;
+    call.on_delta = NULL;
+    call.seed = 0;
+    if (clock_us() + 50 * 1000 > call.deadline_us) {
+        note(q->skipped, "judge", "no time left for the judge: the most confident answer stands");
+        return false;
+    }
+    if (agent_pool_chat(q->env.pool, &call, on_judge_done, q) != ERR_OK) {
+        note(q->skipped, "judge", "no usable backend for the judge: the most confident answer stands");
+        return false;
+    }
+    return true;
 }
 
 static enum err send_calls(struct query_run *q, int first, int count);

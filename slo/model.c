@@ -68,12 +68,22 @@ void slo_model_prior(int config, enum slo_intent intent, double *ret_quality, do
         if (long_tokens && intent_long_answer[intent])
             q += 0.03;
         /* Replicas: the answer is better by a share of what is missing. */
-        static const double gain[2][SLO_MAX_REPLICAS + 1] = {{0, 0, 0.10, 0.22}, {0, 0, 0.15, 0.20}};
+        /* by aggregation: vote, confidence, judge */
+        static const double gain[3][SLO_MAX_REPLICAS + 1] = {
+            {0, 0, 0.10, 0.22}, {0, 0, 0.15, 0.20}, {0, 0, 0.18, 0.25}};
         if (c.replicas > 1)
-            q += (1 - q) * gain[c.aggregate == SLO_AGG_CONFIDENCE][c.replicas];
+            q += (1 - q) * gain[c.aggregate == SLO_AGG_JUDGE ? 2 : c.aggregate == SLO_AGG_CONFIDENCE][c.replicas];
         double len = intent_length[intent];
-        cost = tier_cost[c.tier] * len * (0.7 + 0.06 * c.k) * (long_tokens ? 1.6 : 1.0) * c.replicas;
+        double one = tier_cost[c.tier] * len * (0.7 + 0.06 * c.k) * (long_tokens ? 1.6 : 1.0);
+        cost = one * c.replicas;
         ms += tier_p95[c.tier] * len * (0.9 + 0.02 * c.k) * (long_tokens ? 1.5 : 1.0) * (1 + 0.12 * (c.replicas - 1));
+        if (c.aggregate == SLO_AGG_JUDGE) {
+            /* one more call, on the same tier, reading the candidates and
+             * answering with a number: a third of an answer's cost, and a
+             * short generation after the replicas */
+            cost += one * 0.35;
+            ms += tier_p95[c.tier] * 0.35;
+        }
     }
     *ret_quality = clamp(q, 0.01, 0.99);
     *ret_cost = cost;

@@ -27,8 +27,8 @@ int slo_tier_parse(const char *name) {
 }
 
 const char *slo_aggregate_name(enum slo_aggregate a) {
-    static const char *const n[] = {"none", "vote", "confidence"};
-    return (unsigned)a < 3 ? n[a] : "unknown";
+    static const char *const n[] = {"none", "vote", "confidence", "judge"};
+    return (unsigned)a < 4 ? n[a] : "unknown";
 }
 
 void slo_plan_make(const struct slo_plan_limits *lim, const struct slo_intent_result *intent,

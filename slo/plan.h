@@ -11,7 +11,9 @@
 
 enum slo_retriever { SLO_RETRIEVER_LEXICAL, SLO_RETRIEVER_DENSE, SLO_RETRIEVER_HYBRID };
 enum slo_tier { SLO_TIER_EXTRACTIVE, SLO_TIER_SMALL, SLO_TIER_MEDIUM, SLO_TIER_LARGE };
-enum slo_aggregate { SLO_AGG_NONE, SLO_AGG_VOTE, SLO_AGG_CONFIDENCE };
+/* How replicas' answers become one: the most common normalised answer, the
+ * most confident one, or an LLM judge's pick (one more, short call). */
+enum slo_aggregate { SLO_AGG_NONE, SLO_AGG_VOTE, SLO_AGG_CONFIDENCE, SLO_AGG_JUDGE };
 
 struct slo_plan {
     enum slo_retriever retriever;

@@ -43,9 +43,12 @@ static void decode_generator(int g, struct slo_config *c) {
     if (variant == 0) {
         c->replicas = 1;
         c->aggregate = SLO_AGG_NONE;
-    } else {
+    } else if (variant <= 2 * (SLO_MAX_REPLICAS - 1)) {
         c->replicas = 2 + (variant - 1) / 2;
         c->aggregate = (variant - 1) % 2 == 0 ? SLO_AGG_VOTE : SLO_AGG_CONFIDENCE;
+    } else {
+        c->replicas = 2 + (variant - 1 - 2 * (SLO_MAX_REPLICAS - 1));
+        c->aggregate = SLO_AGG_JUDGE;
     }
 }
 
@@ -92,6 +95,8 @@ int slo_space_index(const struct slo_config *c) {
             variant = 0;
         } else if (c->aggregate == SLO_AGG_VOTE || c->aggregate == SLO_AGG_CONFIDENCE) {
             variant = 1 + (c->replicas - 2) * 2 + (c->aggregate == SLO_AGG_CONFIDENCE);
+        } else if (c->aggregate == SLO_AGG_JUDGE) {
+            variant = 1 + 2 * (SLO_MAX_REPLICAS - 1) + (c->replicas - 2);
         } else {
             return -1;
         }
@@ -161,6 +166,7 @@ int slo_space_find(const char *key) {
             return -1;
         c.aggregate = strcmp(part[i], "vote") == 0         ? SLO_AGG_VOTE
                       : strcmp(part[i], "confidence") == 0 ? SLO_AGG_CONFIDENCE
+                      : strcmp(part[i], "judge") == 0      ? SLO_AGG_JUDGE
                                                            : SLO_AGG_NONE;
         i++;
     }

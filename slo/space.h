@@ -7,8 +7,9 @@
  *   generator   extractive, or an LLM tier (small|medium|large)
  *               x max_tokens 256 | 1024
  *               x replicas 1 (aggregation none)
- *                 or 2..SLO_MAX_REPLICAS with vote | confidence  1 + 3*2*5 = 31
- * so SLO_SPACE_SIZE = 3*3*2*31 = 558 configurations.  That bound is what
+ *                 or 2..SLO_MAX_REPLICAS with vote | confidence | judge
+ *                                                                1 + 3*2*7 = 43
+ * so SLO_SPACE_SIZE = 3*3*2*43 = 774 configurations.  That bound is what
  * keeps the planner a few microseconds and the models a fixed array.
  *
  * Every configuration has a stable index (0..SLO_SPACE_SIZE-1, fixed by the
@@ -28,8 +29,8 @@
 #define SLO_SPACE_TOKENS 2   /* max_tokens levels: 256, 1024 */
 #define SLO_MAX_REPLICAS 3
 /* Replica variants per LLM tier and token level: x1/none, then vote and
- * confidence for each of 2..SLO_MAX_REPLICAS. */
-#define SLO_SPACE_REPLICA_VARIANTS (1 + 2 * (SLO_MAX_REPLICAS - 1))
+ * confidence for each of 2..SLO_MAX_REPLICAS, then judge for each. */
+#define SLO_SPACE_REPLICA_VARIANTS (1 + 3 * (SLO_MAX_REPLICAS - 1))
 #define SLO_SPACE_GENERATORS (1 + (SLO_TIERS - 1) * SLO_SPACE_TOKENS * SLO_SPACE_REPLICA_VARIANTS)
 #define SLO_SPACE_SIZE (SLO_RETRIEVERS * SLO_SPACE_KS * 2 * SLO_SPACE_GENERATORS)
 #define SLO_KEY_MAX 48 /* longest key, "lexical/k8/rerank/medium/x3/confidence/t1024", is 44 */

@@ -27,7 +27,8 @@ static const char sim_config[] =
     "{\"seed\": 5, \"models\": ["
     "{\"name\": \"small\", \"ttft_ms\": 5, \"ms_per_token\": 1, \"jitter\": 0, \"max_concurrency\": 64},"
     "{\"name\": \"medium\", \"ttft_ms\": 10, \"ms_per_token\": 1, \"jitter\": 0, \"max_concurrency\": 64},"
-    "{\"name\": \"large\", \"ttft_ms\": 20, \"ms_per_token\": 1, \"jitter\": 0, \"max_concurrency\": 64}]}";
+    "{\"name\": \"large\", \"ttft_ms\": 20, \"ms_per_token\": 1, \"jitter\": 0, \"max_concurrency\": 64,"
+    " \"wrong_rate\": 0.4}]}";
 
 static json_t *call(const char *method, const char *path, const char *key, const char *body, long *ret_status,
                     char *ret_headers, size_t hlen) {
@@ -322,6 +323,51 @@ static void test_replicas_stop_early(void **state) {
     json_decref(j);
 }
 
+/* Aggregation by an LLM judge: when the replicas disagree, one more call
+ * on the same tier picks the answer (the simulator's large tier answers
+ * from the wrong passage 40% of the time, so its replicas do disagree on
+ * some questions); when they agree the judge is skipped.  Every record is
+ * consistent: attempts = replicas sent + 1 exactly when the judge ran. */
+static void test_judge(void **state) {
+    (void)state;
+    static const char *const questions[] = {
+        "When does the harbour office open?", "How often do ferries leave for the island?",
+        "Where do the ferries leave from?", "What opens at seven in the morning?",
+        "Which pier do ferries use?", "At what time does the harbour office open?",
+    };
+    int judged = 0, skipped = 0, picked = 0;
+    for (size_t i = 0; i < sizeof questions / sizeof questions[0]; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"question\": \"%s\", \"collection\": \"kb\"}", questions[i]);
+        json_t *j = ask("perfectionist", body, 200);
+        json_t *d = json_object_get(j, "decision");
+        char *dump = json_dumps(d, 0);
+        const char *agg = json_string_value(json_object_get(json_object_get(d, "plan"), "aggregation"));
+        if (!agg || strcmp(agg, "judge") != 0)
+            fail_msg("the planner did not plan a judge: %s", dump);
+        const char *why = NULL;
+        int sent = count_stage(json_object_get(d, "skipped"), "replicas", &why) ? 2 : 3;
+        json_int_t attempts = json_integer_value(json_object_get(json_object_get(d, "actual"), "attempts"));
+        if (count_stage(json_object_get(d, "expanded"), "judge", &why)) {
+            judged++;
+            picked += strstr(why, "the judge picked answer") != NULL;
+            if (attempts != sent + 1 || !strstr(why, "the judge"))
+                fail_msg("judge record inconsistent (attempts %lld, sent %d): %s", (long long)attempts, sent, dump);
+        } else {
+            skipped += count_stage(json_object_get(d, "skipped"), "judge", NULL);
+            if (attempts != sent)
+                fail_msg("attempts %lld, sent %d: %s", (long long)attempts, sent, dump);
+        }
+        free(dump);
+        json_decref(j);
+    }
+    print_message("# judge ran on %d questions (named an answer on %d), skipped (answers agreed) on %d\n", judged,
+                  picked, skipped);
+    assert_true(judged >= 1);
+    assert_true(picked >= 1); /* the simulator reads the candidates as passages and cites one */
+    assert_true(skipped >= 1);
+}
+
 /* Feedback on an answer reaches the planner's model for that plan. */
 static void test_feedback(void **state) {
     (void)state;
@@ -355,6 +401,7 @@ int main(void) {
         cmocka_unit_test(test_feedback),
         cmocka_unit_test(test_escalation),
         cmocka_unit_test(test_replicas_stop_early),
+        cmocka_unit_test(test_judge),
     };
     int rc = cmocka_run_group_tests_name("slo-e2e", tests, start, stop);
     curl_global_cleanup();

@@ -147,8 +147,8 @@ static void test_plans(void **state) {
         {"default profile", s_default, "hybrid/k8/medium/t256", 8, "", false, false, false},
         {"rerank and long answers on offer", s_rerank_long, "hybrid/k8/rerank/medium/t256", 8, "", false, false, false},
         {"tight budget left: cheap tier", s_tight_budget, "hybrid/k5/small/x2/confidence/t256", 5, "", false, false, false},
-        {"spending too fast: ceiling paced", s_pacing, "hybrid/k5/small/x3/vote/t256", 5, "", false, false, false},
-        {"long medium queue: moves tier", s_medium_queue, "hybrid/k8/small/x3/vote/t256", 8, "", false, false, false},
+        {"spending too fast: ceiling paced", s_pacing, "hybrid/k5/small/x3/judge/t256", 5, "", false, false, false},
+        {"long medium queue: moves tier", s_medium_queue, "hybrid/k8/small/x3/judge/t256", 8, "", false, false, false},
         {"small tier idle: three replicas", s_small_only, "hybrid/k8/small/x3/vote/t256", 8, "", false, false, false},
         {"small tier loaded: drops replicas", s_small_loaded, "hybrid/k8/small/t256", 8, "", false, false, false},
         {"quality floor unreachable", s_quality_unreachable, "hybrid/k8/medium/x3/vote/t256", 8, "cost,quality", false,
@@ -163,7 +163,7 @@ static void test_plans(void **state) {
          false, true, true},
         {"forced tier, retriever, k", s_forced, "dense/k8/large/t256", 12, "cost,quality,latency", false, false, false},
         {"forced tier unusable", s_forced_unusable, "hybrid/k8/medium/t256", 8, "", false, false, true},
-        {"medium breaker open", s_medium_breaker, "hybrid/k8/small/x3/vote/t256", 8, "", false, false, false},
+        {"medium breaker open", s_medium_breaker, "hybrid/k8/small/x3/judge/t256", 8, "", false, false, false},
         {"client deadline 1000 ms", s_deadline_hint, "hybrid/k5/small/t256", 5, "cost,quality", false, false, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -231,7 +231,7 @@ static void test_plan_details(void **state) {
     assert_int_equal(p.deadline_ms, 8000);
     assert_true(p.min_confidence == 0.25);
     assert_int_equal(p.max_tokens, 256);
-    assert_int_equal(d.considered, 3 * 3 * (1 + 3 * 5)); /* no rerank, one token level */
+    assert_int_equal(d.considered, 3 * 3 * (1 + 3 * 7)); /* no rerank, one token level */
     assert_true(d.feasible > 1 && d.feasible < d.considered);
     assert_true(d.budget_left == -1 && d.pace == 1 && d.cost_cap == 0.002);
     assert_string_equal(p.reason, "every objective met: best predicted quality");

@@ -11,7 +11,7 @@
 
 static void test_indexes_and_keys(void **state) {
     (void)state;
-    assert_int_equal(SLO_SPACE_SIZE, 558);
+    assert_int_equal(SLO_SPACE_SIZE, 774);
     size_t longest = 0;
     static char keys[SLO_SPACE_SIZE][SLO_KEY_MAX];
     for (int i = 0; i < SLO_SPACE_SIZE; i++) {
@@ -47,11 +47,13 @@ static void test_indexes_and_keys(void **state) {
         {"lexical/k3/small/t256", 1},
         {"lexical/k3/small/x2/vote/t256", 2},
         {"lexical/k3/small/x3/confidence/t256", 5},
-        {"lexical/k3/small/t1024", 6},
-        {"lexical/k3/large/x3/confidence/t1024", 30},
-        {"lexical/k3/rerank/extractive", 31},
-        {"hybrid/k5/medium/x3/vote/t256", 448},
-        {"hybrid/k8/rerank/large/x3/confidence/t1024", 557},
+        {"lexical/k3/small/x2/judge/t256", 6},
+        {"lexical/k3/small/t1024", 8},
+        {"lexical/k3/large/x3/confidence/t1024", 40},
+        {"lexical/k3/rerank/extractive", 43},
+        {"hybrid/k5/medium/x3/vote/t256", 620},
+        {"hybrid/k8/rerank/large/x3/confidence/t1024", 771},
+        {"hybrid/k8/rerank/large/x3/judge/t1024", 773},
     };
     for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++) {
         char key[SLO_KEY_MAX];
@@ -96,7 +98,7 @@ static void test_limits(void **state) {
         assert_int_equal(idx[i], i);
 
     /* extractive + small, no reranker, 2 replicas, 256 tokens, k up to 5:
-     * 3 retrievers x 2 k x (1 + 1 tier x 1 token level x (x1, x2 vote, x2 conf)) */
+     * 3 retrievers x 2 k x (1 + 1 tier x 1 token level x (x1, x2 vote, x2 conf, x2 judge)) */
     lim = (struct slo_space_limits){.tiers = SLO_TIER_BIT(SLO_TIER_EXTRACTIVE) | SLO_TIER_BIT(SLO_TIER_SMALL),
                                     .retrievers = 0x7,
                                     .reranker = false,
@@ -104,7 +106,7 @@ static void test_limits(void **state) {
                                     .max_tokens = 256,
                                     .max_k = 5};
     size_t n = slo_space_enumerate(&lim, idx, SLO_SPACE_SIZE);
-    assert_int_equal(n, 3 * 2 * (1 + 3));
+    assert_int_equal(n, 3 * 2 * (1 + 4));
     for (size_t i = 0; i < n; i++) {
         struct slo_config c;
         slo_space_config(idx[i], &c);
@@ -118,9 +120,9 @@ static void test_limits(void **state) {
     lim.max_k = 2;
     lim.max_tokens = 100;
     n = slo_space_enumerate(&lim, idx, SLO_SPACE_SIZE);
-    assert_int_equal(n, 3 * 1 * (1 + 3));
+    assert_int_equal(n, 3 * 1 * (1 + 4));
     lim.retrievers = 1u << SLO_RETRIEVER_DENSE;
-    assert_int_equal(slo_space_enumerate(&lim, idx, SLO_SPACE_SIZE), 1 + 3);
+    assert_int_equal(slo_space_enumerate(&lim, idx, SLO_SPACE_SIZE), 1 + 4);
     lim.tiers = 0;
     assert_int_equal(slo_space_enumerate(&lim, idx, SLO_SPACE_SIZE), 0);
     /* 1024 tokens need a cap above 256 */
