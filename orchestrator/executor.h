@@ -11,6 +11,7 @@
 #include "err.h"
 #include "engine.h"
 #include "profile.h"
+#include "intent.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,6 +26,8 @@ struct exec_query_req {
     int mode;        /* enum ret_mode, -1 = planner decides */
     int tier;        /* enum slo_tier, -1 = planner decides */
     int64_t arrived_us; /* clock_us() when the request arrived */
+    const struct slo_intent_model *intent_model; /* the tenant's classifier, NULL = built-in;
+                                                    read only before exec_query_start returns */
 
     /* SLO planning (used when exec_env.slo is set) */
     const struct slo_profile *profile; /* the tenant's; NULL = defaults */
