@@ -51,7 +51,7 @@ struct slo_intent_result {
     int content_words;   /* non-stopword tokens: a cheap feature the planner reads */
     int question_words;  /* all tokens */
     /* The features that weighed most for the chosen intent against the
-     * runner-up, e.g. "first2=how_do bigram=do_i"; or "no words". */
+     * runner-up, e.g. "bigram=do_i word=i"; or "no words". */
     char cue[SLO_INTENT_CUE_MAX];
 };
 
