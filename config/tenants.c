@@ -27,7 +27,13 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS api_keys("
     "  key_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
     "  hash BLOB NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys(tenant_id);";
+    "CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys(tenant_id);"
+    /* added after the first release: IF NOT EXISTS makes opening an older
+     * database the migration */
+    "CREATE TABLE IF NOT EXISTS tenant_intent_examples("
+    "  tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  ordinal INTEGER NOT NULL, intent TEXT NOT NULL, question TEXT NOT NULL,"
+    "  PRIMARY KEY(tenant_id, ordinal));";
 
 enum err cfg_tenants_open(const char *db_path, struct cfg_tenants **ret_t) {
     if (sodium_init() < 0)
@@ -276,6 +282,96 @@ enum err cfg_tenant_set_profile(struct cfg_tenants *t, const char *id, const cha
 enum err cfg_tenant_set_limits(struct cfg_tenants *t, const char *id, double rate_rps, double tokens_per_min) {
     return change(t, "UPDATE tenants SET rate_rps=?2, tokens_per_min=?3 WHERE id=?1", id, NULL, rate_rps,
                   tokens_per_min);
+}
+
+enum err cfg_tenant_set_intents(struct cfg_tenants *t, const char *id, const struct cfg_intent_example *ex,
+                                size_t n) {
+    pthread_mutex_lock(&t->mu);
+    enum err e = sqlite3_exec(t->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? ERR_OK : ERR_STORAGE;
+    if (!e) {
+        e = tenant_exists(t->db, id);
+        sqlite3_stmt *del = NULL, *ins = NULL;
+        if (!e && (sqlite3_prepare_v2(t->db, "DELETE FROM tenant_intent_examples WHERE tenant_id=?1", -1, &del,
+                                      NULL) != SQLITE_OK ||
+                   sqlite3_prepare_v2(t->db,
+                                      "INSERT INTO tenant_intent_examples(tenant_id, ordinal, intent, question)"
+                                      " VALUES (?1, ?2, ?3, ?4)",
+                                      -1, &ins, NULL) != SQLITE_OK))
+            e = ERR_STORAGE;
+        if (!e) {
+            sqlite3_bind_text(del, 1, id, -1, SQLITE_STATIC);
+            e = sqlite3_step(del) == SQLITE_DONE ? ERR_OK : ERR_STORAGE;
+        }
+        for (size_t i = 0; !e && i < n; i++) {
+            sqlite3_reset(ins);
+            sqlite3_bind_text(ins, 1, id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(ins, 2, (sqlite3_int64)i);
+            sqlite3_bind_text(ins, 3, ex[i].intent, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 4, ex[i].question, -1, SQLITE_STATIC);
+            e = sqlite3_step(ins) == SQLITE_DONE ? ERR_OK : ERR_STORAGE;
+        }
+        sqlite3_finalize(del);
+        sqlite3_finalize(ins);
+        if (!e && sqlite3_exec(t->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+            e = ERR_STORAGE;
+        if (e)
+            sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return e;
+}
+
+enum err cfg_tenant_get_intents(struct cfg_tenants *t, const char *id, struct cfg_intent_example **ret,
+                                size_t *ret_n) {
+    pthread_mutex_lock(&t->mu);
+    sqlite3_stmt *st = NULL;
+    enum err e = tenant_exists(t->db, id);
+    struct cfg_intent_example *v = NULL;
+    size_t n = 0, cap = 0;
+    if (!e && sqlite3_prepare_v2(t->db,
+                                 "SELECT intent, question FROM tenant_intent_examples WHERE tenant_id=?1"
+                                 " ORDER BY ordinal",
+                                 -1, &st, NULL) != SQLITE_OK)
+        e = ERR_STORAGE;
+    if (!e) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int rc;
+        while (!e && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                struct cfg_intent_example *nv = realloc(v, cap * sizeof(*nv));
+                if (!nv) {
+                    e = ERR_NOMEM;
+                    break;
+                }
+                v = nv;
+            }
+            v[n].intent = strdup((const char *)sqlite3_column_text(st, 0));
+            v[n].question = strdup((const char *)sqlite3_column_text(st, 1));
+            n++;
+            if (!v[n - 1].intent || !v[n - 1].question)
+                e = ERR_NOMEM;
+        }
+        if (!e && rc != SQLITE_DONE)
+            e = ERR_STORAGE;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&t->mu);
+    if (e) {
+        cfg_intent_examples_free(v, n);
+        return e;
+    }
+    *ret = v;
+    *ret_n = n;
+    return ERR_OK;
+}
+
+void cfg_intent_examples_free(struct cfg_intent_example *v, size_t n) {
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].intent);
+        free(v[i].question);
+    }
+    free(v);
 }
 
 enum err cfg_key_issue(struct cfg_tenants *t, const char *tenant_id, char *ret_key, char *ret_key_id) {

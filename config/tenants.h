@@ -29,6 +29,13 @@ struct cfg_tenant {
     double tokens_per_min; /* LLM tokens per minute, 0 = unlimited */
 };
 
+/* One of a tenant's labelled intent examples, as stored: the intent by
+ * name (config/ knows nothing of slo/; the caller validates names). */
+struct cfg_intent_example {
+    char *intent;   /* malloc'd when returned by cfg_tenant_get_intents */
+    char *question; /* malloc'd when returned by cfg_tenant_get_intents */
+};
+
 struct cfg_key_info {
     char key_id[CFG_KEY_ID_LEN + 1];
     int64_t created_at;
@@ -53,6 +60,17 @@ void cfg_tenant_list_free(char **ids, size_t n);
 enum err cfg_tenant_delete(struct cfg_tenants *t, const char *id);
 enum err cfg_tenant_set_profile(struct cfg_tenants *t, const char *id, const char *profile_json);
 enum err cfg_tenant_set_limits(struct cfg_tenants *t, const char *id, double rate_rps, double tokens_per_min);
+
+/* Replaces the tenant's intent examples with ex[0..n) in one transaction
+ * (n = 0 clears them); ERR_NOT_FOUND for an unknown tenant.  The examples
+ * go with the tenant when it is deleted. */
+enum err cfg_tenant_set_intents(struct cfg_tenants *t, const char *id, const struct cfg_intent_example *ex,
+                                size_t n);
+/* The tenant's intent examples in the order they were set (possibly none:
+ * *ret NULL, *ret_n 0); ERR_NOT_FOUND for an unknown tenant. */
+enum err cfg_tenant_get_intents(struct cfg_tenants *t, const char *id, struct cfg_intent_example **ret,
+                                size_t *ret_n);
+void cfg_intent_examples_free(struct cfg_intent_example *v, size_t n);
 
 enum err cfg_key_issue(struct cfg_tenants *t, const char *tenant_id, char *ret_key, char *ret_key_id);
 /* ERR_NOT_FOUND when the tenant has no such active key. */

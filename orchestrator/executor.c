@@ -690,7 +690,7 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
     q->queued_ms = (double)(t_start - req->arrived_us) / 1000.0;
 
     int64_t t0 = clock_us();
-    slo_intent_classify(req->question, &q->intent);
+    slo_intent_classify_with(req->intent_model, req->question, &q->intent);
     q->classify_ms = ms_since(t0);
 
     t0 = clock_us();
@@ -706,7 +706,11 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
         struct slo_profile defaults;
         if (!req->profile)
             slo_profile_defaults(&defaults);
-        slo_profile_resolve(req->profile ? req->profile : &defaults, q->intent.intent, &q->obj);
+        /* an intent the classifier is unsure of does not pick the objectives */
+        slo_profile_resolve(req->profile ? req->profile : &defaults,
+                            q->intent.low_confidence ? SLO_INTENT__COUNT : q->intent.intent, &q->obj);
+        if (q->intent.low_confidence)
+            note(q->skipped, "intent", "low confidence: the default profile, no intent override");
         slo_objectives_tighten(&q->obj, &req->tighten);
         if (req->deadline_ms > 0 && req->deadline_ms < q->obj.deadline_ms)
             q->obj.deadline_ms = req->deadline_ms;

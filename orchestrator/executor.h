@@ -11,6 +11,7 @@
 #include "err.h"
 #include "engine.h"
 #include "profile.h"
+#include "intent.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,6 +36,8 @@ struct exec_query_req {
     void (*on_plan)(void *ud, json_t *plan_event);
     void (*on_delta)(void *ud, const char *text, size_t len);
     void *stream_ud;
+    const struct slo_intent_model *intent_model; /* the tenant's classifier, NULL = built-in;
+                                                    read only before exec_query_start returns */
 
     /* SLO planning (used when exec_env.slo is set) */
     const struct slo_profile *profile; /* the tenant's; NULL = defaults */

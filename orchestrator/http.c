@@ -15,6 +15,7 @@
 #include "arena.h"
 #include "buf.h"
 #include "executor.h"
+#include "intents.h"
 #include "plan.h"
 #include "profile.h"
 #include "space.h"
@@ -160,6 +161,8 @@ static void handle_admin_key_issue(struct req *r);
 static void handle_admin_key_revoke(struct req *r);
 static void handle_admin_profile_put(struct req *r);
 static void handle_admin_limits_put(struct req *r);
+static void handle_admin_intents_put(struct req *r);
+static void handle_admin_intents_get(struct req *r);
 static void handle_metrics(struct req *r);
 static void record_query(struct req *r, json_t *body);
 static void ledger_record(struct req *r, json_t *body);
@@ -186,6 +189,8 @@ static const struct route routes[] = {
     {"DELETE", "/v1/admin/tenants/*/keys/*", handle_admin_key_revoke, ROUTE_ADMIN | ROUTE_WORKER},
     {"PUT", "/v1/admin/tenants/*/profile", handle_admin_profile_put, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
     {"PUT", "/v1/admin/tenants/*/limits", handle_admin_limits_put, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
+    {"PUT", "/v1/admin/tenants/*/intents", handle_admin_intents_put, ROUTE_ADMIN | ROUTE_WORKER | ROUTE_BODY},
+    {"GET", "/v1/admin/tenants/*/intents", handle_admin_intents_get, ROUTE_ADMIN | ROUTE_WORKER},
     {"POST", "/v1/admin/reload", handle_admin_reload, ROUTE_ADMIN | ROUTE_WORKER},
     {"POST", "/v1/query", handle_query, ROUTE_WORKER | ROUTE_BODY | ROUTE_ANSWER},
     {"POST", "/v1/chat/completions", handle_chat_completions, ROUTE_WORKER | ROUTE_BODY | ROUTE_ANSWER},
@@ -476,7 +481,10 @@ static void start_query(struct req *r, struct exec_query_req *q, exec_done_fn do
     if (ci && r->srv->deps.llm && hangup_watch(r->srv->hangup, ci->connect_fd, key))
         r->cancel_key = q->cancel_key = key;
     struct exec_env env = {.engine = r->srv->deps.engine, .pool = r->srv->deps.llm, .slo = r->srv->deps.slo};
+    struct slo_intent_model *intents = intents_cache_get(r->srv->deps.intents, r->tenant);
+    q->intent_model = intents;
     exec_query_start(&env, r->cfg, q, r->arena, done, r);
+    slo_intent_model_unref(intents); /* classification is over when exec_query_start returns */
 }
 
 /* Every answering route's completion starts here: from now on the
@@ -1317,6 +1325,7 @@ static void handle_admin_tenant_delete(struct req *r) {
         set_error(r, e, e == ERR_NOT_FOUND ? "no such tenant" : NULL);
         return;
     }
+    intents_cache_invalidate(r->srv->deps.intents, r->params[0]); /* its examples went with it */
     /* its keys went with it; now its data */
     struct ret_collection_info *list = NULL;
     size_t n = 0;
@@ -1411,6 +1420,35 @@ static void handle_admin_limits_put(struct req *r) {
         return;
     }
     set_json(r, 200, tenant_json(r, r->params[0]));
+}
+
+/* The work is in intents.c; these only map it to a response. */
+static void handle_admin_intents_put(struct req *r) {
+    if (!tenant_param(r))
+        return;
+    json_t *root = parse_body(r), *body = NULL;
+    if (!root)
+        return;
+    char msg[256];
+    enum err e = intents_admin_put(r->srv->deps.intents, r->srv->deps.tenants, r->params[0], root, &body, msg,
+                                   sizeof msg);
+    json_decref(root);
+    if (e)
+        set_error(r, e, msg);
+    else
+        set_json(r, 200, body);
+}
+
+static void handle_admin_intents_get(struct req *r) {
+    if (!tenant_param(r))
+        return;
+    json_t *body = NULL;
+    char msg[256];
+    enum err e = intents_admin_get(r->srv->deps.tenants, r->params[0], &body, msg, sizeof msg);
+    if (e)
+        set_error(r, e, msg);
+    else
+        set_json(r, 200, body);
 }
 
 extern const char openapi_json[];

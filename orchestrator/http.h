@@ -10,6 +10,7 @@
 struct agent_pool;
 struct ledger;
 struct exec_slo;
+struct intents_cache;
 #include "engine.h"
 #include "tenants.h"
 
@@ -23,6 +24,7 @@ struct http_deps {
     struct cfg_tenants *tenants; /* borrowed; tenants and API keys */
     struct ledger *ledger;    /* borrowed; usage ledger */
     struct exec_slo *slo;     /* borrowed; the SLO engine (NULL: fixed planner) */
+    struct intents_cache *intents; /* borrowed; per-tenant intent classifiers (NULL: built-in only) */
 };
 
 /* Listens on cfg's address; errmsg says why when it fails. */

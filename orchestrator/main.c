@@ -10,6 +10,7 @@
 #include "plan.h"
 #include "executor.h"
 #include "http.h"
+#include "intents.h"
 #include "ledger.h"
 #include "ingest.h"
 #include "log.h"
@@ -291,12 +292,14 @@ static int cmd_serve(const struct cli *cli) {
     slo_state_load(ledger_path, slo);
     struct cfg_slot slot;
     cfg_slot_init(&slot, c);
+    struct intents_cache *intents = intents_cache_new(tenants); /* NULL: the built-in classifier only */
     struct http_deps deps = {.cfg = &slot, .engine = eng, .pool = pool, .llm = llm, .tenants = tenants,
-                             .ledger = ledger, .slo = slo};
+                             .ledger = ledger, .slo = slo, .intents = intents};
     struct http_server *srv = NULL;
     char msg[256];
     if (http_start(c, &deps, msg, sizeof msg, &srv) != ERR_OK) {
         fprintf(stderr, "slorag: %s\n", msg);
+        intents_cache_free(intents);
         exec_pool_free(pool);
         agent_pool_free(llm);
         ledger_free(ledger);
@@ -358,6 +361,7 @@ static int cmd_serve(const struct cli *cli) {
     agent_pool_free(llm);
     ledger_free(ledger); /* commits what is queued; its callbacks resume connections */
     http_stop(srv);
+    intents_cache_free(intents);
     slo_state_save(ledger_path, slo);
     exec_slo_free(slo);
     ret_engine_free(eng); /* writes changed indexes */

@@ -117,6 +117,17 @@ schemas = {
         "profile": {"type": "object", "nullable": True},
         "limits": {"type": "object", "properties": {
             "requests_per_second": {"type": "number"}, "tokens_per_minute": {"type": "number"}}}}},
+    "IntentExampleList": {"type": "array", "maxItems": 500, "items": {
+        "type": "object", "required": ["intent", "question"], "additionalProperties": False, "properties": {
+            "intent": {"type": "string", "enum": ["factoid", "explanation", "procedural", "comparison", "list",
+                                                  "summary", "chitchat", "out_of_scope"]},
+            "question": {"type": "string", "minLength": 1, "maxLength": 512,
+                         "description": "at most 512 bytes, at least one word"}}}},
+    "IntentExamples": {"type": "object", "properties": {
+        "tenant": {"type": "string"}, "examples": ref("IntentExampleList"),
+        "model": {"type": "object", "description": "PUT only: the retrained model",
+                  "properties": {"examples": {"type": "integer"}, "builtin_examples": {"type": "integer"},
+                                 "training_ms": {"type": "number"}}}}},
     "ChatRequest": {"type": "object", "required": ["model", "messages"], "properties": {
         "model": {"type": "string", "description": "collection, optionally @tier: handbook@large"},
         "messages": {"type": "array", "items": {"type": "object", "required": ["role"], "properties": {
@@ -202,6 +213,15 @@ paths = {
                                                         "requests_per_second": {"type": "number"},
                                                         "tokens_per_minute": {"type": "number"}}}),
                                                     params=[TEN], security=ADMIN, tags=["admin"])},
+    "/v1/admin/tenants/{tenant}/intents": {
+        "put": op("Replace the tenant's labelled intent examples (the classifier retrains at once)",
+                  {"200": resp("the stored examples and the retrained model", ref("IntentExamples"))},
+                  req=body({"type": "object", "required": ["examples"], "additionalProperties": False,
+                            "properties": {"examples": ref("IntentExampleList")}}),
+                  params=[TEN], security=ADMIN, tags=["admin"]),
+        "get": op("Read the tenant's labelled intent examples",
+                  {"200": resp("the stored examples", ref("IntentExamples"))}, params=[TEN], security=ADMIN,
+                  tags=["admin"])},
     "/v1/admin/reload": {"post": op("Reload the configuration (as SIGHUP)",
                                     {"202": resp("requested", {"type": "object"})}, security=ADMIN,
                                     tags=["admin"])},
