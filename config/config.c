@@ -49,6 +49,7 @@ static const struct field query_fields[] = {
     FD(query, min_confidence, 0, 1),
     FS(query, default_tier, 1),
     FD(query, explore_rate, 0, 0.2),
+    FS(query, calibration, 0),
     FI(query, max_tokens, 1, 32768),
 };
 

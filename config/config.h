@@ -63,6 +63,7 @@ struct cfg {
         long max_question_bytes;
         double min_confidence;    /* extractive answers below abstain */
         char default_tier[16];    /* auto (the SLO planner decides) | extractive | small | medium | large */
+        char calibration[512];    /* priors file written by `slorag eval --calibrate`, "" = built-in priors */
         double explore_rate;      /* SLO planner exploration, 0..0.2 */
         int max_tokens;           /* generation limit per answer */
     } query;

@@ -175,6 +175,7 @@ int eval_run(const struct cfg *c, const struct eval_opts *o) {
         per[i].lat = calloc(total + 1, sizeof(double));
     char intents[SLO_INTENT__COUNT_MAX][24];
     int nintents = 0;
+    json_t *plan_seen = NULL; /* the plan of the first answer: what configuration ran */
     size_t done = 0;
     int errors = 0;
     for (size_t a = 0; !e && a < json_array_size(articles) && done < total; a++) {
@@ -208,6 +209,8 @@ int eval_run(const struct cfg *c, const struct eval_opts *o) {
                     arena_free(ar);
                     continue;
                 }
+                if (!plan_seen)
+                    plan_seen = json_incref(json_object_get(json_object_get(w.body, "decision"), "plan"));
                 const char *answer = json_string_value(json_object_get(w.body, "answer"));
                 bool abstained = json_is_true(json_object_get(w.body, "abstained"));
                 const char *intent = json_string_value(json_object_get(json_object_get(w.body, "decision"), "intent"));
@@ -271,35 +274,40 @@ int eval_run(const struct cfg *c, const struct eval_opts *o) {
         json_t *report = json_pack("{s:s, s:s, s:I, s:i, s:o, s:o}", "dataset", o->dataset, "tier",
                                    o->tier ? o->tier : c->query.default_tier, "paragraphs", (json_int_t)nparas,
                                    "errors", errors, "overall", bucket_json(&overall), "intents", intents_j);
+        if (plan_seen)
+            json_object_set(report, "plan", plan_seen);
         json_t *ov = json_object_get(report, "overall");
-        printf("## slorag eval: %s (tier %s)\n\n", o->dataset, o->tier ? o->tier : c->query.default_tier);
-        printf("| scope | questions | EM | F1 | abstain P | abstain R | cost/query | p50 ms | p95 ms | p99 ms |\n");
-        printf("|---|---|---|---|---|---|---|---|---|---|\n");
-        const char *key;
-        json_t *v;
-        json_t *rows = json_object();
-        json_object_set(rows, "overall", ov);
-        json_object_foreach(intents_j, key, v) json_object_set(rows, key, v);
-        json_object_foreach(rows, key, v) {
-            printf("| %s | %lld | %.3f | %.3f | %.3f | %.3f | %.6f | %.1f | %.1f | %.1f |\n", key,
-                   (long long)json_integer_value(json_object_get(v, "questions")),
-                   json_real_value(json_object_get(v, "exact_match")), json_real_value(json_object_get(v, "f1")),
-                   json_real_value(json_object_get(v, "abstain_precision")),
-                   json_real_value(json_object_get(v, "abstain_recall")),
-                   json_real_value(json_object_get(v, "cost_per_query")),
-                   json_real_value(json_object_get(v, "latency_p50_ms")),
-                   json_real_value(json_object_get(v, "latency_p95_ms")),
-                   json_real_value(json_object_get(v, "latency_p99_ms")));
+        if (!o->quiet) {
+            printf("## slorag eval: %s (tier %s)\n\n", o->dataset, o->tier ? o->tier : c->query.default_tier);
+            printf("| scope | questions | EM | F1 | abstain P | abstain R | cost/query | p50 ms | p95 ms | p99 ms |\n");
+            printf("|---|---|---|---|---|---|---|---|---|---|\n");
+            const char *key;
+            json_t *v;
+            json_t *rows = json_object();
+            json_object_set(rows, "overall", ov);
+            json_object_foreach(intents_j, key, v) json_object_set(rows, key, v);
+            json_object_foreach(rows, key, v) {
+                printf("| %s | %lld | %.3f | %.3f | %.3f | %.3f | %.6f | %.1f | %.1f | %.1f |\n", key,
+                       (long long)json_integer_value(json_object_get(v, "questions")),
+                       json_real_value(json_object_get(v, "exact_match")), json_real_value(json_object_get(v, "f1")),
+                       json_real_value(json_object_get(v, "abstain_precision")),
+                       json_real_value(json_object_get(v, "abstain_recall")),
+                       json_real_value(json_object_get(v, "cost_per_query")),
+                       json_real_value(json_object_get(v, "latency_p50_ms")),
+                       json_real_value(json_object_get(v, "latency_p95_ms")),
+                       json_real_value(json_object_get(v, "latency_p99_ms")));
+            }
+            json_decref(rows);
+            if (errors)
+                printf("\n%d questions ended in an error and are not scored.\n", errors);
         }
-        json_decref(rows);
-        if (errors)
-            printf("\n%d questions ended in an error and are not scored.\n", errors);
         if (o->out_json && json_dump_file(report, o->out_json, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) != 0) {
             fprintf(stderr, "slorag eval: cannot write %s\n", o->out_json);
             rc = 1;
         }
         json_decref(report);
     }
+    json_decref(plan_seen);
     free(overall.lat);
     for (int i = 0; i < SLO_INTENT__COUNT_MAX; i++)
         free(per[i].lat);

@@ -11,12 +11,24 @@ struct eval_opts {
     const char *mode;     /* retriever, NULL = default */
     const char *out_json; /* also write the report as JSON here, or NULL */
     int limit;            /* at most this many questions, 0 = all */
+    bool quiet;           /* no Markdown report on stdout */
 };
 
 /* Runs in-process on a scratch store (the user's data is not touched),
  * with the config's backends; prints a Markdown report.  Returns an exit
  * status. */
 int eval_run(const struct cfg *c, const struct eval_opts *o);
+
+/* `slorag eval --calibrate FILE`: runs the dataset once per generator tier
+ * that has a backend (and the extractive tier) and per retriever, each a
+ * single call at the config's default k and token limit, and writes a
+ * calibration document (slo_model_calibrate's format) with the measured
+ * quality (F1, and abstention on unanswerable questions), cost and p95
+ * latency per intent.  Configurations not measured directly (other k,
+ * rerank, replicas, token levels) get the built-in prior shifted by what
+ * the measurement changed for their (retriever, tier).  The file is
+ * written whole or not at all.  Returns an exit status. */
+int eval_calibrate(const struct cfg *c, const struct eval_opts *o, const char *out_path);
 
 /* SQuAD answer normalisation and scores, exposed for tests. */
 void eval_normalize(const char *s, char *out, size_t n);

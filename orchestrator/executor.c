@@ -113,6 +113,13 @@ enum err exec_slo_load(struct exec_slo *s, const json_t *j, char *errbuf, size_t
     return e;
 }
 
+enum err exec_slo_calibrate(struct exec_slo *s, const json_t *j, char *errbuf, size_t errlen) {
+    pthread_rwlock_wrlock(&s->lock);
+    enum err e = slo_model_calibrate(s->model, j, errbuf, errlen);
+    pthread_rwlock_unlock(&s->lock);
+    return e;
+}
+
 void exec_slo_feedback(struct exec_slo *s, int config, int intent, double rating) {
     if (config < 0 || intent < 0 || intent >= SLO_INTENT__COUNT || rating < 0 || rating > 1)
         return;

@@ -61,6 +61,9 @@ struct exec_slo *exec_slo_free(struct exec_slo *s);
 /* Model state as JSON for persistence, and back. */
 json_t *exec_slo_save(struct exec_slo *s);
 enum err exec_slo_load(struct exec_slo *s, const json_t *j, char *errbuf, size_t errlen);
+/* Replaces the built-in priors from a calibration document (before
+ * exec_slo_load: learned state then builds on the new priors). */
+enum err exec_slo_calibrate(struct exec_slo *s, const json_t *j, char *errbuf, size_t errlen);
 /* Feedback for an answered request: its plan (space index), intent and a rating 0..1. */
 void exec_slo_feedback(struct exec_slo *s, int config, int intent, double rating);
 

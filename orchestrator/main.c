@@ -37,6 +37,7 @@ static const char usage_text[] =
     "       slorag ingest [--config FILE] [--data DIR] [--collection NAME] PATH...\n"
     "       slorag eval-retrieval --dataset FILE [--json] [--config FILE]\n"
     "       slorag eval --dataset FILE [--tier T] [--mode M] [--limit N] [--json-out FILE] [--config FILE]\n"
+    "       slorag eval --dataset FILE --calibrate PRIORS.json [--limit N] [--config FILE]\n"
     "       slorag tenant create ID | list | show ID | delete ID | key ID | revoke ID KEY_ID\n"
     "                     [--config FILE] [--data DIR]\n"
     "       slorag --help | --version\n"
@@ -61,7 +62,7 @@ struct cli {
     const char *collection;
     const char *dataset;
     bool json;
-    const char *tier, *mode, *json_out;
+    const char *tier, *mode, *json_out, *calibrate;
     int limit;
 };
 
@@ -73,6 +74,7 @@ static int parse_flags(int argc, char **argv, struct cli *cli) {
         {"dataset", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
         {"tier", required_argument, NULL, 't'},     {"mode", required_argument, NULL, 'm'},
         {"json-out", required_argument, NULL, 'o'}, {"limit", required_argument, NULL, 'L'},
+        {"calibrate", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     optind = 1;
@@ -89,6 +91,7 @@ static int parse_flags(int argc, char **argv, struct cli *cli) {
         case 'm': cli->mode = optarg; break;
         case 'o': cli->json_out = optarg; break;
         case 'L': cli->limit = atoi(optarg); break;
+        case 'C': cli->calibrate = optarg; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         default: fputs(usage_text, stderr); return -1;
         }
@@ -288,6 +291,27 @@ static int cmd_serve(const struct cli *cli) {
         ret_store_free(store);
         cfg_unref(c);
         return 1;
+    }
+    if (c->query.calibration[0]) {
+        /* priors measured by `slorag eval --calibrate`, before the learned state */
+        json_error_t je;
+        json_t *cal = json_load_file(c->query.calibration, 0, &je);
+        char err[256] = "";
+        enum err ce = cal ? exec_slo_calibrate(slo, cal, err, sizeof err) : ERR_CONFIG;
+        json_decref(cal);
+        if (ce) {
+            fprintf(stderr, "slorag: query.calibration: %s: %s\n", c->query.calibration, cal ? err : je.text);
+            exec_slo_free(slo);
+            exec_pool_free(pool);
+            agent_pool_free(llm);
+            ledger_free(ledger);
+            ret_engine_free(eng);
+            cfg_tenants_free(tenants);
+            ret_store_free(store);
+            cfg_unref(c);
+            return 1;
+        }
+        log_msg(LOG_INFO, "calibration_loaded", LOG_S("path", c->query.calibration), LOG_END);
     }
     slo_state_load(ledger_path, slo);
     struct cfg_slot slot;
@@ -566,7 +590,7 @@ int main(int argc, char **argv) {
             return 2;
         struct eval_opts eo = {.dataset = cli.dataset, .tier = cli.tier, .mode = cli.mode, .out_json = cli.json_out,
                                .limit = cli.limit};
-        int rc = eval_run(c, &eo);
+        int rc = cli.calibrate ? eval_calibrate(c, &eo, cli.calibrate) : eval_run(c, &eo);
         cfg_unref(c);
         return rc;
     }

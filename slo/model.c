@@ -582,7 +582,10 @@ static enum err calibrate(struct slo_model *m, const json_t *j, bool apply, char
     const char *key, *ikey;
     const json_t *v, *iv;
     json_object_foreach((json_t *)j, key, v) {
-        if (strcmp(key, "configs"))
+        /* "configs" is read; the others are what `slorag eval --calibrate`
+         * records about the run, for people */
+        if (strcmp(key, "configs") && strcmp(key, "version") && strcmp(key, "dataset") && strcmp(key, "created") &&
+            strcmp(key, "measured"))
             return fail(errbuf, errlen, "%s: unknown key", key);
     }
     const json_t *configs = json_object_get(j, "configs");

@@ -106,6 +106,8 @@ double slo_model_tier_nominal_p95_ms(enum slo_tier t);
 /* Replaces priors from a calibration document:
  *   {"configs": {"<key>": {"<intent>" | "*": {"quality": 0..1, "cost": >= 0,
  *                                             "latency_p95_ms": > 0, "n": > 0}}}}
+ * (top-level "version", "dataset", "created" and "measured" are accepted
+ * and ignored: `slorag eval --calibrate` records its run there).
  * Every field is optional ("*" = every intent, a named intent wins); n is
  * the quality prior count (default 5) and, capped at 10, the cost/latency
  * prior weight.  Unknown keys fail with a path; *m is untouched on failure.

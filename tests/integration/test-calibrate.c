@@ -1,0 +1,143 @@
+/* `slorag eval --calibrate` end to end: it measures the SQuAD mini set,
+ * writes a calibration file that loads, and a daemon started with
+ * "query": {"calibration": FILE} plans from those priors (a fresh model's
+ * prediction is its prior).  A missing or malformed file stops start-up
+ * with a message naming it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "daemon.h"
+
+static struct daemon D;
+
+static int run(const char *cmd) {
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void write_config(const char *cal_path) {
+    char path[160];
+    snprintf(path, sizeof path, "%s/config.json", D.dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "{\"query\": {\"calibration\": \"%s\"}}", cal_path);
+    fclose(f);
+}
+
+static void test_calibrate_and_plan_from_it(void **state) {
+    (void)state;
+    daemon_prepare(&D, NULL);
+    char cal[160], cmd[1024];
+    snprintf(cal, sizeof cal, "%s/priors.json", D.dir);
+    snprintf(cmd, sizeof cmd, "'%s' eval --dataset '%s/tests/data/squad-mini.json' --calibrate '%s' > '%s/cal.out' 2>&1",
+             getenv("SLORAG_BIN"), getenv("SLORAG_SOURCE_ROOT"), cal, D.dir);
+    assert_int_equal(run(cmd), 0);
+
+    json_error_t je;
+    json_t *doc = json_load_file(cal, 0, &je);
+    assert_non_null(doc);
+    json_t *configs = json_object_get(doc, "configs");
+    /* no LLM backend in the default config: the extractive tier, three retrievers, k x rerank each */
+    assert_int_equal(json_object_size(configs), 3 * 3 * 2);
+    json_t *base = json_object_get(json_object_get(configs, "hybrid/k5/extractive"), "*");
+    assert_non_null(base);
+    assert_int_equal(json_integer_value(json_object_get(base, "n")), 30); /* every question of the mini set */
+    double q = json_real_value(json_object_get(base, "quality"));
+    assert_true(q > 0.05 && q < 0.95);
+    assert_int_equal(json_array_size(json_object_get(doc, "measured")), 3);
+
+    write_config(cal);
+    assert_int_equal(daemon_ingest(&D, "default", getenv("SLORAG_TEST_DOCS")), 0);
+    assert_true(daemon_start(&D));
+    const char *body = "{\"question\": \"When does the harbour office open?\"}";
+    struct http_resp r;
+    http_do(&D, "POST", "/v1/query", "application/json", body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    json_t *j = json_loads(r.body, 0, NULL);
+    http_resp_done(&r);
+    json_t *d = json_object_get(j, "decision");
+    const char *key = json_string_value(json_object_get(json_object_get(d, "planner"), "config"));
+    const char *intent = json_string_value(json_object_get(d, "intent"));
+    assert_non_null(key);
+    json_t *cell = json_object_get(configs, key);
+    assert_non_null(cell);
+    json_t *want = json_object_get(cell, intent) ? json_object_get(cell, intent) : json_object_get(cell, "*");
+    double predicted = json_number_value(json_object_get(json_object_get(d, "predicted"), "quality"));
+    double prior = json_number_value(json_object_get(want, "quality"));
+    /* the planner hedges quality by the intent's confidence
+     * (SLO_INTENT_UNCERTAINTY, 0.25, slo/planner.h) */
+    double conf = json_number_value(json_object_get(d, "intent_confidence"));
+    double hedged = prior - (1 - conf) * 0.25 * (1 - prior);
+    if (fabs(predicted - hedged) > 1e-3)
+        fail_msg("planned %s for %s: predicted quality %.4f, calibrated prior %.4f (hedged %.4f)", key, intent,
+                 predicted, prior, hedged);
+    json_decref(j);
+    json_decref(doc);
+    assert_int_equal(daemon_stop(&D, SIGTERM, 10000), 0);
+    /* the log says which file it loaded */
+    FILE *f = fopen(D.log_path, "r");
+    char line[1024];
+    bool seen = false;
+    while (f && fgets(line, sizeof line, f))
+        seen = seen || strstr(line, "\"event\":\"calibration_loaded\"");
+    if (f)
+        fclose(f);
+    assert_true(seen);
+}
+
+static void test_bad_calibration_stops_startup(void **state) {
+    (void)state;
+    static const char *const bad[] = {
+        "{\"configs\": {\"hybrid/k5/huge/t256\": {}}}",      /* unknown configuration */
+        "{\"configs\": {\"hybrid/k5/extractive\": {\"*\": {\"quality\": 7}}}}", /* out of range */
+        "not json",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0] + 1; i++) {
+        char cal[160], cmd[1024];
+        snprintf(cal, sizeof cal, "%s/bad%zu.json", D.dir, i);
+        if (i < sizeof bad / sizeof bad[0]) {
+            FILE *f = fopen(cal, "w");
+            fputs(bad[i], f);
+            fclose(f);
+        } /* else: the file does not exist */
+        write_config(cal);
+        snprintf(cmd, sizeof cmd, "timeout 10 '%s' serve --config '%s/config.json' --data '%s' --listen 127.0.0.1:0 > /dev/null 2> '%s/bad.err'",
+                 getenv("SLORAG_BIN"), D.dir, D.dir, D.dir);
+        assert_int_equal(run(cmd), 1);
+        char errp[160], line[512] = "";
+        snprintf(errp, sizeof errp, "%s/bad.err", D.dir);
+        FILE *f = fopen(errp, "r");
+        bool named = false;
+        while (f && fgets(line, sizeof line, f))
+            named = named || (strstr(line, "query.calibration") && strstr(line, cal));
+        if (f)
+            fclose(f);
+        assert_true(named);
+    }
+}
+
+static int stop(void **state) {
+    (void)state;
+    return daemon_finish(&D);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_calibrate_and_plan_from_it),
+        cmocka_unit_test(test_bad_calibration_stops_startup),
+    };
+    int rc = cmocka_run_group_tests_name("calibrate", tests, NULL, stop);
+    curl_global_cleanup();
+    return rc;
+}
