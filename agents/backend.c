@@ -17,6 +17,7 @@
  * malformed replies are not retried: the deadline is spent or the backend
  * is broken, and the planner's fallback is the better move. */
 #include "backend.h"
+#include "sse.h"
 #include "buf.h"
 #include "util.h"
 
@@ -62,9 +63,7 @@ struct call {
     struct curl_slist *headers;
     struct buf reply;        /* capped raw body */
     struct buf content;      /* streamed content, accumulated */
-    size_t sse_pos;          /* parsed up to here in reply */
-    int sse_prompt_tokens, sse_completion_tokens;
-    bool sse_done;
+    struct sse_reader sse;   /* the stream read so far (agents/sse.c) */
     agent_llm_done done;
     void *ud;
     uint64_t key;            /* cancel key, 0 = none */
@@ -236,42 +235,12 @@ static enum err parse_reply(struct call *c, struct agent_llm_result *res, char *
 }
 
 /* Consumes complete SSE events from the reply buffer. */
-static void parse_sse(struct call *c) {
-    for (;;) {
-        char *start = c->reply.data + c->sse_pos;
-        char *end = strstr(start, "\n\n");
-        if (!end)
-            return;
-        *end = '\0';
-        c->sse_pos = (size_t)(end - c->reply.data) + 2;
-        for (char *line = start; line && *line;) {
-            char *nl = strchr(line, '\n');
-            if (nl)
-                *nl = '\0';
-            if (strncmp(line, "data:", 5) == 0) {
-                const char *d = line + 5;
-                while (*d == ' ')
-                    d++;
-                if (strcmp(d, "[DONE]") == 0) {
-                    c->sse_done = true;
-                } else {
-                    json_t *ev = json_loads(d, 0, NULL);
-                    json_t *delta = json_object_get(json_array_get(json_object_get(ev, "choices"), 0), "delta");
-                    json_t *piece = json_object_get(delta, "content");
-                    if (json_is_string(piece) && json_string_length(piece) > 0 &&
-                        buf_append(&c->content, json_string_value(piece), json_string_length(piece)) == ERR_OK &&
-                        c->on_delta) {
-                        c->on_delta(c->ud, json_string_value(piece), json_string_length(piece));
-                        c->delivered = true;
-                    }
-                    json_t *usage = json_object_get(ev, "usage");
-                    if (json_is_object(usage))
-                        parse_usage(usage, &c->sse_prompt_tokens, &c->sse_completion_tokens);
-                    json_decref(ev);
-                }
-            }
-            line = nl ? nl + 1 : NULL;
-        }
+/* A piece of streamed content: kept, and handed on as it comes. */
+static void on_sse_content(void *ud, const char *text, size_t len) {
+    struct call *c = ud;
+    if (buf_append(&c->content, text, len) == ERR_OK && c->on_delta) {
+        c->on_delta(c->ud, text, len);
+        c->delivered = true;
     }
 }
 
@@ -283,7 +252,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
     if (buf_append(&c->reply, ptr, n) != ERR_OK)
         return 0; /* over the cap: abort the transfer */
     if (c->stream)
-        parse_sse(c);
+        sse_read(&c->sse, c->reply.data, c->reply.len);
     return n;
 }
 
@@ -314,8 +283,7 @@ static void start(struct agent_pool *p, struct call *c) {
     c->attempts++;
     c->start_us = now;
     c->first_byte_us = 0;
-    c->sse_pos = 0;
-    c->sse_done = false;
+    c->sse = (struct sse_reader){.on_content = on_sse_content, .ud = c};
     buf_done(&c->reply);
     buf_init(&c->reply, REPLY_MAX);
     buf_done(&c->content);
@@ -412,12 +380,12 @@ static void transfer_done(struct agent_pool *p, struct call *c, CURLcode rc) {
         snprintf(msg, sizeof msg, "HTTP %ld", status);
         retry = retryable_status(status);
     } else if (c->stream) {
-        if (!c->sse_done) {
+        if (!c->sse.done) {
             e = ERR_BACKEND;
             snprintf(msg, sizeof msg, "stream ended without [DONE]");
-        } else if (c->sse_prompt_tokens || c->sse_completion_tokens) {
-            res.prompt_tokens = c->sse_prompt_tokens;
-            res.completion_tokens = c->sse_completion_tokens;
+        } else if (c->sse.prompt_tokens || c->sse.completion_tokens) {
+            res.prompt_tokens = c->sse.prompt_tokens;
+            res.completion_tokens = c->sse.completion_tokens;
         } else {
             res.usage_estimated = true;
         }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs a libFuzzer campaign on one target with clang, ASan and UBSan.
-#   tests/fuzz/campaign.sh TARGET [SECONDS]     TARGET: config chunk html answer openai
+#   tests/fuzz/campaign.sh TARGET [SECONDS]     TARGET: config chunk html answer openai sse
 # New inputs that grow coverage go to tests/fuzz/corpus/TARGET (commit the
 # ones worth keeping: the normal test run replays them); a crash leaves
 # crash-* in the current directory: add it to the corpus once fixed.
@@ -18,6 +18,7 @@ config) src="config/config.c $common"; libs="-ljansson" ;;
 chunk) src="retrieval/chunk.c $common"; libs="" ;;
 html) src="retrieval/html.c $common"; libs="" ;;
 answer) src="agents/llm.c $common"; libs="" ;;
+sse) src="agents/sse.c $common"; libs="-ljansson" ;;
 openai) src="orchestrator/openai.c slo/plan.c $common"; libs="-ljansson" ;;
 *) echo "unknown target $t" >&2; exit 2 ;;
 esac
