@@ -11,6 +11,7 @@
  * than guess.  It is free and fast, so it is the embedded default tier. */
 #include "agent.h"
 #include "chunk.h"
+#include "span.h"
 #include "text.h"
 
 #include <libstemmer.h>
@@ -20,6 +21,8 @@
 
 #define EX_MAX_TERMS 32
 #define EX_WORD_MAX 64
+#define EX_TOP 3           /* sentences the span picker may choose among */
+#define EX_SPAN_SLACK 0.8  /* ... when they score at least this share of the best */
 
 struct term {
     char stem[EX_WORD_MAX];
@@ -91,6 +94,25 @@ static size_t question_terms(struct sb_stemmer *st, const char *q, struct term *
     return nterms;
 }
 
+struct qword_ctx {
+    struct sb_stemmer *st;
+    const struct term *terms;
+    size_t nterms;
+};
+
+/* span_find's test: is this sentence word one of the question's terms? */
+static bool is_qword(void *ud, const char *lower) {
+    const struct qword_ctx *c = ud;
+    if (text_is_stopword(lower))
+        return false;
+    char s[EX_WORD_MAX];
+    stem_word(c->st, lower, s);
+    for (size_t i = 0; i < c->nterms; i++)
+        if (strcmp(c->terms[i].stem, s) == 0)
+            return true;
+    return false;
+}
+
 static bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
@@ -145,7 +167,9 @@ static enum err extractive_run(void *state, struct agent_ctx *ctx, struct agent_
         chunk_cov[h] = coverage_of(terms, nterms, seen);
     }
 
-    struct candidate best = {.score = -1};
+    /* the three best sentences: the span picker may prefer the second or
+     * third when only it holds the kind of answer asked for */
+    struct candidate top[EX_TOP] = {{.score = -1}, {.score = -1}, {.score = -1}};
     for (size_t h = 0; h < nh; h++) {
         const char *text = io->hits[h].text;
         struct ret_unit_iter it;
@@ -160,18 +184,44 @@ static enum err extractive_run(void *state, struct agent_ctx *ctx, struct agent_
             terms_in(st, text, s, e, terms, nterms, seen);
             double cov = coverage_of(terms, nterms, seen);
             double score = cov + 0.15 * chunk_cov[h] + 0.05 / (1.0 + (double)h);
-            if (score > best.score)
-                best = (struct candidate){h, s, e, score, cov};
+            struct candidate c = {h, s, e, score, cov};
+            for (int r = 0; r < EX_TOP; r++)
+                if (score > top[r].score) {
+                    memmove(&top[r + 1], &top[r], (size_t)(EX_TOP - 1 - r) * sizeof top[0]);
+                    top[r] = c;
+                    break;
+                }
+        }
+    }
+    struct candidate best = top[0];
+    if (best.score < 0) {
+        sb_stemmer_delete(st);
+        return abstain(io, "no passage contains a usable sentence");
+    }
+
+    io->confidence = 0.75 * best.coverage + 0.25 * chunk_cov[best.hit];
+    if (io->confidence < io->min_confidence) {
+        sb_stemmer_delete(st);
+        return abstain(io, "best supporting sentence is below the confidence floor");
+    }
+
+    /* The answer: the span the question asks for (a name, a date, a
+     * number, a place, a thing) in the best sentence that has one — among
+     * the top three, when close enough in score — else the best sentence;
+     * the citation is the whole sentence either way. */
+    size_t span_s = 0, span_e = 0;
+    struct qword_ctx qc = {st, terms, nterms};
+    enum span_kind kind = span_question_kind(io->question);
+    bool have_span = false;
+    for (int r = 0; kind != SPAN_NONE && !have_span && r < EX_TOP; r++) {
+        if (top[r].score < 0 || top[r].score < EX_SPAN_SLACK * top[0].score)
+            break;
+        if (span_find(kind, io->hits[top[r].hit].text, top[r].start, top[r].end, is_qword, &qc, &span_s, &span_e)) {
+            have_span = true;
+            best = top[r];
         }
     }
     sb_stemmer_delete(st);
-    if (best.score < 0)
-        return abstain(io, "no passage contains a usable sentence");
-
-    io->confidence = 0.75 * best.coverage + 0.25 * chunk_cov[best.hit];
-    if (io->confidence < io->min_confidence)
-        return abstain(io, "best supporting sentence is below the confidence floor");
-
     const struct ret_hit *hit = &io->hits[best.hit];
     /* Respect the plan's token limit: cut at a word boundary. */
     size_t end = best.end, words = 0;
@@ -186,14 +236,15 @@ static enum err extractive_run(void *state, struct agent_ctx *ctx, struct agent_
         }
         in_word = !sp;
     }
-    char *answer = arena_strndup(ctx->arena, hit->text + best.start, end - best.start);
+    char *sentence = arena_strndup(ctx->arena, hit->text + best.start, end - best.start);
+    char *answer = have_span ? arena_strndup(ctx->arena, hit->text + span_s, span_e - span_s) : sentence;
     struct agent_citation *cit = arena_calloc(ctx->arena, 1, sizeof(*cit));
-    if (!answer || !cit)
+    if (!sentence || !answer || !cit)
         return ERR_NOMEM;
     cit->hit = hit;
     cit->start = hit->start + (int64_t)best.start;
     cit->end = hit->start + (int64_t)end;
-    cit->snippet = answer;
+    cit->snippet = sentence;
     io->answer = answer;
     io->citations = cit;
     io->ncitations = 1;

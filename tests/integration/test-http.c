@@ -99,8 +99,8 @@ static void test_query_answers_with_citation(void **state) {
     if (r.status != 200)
         fail_msg("status %ld: %s", r.status, r.body);
     json_t *j = parse(&r);
-    assert_string_equal(json_string_value(json_object_get(j, "answer")),
-                        "The lighthouse is forty-two metres tall and its beam reaches thirty kilometres out to sea.");
+    /* the span the question asks for; the citation quotes its sentence */
+    assert_string_equal(json_string_value(json_object_get(j, "answer")), "forty-two metres");
     assert_false(json_is_true(json_object_get(j, "abstained")));
     json_t *c0 = json_array_get(json_object_get(j, "citations"), 0);
     assert_non_null(c0);
@@ -117,6 +117,7 @@ static void test_query_answers_with_citation(void **state) {
     doc[n] = '\0';
     assert_true(end > start && (size_t)end <= n);
     assert_memory_equal(doc + start, json_string_value(json_object_get(c0, "snippet")), (size_t)(end - start));
+    assert_non_null(strstr(json_string_value(json_object_get(c0, "snippet")), "forty-two metres tall"));
     json_t *dec = json_object_get(j, "decision");
     assert_string_equal(json_string_value(json_object_get(dec, "intent")), "factoid");
     assert_string_equal(json_string_value(json_object_get(json_object_get(dec, "plan"), "generator_tier")),
@@ -133,8 +134,7 @@ static void test_query_answers_with_citation(void **state) {
     post_query("{\"question\": \"When does the fish market take place?\", \"k\": 2}", &r);
     assert_int_equal(r.status, 200);
     j = parse(&r);
-    assert_string_equal(json_string_value(json_object_get(j, "answer")),
-                        "The fish market is held every Tuesday and Friday on the old quay.");
+    assert_string_equal(json_string_value(json_object_get(j, "answer")), "every Tuesday and Friday");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(j, "decision"), "plan"), "k")), 2);
     json_decref(j);
     http_resp_done(&r);

@@ -44,9 +44,12 @@ static void test_extractive_answers_with_citation(void **state) {
 
     io = io_for("Which port does the service listen on?", 2);
     assert_int_equal(agent_extractive.run(NULL, &ctx, &io), ERR_OK);
-    assert_string_equal(io.answer, "The service listens on port 8080 by default.");
+    /* "which ...": the span, not the sentence; the citation quotes the sentence */
+    assert_string_equal(io.answer, "8080");
+    assert_string_equal(io.citations[0].snippet, "The service listens on port 8080 by default.");
     /* offsets are document offsets: chunk start + position in the chunk */
     assert_int_equal(io.citations[0].start, 100 + 8);
+    assert_int_equal(io.citations[0].end, 100 + 8 + (int64_t)strlen(io.citations[0].snippet));
     arena_free(a);
 }
 
