@@ -49,10 +49,11 @@ static const char config_json[] =
     "  {\"name\": \"ftimeout\", \"ttft_ms\": 2, \"faults\": {\"timeout\": 1.0}},\n"
     "  {\"name\": \"fmalformed\", \"ttft_ms\": 2, \"faults\": {\"malformed\": 1.0}},\n"
     "  {\"name\": \"fstall\", \"ttft_ms\": 2, \"ms_per_token\": 1, \"faults\": {\"stall\": 1.0}},\n"
-    "  {\"name\": \"fdrop\", \"ttft_ms\": 2, \"ms_per_token\": 1, \"faults\": {\"drop\": 1.0}}\n"
+    "  {\"name\": \"fdrop\", \"ttft_ms\": 2, \"ms_per_token\": 1, \"faults\": {\"drop\": 1.0}},\n"
+    "  {\"name\": \"spans\", \"ttft_ms\": 1, \"ms_per_token\": 0, \"spans\": 1}\n"
     " ]}\n";
 
-#define NMODELS 12
+#define NMODELS 13
 
 /* The crafted prompt: passages in the user message, a Question: line. */
 #define DOCS                                                                                                 \
@@ -420,6 +421,23 @@ static void test_chat_answer(void **state) {
          &r);
     c = completion_content(&r);
     assert_string_equal(c, "The fish market is held every Tuesday and Friday on the old quay. [3]");
+    free(c);
+    resp_done(&r);
+
+    /* a model with "spans": 1 answers with the span the question asks for
+     * (the extractive tier's picker, agents/span.c), still citing */
+    body = chat_body("spans", "When does the harbour office open?", NULL);
+    post("/v1/chat/completions", body, &r);
+    free(body);
+    c = completion_content(&r);
+    assert_string_equal(c, "seven in the morning [1]");
+    free(c);
+    resp_done(&r);
+    body = chat_body("spans", "Why is the sky blue?", NULL); /* no span kind: the sentence (or abstention) */
+    post("/v1/chat/completions", body, &r);
+    free(body);
+    c = completion_content(&r);
+    assert_null(strstr(c, "seven in the morning [1]"));
     free(c);
     resp_done(&r);
 

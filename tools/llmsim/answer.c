@@ -11,6 +11,7 @@
  * after a single letter or a few common abbreviations does not end one
  * either. */
 #include "answer.h"
+#include "span.h"
 #include "terms.h"
 
 #include <stdint.h>
@@ -340,23 +341,45 @@ static long wrong_sentence(const struct reading *rd, long best, double u) {
     return -1;
 }
 
-static enum err render(struct arena *a, const struct reading *rd, long si, struct sim_answer *ans) {
+/* span_find's test: is this word one of the question's terms? */
+static bool sim_qword(void *ud, const char *lower) {
+    const struct reading *rd = ud;
+    char term[64];
+    size_t pos = 0;
+    bool content = false;
+    if (!sim_term_next(lower, strlen(lower), &pos, term, &content) || !content)
+        return false;
+    for (size_t q = 0; q < rd->nqterms; q++)
+        if (strcmp(rd->qterms[q], term) == 0)
+            return true;
+    return false;
+}
+
+static enum err render(struct arena *a, const struct reading *rd, long si, const char *question, bool spans,
+                       struct sim_answer *ans) {
     const struct sentence *s = &rd->sentences[si];
     int num = rd->passages[s->passage].num;
-    char *out = arena_alloc(a, s->text.n + 16);
+    struct span text = s->text;
+    size_t ss, se;
+    if (spans && question &&
+        span_find(span_question_kind(question), text.p, 0, text.n, sim_qword, (void *)rd, &ss, &se)) {
+        text.p += ss;
+        text.n = se - ss;
+    }
+    char *out = arena_alloc(a, text.n + 16);
     if (!out)
         return ERR_NOMEM;
     size_t n = 0;
     bool space = false;
-    for (size_t i = 0; i < s->text.n; i++) {
-        if (is_space(s->text.p[i])) {
+    for (size_t i = 0; i < text.n; i++) {
+        if (is_space(text.p[i])) {
             space = true;
             continue;
         }
         if (space && n)
             out[n++] = ' ';
         space = false;
-        out[n++] = s->text.p[i];
+        out[n++] = text.p[i];
     }
     n += (size_t)snprintf(out + n, 16, " [%d]", num);
     ans->text = out;
@@ -407,6 +430,10 @@ enum err sim_answer_compose(const struct sim_msg *msgs, size_t nmsgs, const stru
         if (split_sentences(&rd, i))
             e = ERR_NOMEM;
 
+    char qbuf[1024] = "";
+    if (question.n)
+        snprintf(qbuf, sizeof qbuf, "%.*s", (int)(question.n < sizeof qbuf ? question.n : sizeof qbuf - 1),
+                 question.p);
     struct sim_answer ans = {0};
     long best = e ? -1 : best_sentence(&rd, p->min_overlap);
     ans.found = best >= 0;
@@ -417,10 +444,10 @@ enum err sim_answer_compose(const struct sim_msg *msgs, size_t nmsgs, const stru
         } else if (p->u_outcome < p->abstain_rate + p->wrong_rate) {
             long w = wrong_sentence(&rd, best, p->u_pick);
             ans.outcome = w >= 0 ? SIM_OUT_WRONG : SIM_OUT_ABSTAIN;
-            e = w >= 0 ? render(a, &rd, w, &ans) : abstain(a, &ans);
+            e = w >= 0 ? render(a, &rd, w, qbuf, p->spans, &ans) : abstain(a, &ans);
         } else {
             ans.outcome = SIM_OUT_CORRECT;
-            e = best >= 0 ? render(a, &rd, best, &ans) : abstain(a, &ans);
+            e = best >= 0 ? render(a, &rd, best, qbuf, p->spans, &ans) : abstain(a, &ans);
         }
     }
     free(rd.passages);

@@ -35,6 +35,7 @@ struct sim_answer_params {
     double wrong_rate;   /* probability of answering from the wrong place */
     double u_outcome;    /* uniform draw in [0,1) deciding abstain/wrong/correct */
     double u_pick;       /* uniform draw in [0,1) choosing the wrong sentence */
+    bool spans;          /* answer with the span the question asks for, when the sentence has one */
 };
 
 struct sim_answer {

@@ -42,6 +42,7 @@ static const struct field model_fields[] = {
     MODEL(F_INT, max_concurrency, 1, 100000),
     MODEL(F_DOUBLE, wrong_rate, 0, 1),
     MODEL(F_DOUBLE, abstain_rate, 0, 1),
+    MODEL(F_INT, spans, 0, 1),
     {"error_rate", F_DOUBLE, 0, 1, offsetof(struct sim_model, fault_p) + SIM_FAULT_ERROR * sizeof(double)},
 };
 

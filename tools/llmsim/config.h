@@ -40,6 +40,7 @@ struct sim_model {
     int max_concurrency;  /* requests served at once; the rest wait in FIFO order */
     double wrong_rate;    /* answer from the wrong passage */
     double abstain_rate;  /* abstain although the answer is there */
+    int spans;            /* 1: answer with the span the question asks for (agents/span.c), not the sentence */
     double fault_p[SIM_FAULT__COUNT]; /* [SIM_FAULT_NONE] unused */
 };
 

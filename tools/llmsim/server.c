@@ -601,6 +601,7 @@ static enum MHD_Result handle_chat(struct sim_req *r) {
         .min_overlap = cfg->min_overlap,
         .abstain_rate = q.model->abstain_rate,
         .wrong_rate = q.model->wrong_rate,
+        .spans = q.model->spans != 0,
         .u_outcome = d.outcome,
         .u_pick = d.pick,
     };
