@@ -76,6 +76,18 @@ static const struct field retrieval_fields[] = {
     FI(retrieval, max_batch_documents, 1, 100000),
 };
 
+static const struct field embedder_fields[] = {
+    FS(embedder, kind, 1),
+    FS(embedder, url, 0),
+    FS(embedder, model, 0),
+    FS(embedder, api_key_env, 0),
+    FS(embedder, encoding, 1),
+    FI(embedder, batch, 1, 2048),
+    FI(embedder, connect_timeout_ms, 1, 600000),
+    FI(embedder, timeout_ms, 1, 3600000),
+    FI(embedder, dimension, 0, 4096),
+};
+
 static const struct section {
     const char *name;
     const struct field *fields;
@@ -84,6 +96,7 @@ static const struct section {
     {"server", server_fields, ARRAY_SIZE(server_fields)},
     {"query", query_fields, ARRAY_SIZE(query_fields)},
     {"retrieval", retrieval_fields, ARRAY_SIZE(retrieval_fields)},
+    {"embedder", embedder_fields, ARRAY_SIZE(embedder_fields)},
 };
 
 static void fail(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -123,6 +136,55 @@ static void set_defaults(struct cfg *c) {
     c->retrieval.index_save_interval_ms = 2000;
     snprintf(c->retrieval.default_mode, sizeof c->retrieval.default_mode, "hybrid");
     c->retrieval.max_batch_documents = 1000;
+    snprintf(c->embedder.kind, sizeof c->embedder.kind, "builtin");
+    snprintf(c->embedder.encoding, sizeof c->embedder.encoding, "float");
+    c->embedder.batch = 64;
+    c->embedder.connect_timeout_ms = 2000;
+    c->embedder.timeout_ms = 30000;
+}
+
+/* The embedder section's rules across its fields. */
+static int check_embedder(const struct cfg *c, char *errbuf, size_t errlen) {
+    const typeof(c->embedder) *em = &c->embedder;
+    if (strcmp(em->kind, "builtin") && strcmp(em->kind, "http")) {
+        fail(errbuf, errlen, "embedder.kind: must be one of builtin, http");
+        return -1;
+    }
+    if (strcmp(em->encoding, "float") && strcmp(em->encoding, "base64")) {
+        fail(errbuf, errlen, "embedder.encoding: must be one of float, base64");
+        return -1;
+    }
+    if (strcmp(em->kind, "builtin") == 0) {
+        const char *set = em->url[0] ? "url" : em->model[0] ? "model" : em->api_key_env[0] ? "api_key_env" : NULL;
+        if (set) {
+            fail(errbuf, errlen, "embedder.%s: only used when kind is \"http\"", set);
+            return -1;
+        }
+        if (em->dimension) {
+            fail(errbuf, errlen,
+                 "embedder.dimension: only used when kind is \"http\" (the built-in embedder's is "
+                 "retrieval.embedding_dim)");
+            return -1;
+        }
+        return 0;
+    }
+    if (!em->url[0]) {
+        fail(errbuf, errlen, "embedder.url: required when kind is \"http\"");
+        return -1;
+    }
+    if (strncmp(em->url, "http://", 7) != 0 && strncmp(em->url, "https://", 8) != 0) {
+        fail(errbuf, errlen, "embedder.url: must start with http:// or https://");
+        return -1;
+    }
+    if (!em->model[0]) {
+        fail(errbuf, errlen, "embedder.model: required when kind is \"http\"");
+        return -1;
+    }
+    if (em->connect_timeout_ms > em->timeout_ms) {
+        fail(errbuf, errlen, "embedder.connect_timeout_ms: must be <= embedder.timeout_ms (%d)", em->timeout_ms);
+        return -1;
+    }
+    return 0;
 }
 
 static int set_field(void *base, const struct field *f, double v, const char *path, char *errbuf,
@@ -416,6 +478,8 @@ static int cross_check(const struct cfg *c, char *errbuf, size_t errlen) {
             return -1;
         }
     }
+    if (check_embedder(c, errbuf, errlen))
+        return -1;
     if (c->query.max_question_bytes >= c->server.max_body_bytes) {
         fail(errbuf, errlen, "query.max_question_bytes: must be < server.max_body_bytes (%ld)",
              c->server.max_body_bytes);

@@ -81,6 +81,19 @@ struct cfg {
         char default_mode[16];      /* lexical | dense | hybrid */
         int max_batch_documents;    /* documents per upload request */
     } retrieval;
+
+    /* The text embedder behind dense retrieval; changes apply after a restart. */
+    struct {
+        char kind[16];           /* builtin (retrieval.embedding_dim) | http */
+        char url[256];           /* http: base URL; /v1/embeddings is appended */
+        char model[128];
+        char api_key_env[64];    /* name of the environment variable holding the key, or "" */
+        char encoding[16];       /* float | base64 */
+        int batch;               /* texts per request */
+        int connect_timeout_ms;
+        int timeout_ms;          /* per request */
+        int dimension;           /* expected; 0 = learned at start-up from one probe request */
+    } embedder;
 };
 
 struct cfg_overrides {

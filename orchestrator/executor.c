@@ -772,7 +772,7 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
     q->plan_ms = ms_since(t0);
     q->deadline_us = req->arrived_us + (int64_t)q->plan.deadline_ms * 1000;
 
-    char msg[192];
+    char msg[768];
     int64_t collection_id;
     enum err e = find_collection(env->engine, req, &collection_id, msg, sizeof msg);
     if (e) {
@@ -800,7 +800,7 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
     e = retriever_for(q->plan.retriever)->run(NULL, &q->ctx, &q->io);
     q->retrieve_ms = ms_since(t0);
     if (e) {
-        snprintf(msg, sizeof msg, "retrieval failed: %s", err_message(e));
+        snprintf(msg, sizeof msg, "retrieval failed: %s", ret_error_detail(e));
         run_fail(q, e, msg);
         return;
     }
@@ -930,7 +930,7 @@ enum err exec_retrieve(struct ret_engine *eng, const struct cfg *cfg, const stru
     struct ret_signals sig;
     e = ret_engine_search(eng, collection_id, req->question, k, (enum ret_mode)mode, a, &res, &n, &sig);
     if (e) {
-        snprintf(errmsg, errlen, "retrieval failed: %s", err_message(e));
+        snprintf(errmsg, errlen, "retrieval failed: %s", ret_error_detail(e));
         return e;
     }
     json_t *results = json_array();

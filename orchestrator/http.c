@@ -720,7 +720,7 @@ static void handle_models(struct req *r) {
 }
 
 static void handle_retrieve(struct req *r) {
-    char msg[256] = "";
+    char msg[768] = "";
     json_t *root = parse_body(r);
     if (!root)
         return;
@@ -867,7 +867,7 @@ static enum err parse_document(struct req *r, json_t *obj, size_t i, struct ret_
 }
 
 static void handle_documents_post(struct req *r) {
-    char msg[256] = "";
+    char msg[768] = "";
     const char *name = r->params[0];
     if (!name || !ret_name_valid(name)) {
         set_error(r, ERR_INVALID_FIELD, "collection name must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'");
@@ -962,7 +962,7 @@ static void handle_documents_post(struct req *r) {
         }
     }
     if (e) {
-        snprintf(msg, sizeof msg, "stored %zu of %zu documents, then: %s", stored, ndocs, err_message(e));
+        snprintf(msg, sizeof msg, "stored %zu of %zu documents, then: %s", stored, ndocs, ret_error_detail(e));
         json_decref(out);
         json_decref(root);
         set_error(r, e, msg);

@@ -135,10 +135,22 @@ static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *sto
         .save_interval_ms = c->retrieval.index_save_interval_ms,
         .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens},
     };
+    struct ret_embed_http_opts http;
+    bool is_http = false;
     struct ret_startup_report rep;
     struct ret_engine *eng = NULL;
     double t0 = clock_ms();
-    enum err e = ret_engine_open(store, &o, &rep, &eng);
+    enum err e = ret_embed_http_opts_from_cfg(c, &http, &is_http);
+    if (e) {
+        fprintf(stderr, "slorag: config: %s\n", ret_last_error());
+        return NULL;
+    }
+    o.http = is_http ? &http : NULL;
+    e = ret_engine_open(store, &o, &rep, &eng);
+    if (e && ret_last_error()[0]) { /* the embedder's own words: its backend, its dimension */
+        fprintf(stderr, "slorag: cannot start the embedder: %s\n", ret_last_error());
+        return NULL;
+    }
     if (e == ERR_CONFIG || e == ERR_INVALID_FIELD) {
         fprintf(stderr,
                 "slorag: config: retrieval.index_factory: \"%s\" %s\n", c->retrieval.index_factory,
@@ -152,8 +164,14 @@ static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *sto
                 ret_vindex_last_error());
         return NULL;
     }
-    log_msg(LOG_INFO, "indexes_ready", LOG_I("collections", rep.collections), LOG_I("loaded", rep.loaded),
+    log_msg(LOG_INFO, "indexes_ready", LOG_S("embedder", ret_engine_embedder_name(eng)),
+            LOG_I("dimension", ret_engine_dim(eng)), LOG_I("collections", rep.collections), LOG_I("loaded", rep.loaded),
             LOG_I("rebuilt", rep.rebuilt), LOG_I("vectors", rep.vectors), LOG_F("ms", clock_ms() - t0), LOG_END);
+    if (ret_engine_conflicts(eng))
+        log_msg(LOG_WARN, "embedding_dimension_conflict", LOG_I("collections", ret_engine_conflicts(eng)),
+                LOG_S("reason", "their stored embeddings have another dimension than the embedder's: dense search "
+                                "and ingestion fail with 409 until they are re-embedded (docs/retrieval.md)"),
+                LOG_END);
     return eng;
 }
 
@@ -455,7 +473,7 @@ static int cmd_ingest(const struct cli *cli, int npaths, char **paths) {
         fputs("\r\033[K", stderr);
     fprintf(stderr, "ingested %zu documents (%.2f MB, %zu chunks) into \"%s\" in %.2f s, %zu skipped%s%s\n",
             st.documents, (double)st.bytes / 1e6, st.chunks, collection, secs, st.skipped, e ? "; stopped: " : "",
-            e ? err_message(e) : "");
+            e ? ret_error_detail(e) : "");
     ret_engine_free(eng);
     ret_store_free(store);
     cfg_unref(c);

@@ -41,7 +41,12 @@ int squad_scratch_open(const struct cfg *c, const char *tool, const char *datase
         .save_interval_ms = 60000,
         .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens},
     };
-    enum err e = ret_store_open(path, 2, &s.store);
+    struct ret_embed_http_opts http;
+    bool is_http = false;
+    enum err e = ret_embed_http_opts_from_cfg(c, &http, &is_http);
+    o.http = is_http ? &http : NULL;
+    if (!e)
+        e = ret_store_open(path, 2, &s.store);
     if (!e)
         e = ret_engine_open(s.store, &o, NULL, &s.engine);
     if (!e)
@@ -72,7 +77,7 @@ int squad_scratch_open(const struct cfg *c, const char *tool, const char *datase
     if (tty)
         fputs("\r\033[K", stderr);
     if (e) {
-        fprintf(stderr, "slorag %s: %s\n", tool, err_message(e));
+        fprintf(stderr, "slorag %s: %s\n", tool, ret_error_detail(e));
         squad_scratch_close(&s);
         return 1;
     }

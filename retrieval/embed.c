@@ -13,7 +13,9 @@
 
 #include <libstemmer.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,4 +121,27 @@ struct ret_embedder *ret_embedder_free(struct ret_embedder *e) {
     if (e)
         e->ops->free(e);
     return NULL;
+}
+
+/* ---- the thread's last failure detail (see embed.h) ---- */
+
+static _Thread_local char last_error[512];
+
+const char *ret_last_error(void) {
+    return last_error;
+}
+
+void ret_set_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+}
+
+void ret_clear_error(void) {
+    last_error[0] = '\0';
+}
+
+const char *ret_error_detail(enum err e) {
+    return last_error[0] ? last_error : err_message(e);
 }

@@ -8,6 +8,13 @@
  * without re-embedding.  Saving is write-then-rename, done by a background
  * thread for dirty indexes and once more at shutdown.
  *
+ * A collection whose stored embeddings have another dimension than the
+ * embedder's (the embedder was changed) is opened "in conflict": no index,
+ * its files left alone (switching back loads them), dense search and writes
+ * refused with ERR_CONFLICT rather than mixing vectors of two models.
+ * Deleting documents still works, and once no embedding of the old
+ * dimension is left the collection gets a fresh index.
+ *
  * Hybrid search fuses the lexical and dense lists with reciprocal rank
  * fusion (score = sum of 1/(60 + rank)): rank-based, so BM25's unbounded
  * scores and cosine similarities need no calibration against each other. */
@@ -35,11 +42,13 @@ struct dense_slot {
     int64_t generation;      /* SQLite generation the in-memory index reflects */
     int64_t saved_generation;/* generation of the file on disk, -1 if none */
     bool dirty;
+    int conflict_dim;        /* dimension of stored embeddings unlike the embedder's; 0 = none (vi set) */
 };
 
 struct ret_engine {
     struct ret_store *store;     /* borrowed */
     struct ret_embedder *emb;    /* owned */
+    char emb_name[160];
     char *index_dir, *factory;   /* owned */
     struct ret_chunk_opts chunk;
     int save_interval_ms;
@@ -69,6 +78,35 @@ int ret_mode_parse(const char *name) {
 
 struct ret_store *ret_engine_store(struct ret_engine *eng) { return eng->store; }
 int ret_engine_dim(const struct ret_engine *eng) { return eng->emb->dim; }
+const char *ret_engine_embedder_name(const struct ret_engine *eng) { return eng->emb_name; }
+
+size_t ret_engine_conflicts(struct ret_engine *eng) {
+    size_t n = 0;
+    pthread_mutex_lock(&eng->slots_mu);
+    for (size_t i = 0; i < eng->nslots; i++) {
+        pthread_rwlock_rdlock(&eng->slots[i]->lock);
+        n += eng->slots[i]->cid >= 0 && eng->slots[i]->conflict_dim != 0;
+        pthread_rwlock_unlock(&eng->slots[i]->lock);
+    }
+    pthread_mutex_unlock(&eng->slots_mu);
+    return n;
+}
+
+/* Sets the thread's error detail for a collection in conflict. */
+static enum err conflict_error(const struct ret_engine *eng, int stored_dim) {
+    ret_set_error("embedding dimension changed: the collection's stored embeddings have %d dimensions, the "
+                  "embedder (%s) gives %d - re-embed the collection (see docs/retrieval.md)",
+                  stored_dim, eng->emb_name, eng->emb->dim);
+    return ERR_CONFLICT;
+}
+
+/* The slot's conflict dimension (0 = none) under its read lock. */
+static int slot_conflict(struct dense_slot *s) {
+    pthread_rwlock_rdlock(&s->lock);
+    int d = s->conflict_dim;
+    pthread_rwlock_unlock(&s->lock);
+    return d;
+}
 
 static void index_path(const struct ret_engine *eng, int64_t cid, int64_t gen, char *out, size_t n) {
     snprintf(out, n, "%s/c%lld.g%lld.faiss", eng->index_dir, (long long)cid, (long long)gen);
@@ -248,6 +286,15 @@ static enum err slot_open(struct ret_engine *eng, int64_t cid, bool *ret_rebuilt
         e = build_from_store(eng, cid, &s->vi);
         s->dirty = true;
         *ret_rebuilt = true;
+        /* fewer vectors than embedded chunks: some have another dimension */
+        int other = 0;
+        if (!e && ret_vindex_count(s->vi) != count)
+            e = ret_collection_other_dim(eng->store, cid, eng->emb->dim, &other);
+        if (!e && other) {
+            s->vi = ret_vindex_free(s->vi);
+            s->conflict_dim = other;
+            s->dirty = false;
+        }
     }
     s->generation = gen;
     if (!e && s->dirty)
@@ -258,7 +305,8 @@ static enum err slot_open(struct ret_engine *eng, int64_t cid, bool *ret_rebuilt
         slot_free(s);
         return e;
     }
-    remove_stale_files(eng, cid, s->saved_generation);
+    if (!s->conflict_dim) /* in conflict, the old files stay for a switch back */
+        remove_stale_files(eng, cid, s->saved_generation);
     return ERR_OK;
 }
 
@@ -309,6 +357,7 @@ static void *saver_main(void *arg) {
 
 enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *opts,
                          struct ret_startup_report *ret_report, struct ret_engine **ret_eng) {
+    ret_clear_error();
     if (mkdir(opts->index_dir, 0750) != 0 && errno != EEXIST)
         return ERR_IO;
     struct ret_engine *eng = calloc(1, sizeof(*eng));
@@ -324,13 +373,20 @@ enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *
     eng->index_dir = strdup(opts->index_dir);
     eng->factory = strdup(opts->index_factory ? opts->index_factory : "Flat");
     enum err e = eng->index_dir && eng->factory ? ERR_OK : ERR_NOMEM;
-    if (!e)
+    if (!e && opts->http) {
+        e = ret_embedder_http_new(opts->http, &eng->emb);
+        if (!e)
+            e = ret_embedder_http_learn_dim(eng->emb);
+        snprintf(eng->emb_name, sizeof eng->emb_name, "http %s", opts->http->model);
+    } else if (!e) {
         e = ret_embedder_builtin_new(opts->dim, &eng->emb);
+        snprintf(eng->emb_name, sizeof eng->emb_name, "builtin");
+    }
     if (!e) {
         /* Indexes are updated document by document; a factory that must be
          * trained first (IVF, PQ) would refuse the first writes. */
         struct ret_vindex *probe = NULL;
-        e = ret_vindex_new(opts->dim, eng->factory, &probe);
+        e = ret_vindex_new(eng->emb->dim, eng->factory, &probe);
         if (!e && !ret_vindex_is_trained(probe))
             e = ERR_CONFIG;
         ret_vindex_free(probe);
@@ -420,6 +476,26 @@ static enum err apply_change(struct ret_engine *eng, int64_t cid, const struct r
             return e;
         }
     }
+    if (slot_conflict(s)) {
+        /* only deletes reach a collection in conflict: once no embedding
+         * of the old dimension is left it gets a fresh, empty index */
+        int other = 0;
+        enum err e = ret_collection_other_dim(eng->store, cid, eng->emb->dim, &other);
+        struct ret_vindex *fresh = NULL;
+        if (!e && !other)
+            e = build_from_store(eng, cid, &fresh);
+        if (e)
+            return e;
+        pthread_rwlock_wrlock(&s->lock);
+        if (fresh) {
+            s->vi = fresh;
+            s->conflict_dim = 0;
+            s->dirty = true;
+        }
+        s->generation = c->generation;
+        pthread_rwlock_unlock(&s->lock);
+        return ERR_OK;
+    }
     pthread_rwlock_wrlock(&s->lock);
     enum err e = ERR_OK;
     if (c->nremoved)
@@ -449,6 +525,13 @@ enum err ret_engine_put(struct ret_engine *eng, int64_t collection_id, const str
                         struct ret_change *ret_change) {
     struct ret_change c;
     struct ret_prepared prep;
+    ret_clear_error();
+    /* a collection in conflict takes no new vectors (only deletes clear a
+     * conflict, so checking before the embedding is enough) */
+    struct dense_slot *s = slot_find(eng, collection_id);
+    int stored = s ? slot_conflict(s) : 0;
+    if (stored)
+        return conflict_error(eng, stored);
     /* chunk and embed first, outside every lock: writers to the same store
      * only serialise on the commit and the index update */
     enum err e = ret_document_prepare(doc, &eng->chunk, eng->emb, &prep);
@@ -514,6 +597,9 @@ static enum err dense_search(struct ret_engine *eng, int64_t cid, const char *qu
     struct dense_slot *s = slot_find(eng, cid);
     if (!s)
         return ERR_OK;
+    int stored = slot_conflict(s);
+    if (stored)
+        return conflict_error(eng, stored);
     int dim = eng->emb->dim;
     float *q = arena_alloc(a, (size_t)dim * sizeof(float));
     float *scores = arena_alloc(a, (size_t)depth * sizeof(float));
@@ -562,6 +648,7 @@ static int cmp_fused(const void *x, const void *y) {
 
 enum err ret_engine_search(struct ret_engine *eng, int64_t collection_id, const char *query, int k, enum ret_mode mode,
                            struct arena *a, struct ret_scored **ret_res, size_t *ret_n, struct ret_signals *ret_sig) {
+    ret_clear_error();
     if (k < 1)
         return ERR_INVALID_FIELD;
     int depth = mode == RET_MODE_HYBRID ? 2 * k : k;

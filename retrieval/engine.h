@@ -25,6 +25,9 @@ struct ret_engine_opts {
     const char *index_dir;      /* where c<id>.g<gen>.faiss files live */
     const char *index_factory;  /* FAISS factory string, e.g. "Flat" */
     int dim;                    /* built-in embedder dimension */
+    /* NULL: the built-in embedder; else an HTTP one (dim 0 there: learned
+     * from one probe request while opening) */
+    const struct ret_embed_http_opts *http;
     int save_interval_ms;       /* how often dirty indexes are written */
     struct ret_chunk_opts chunk;
 };
@@ -52,7 +55,11 @@ struct ret_startup_report {
 
 /* Opens the engine over an open store: loads each collection's index file
  * when its generation matches SQLite's, else rebuilds it from the stored
- * embeddings.  Takes ownership of nothing. */
+ * embeddings.  A collection whose stored embeddings have another dimension
+ * than the embedder's is opened in conflict: its dense searches and its
+ * writes fail with ERR_CONFLICT (lexical search and deletes still work)
+ * until it holds no embedding of the old dimension.  Takes ownership of
+ * nothing; on failure ret_last_error() may say more. */
 enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *opts,
                          struct ret_startup_report *ret_report, struct ret_engine **ret_eng);
 /* Saves dirty indexes, stops the saver thread.  NULL-safe. */
@@ -60,6 +67,10 @@ struct ret_engine *ret_engine_free(struct ret_engine *eng);
 
 struct ret_store *ret_engine_store(struct ret_engine *eng);
 int ret_engine_dim(const struct ret_engine *eng);
+/* "builtin" or "http <model>". */
+const char *ret_engine_embedder_name(const struct ret_engine *eng);
+/* Collections opened in conflict (see ret_engine_open). */
+size_t ret_engine_conflicts(struct ret_engine *eng);
 
 enum err ret_engine_put(struct ret_engine *eng, int64_t collection_id, const struct ret_doc_in *doc,
                         struct ret_change *ret_change);

@@ -165,7 +165,7 @@ static enum err ingest_jsonl(struct ret_engine *s, int64_t cid, const char *path
         }
         json_decref(j);
         if (why || e)
-            report(o, where, e ? err_message(e) : why, st);
+            report(o, where, e ? ret_error_detail(e) : why, st);
     }
     free(line);
     fclose(f);
@@ -207,7 +207,7 @@ static enum err ingest_file(struct ret_engine *s, int64_t cid, const char *path,
         struct ret_doc_in doc = {.ext_id = id, .title = title, .source = path, .text = text, .text_len = len};
         e = title ? store_doc(s, cid, &doc, st, &why) : ERR_NOMEM;
     }
-    report(o, path, e ? err_message(e) : why, st);
+    report(o, path, e ? ret_error_detail(e) : why, st);
     free(text);
     free(title);
     return e;

@@ -658,6 +658,32 @@ enum err ret_collection_chunk_count(struct ret_store *s, int64_t collection_id, 
                       collection_id, ret_count);
 }
 
+enum err ret_collection_other_dim(struct ret_store *s, int64_t collection_id, int dim, int *ret_other) {
+    int slot;
+    sqlite3 *db = reader_get(s, &slot);
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT length(embedding) FROM chunks WHERE collection_id=?1 AND embedding IS NOT NULL"
+                           " AND length(embedding) != ?2 LIMIT 1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, collection_id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)dim * (sqlite3_int64)sizeof(float));
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            sqlite3_int64 bytes = sqlite3_column_int64(st, 0);
+            *ret_other = bytes < (sqlite3_int64)sizeof(float) ? 1 : (int)(bytes / (sqlite3_int64)sizeof(float));
+            e = ERR_OK;
+        } else if (rc == SQLITE_DONE) {
+            *ret_other = 0;
+            e = ERR_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    reader_put(s, slot);
+    return e;
+}
+
 enum err ret_store_embeddings(struct ret_store *s, int64_t collection_id, int dim,
                               enum err (*fn)(void *ud, const int64_t *ids, const float *vecs, size_t n), void *ud,
                               size_t *ret_skipped) {

@@ -116,6 +116,9 @@ enum err ret_collection_list(struct ret_store *s, const char *tenant, struct are
 /* Every collection id of every tenant, for start-up. */
 enum err ret_collection_ids(struct ret_store *s, int64_t **ret_ids, size_t *ret_n);
 enum err ret_collection_chunk_count(struct ret_store *s, int64_t collection_id, int64_t *ret_count);
+/* The dimension of one stored embedding of the collection whose dimension
+ * is not dim, or 0 when every stored embedding has dim. */
+enum err ret_collection_other_dim(struct ret_store *s, int64_t collection_id, int dim, int *ret_other);
 enum err ret_collection_generation(struct ret_store *s, int64_t collection_id, int64_t *ret_gen);
 
 /* Calls fn for batches of (chunk id, embedding) of one collection; used to

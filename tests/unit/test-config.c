@@ -124,6 +124,51 @@ static void test_syntax_error_has_position(void **state) {
     unlink(p);
 }
 
+static void test_embedder(void **state) {
+    (void)state;
+    char err[256];
+    struct cfg *c = NULL;
+    assert_int_equal(cfg_load(NULL, NULL, err, sizeof err, &c), ERR_OK);
+    assert_string_equal(c->embedder.kind, "builtin"); /* no external model needed */
+    assert_string_equal(c->embedder.encoding, "float");
+    assert_int_equal(c->embedder.batch, 64);
+    assert_int_equal(c->embedder.dimension, 0);
+    cfg_unref(c);
+    const char *p = write_cfg("{\"embedder\": {\"kind\": \"http\", \"url\": \"http://127.0.0.1:8081\","
+                              " \"model\": \"nomic-embed-text\", \"encoding\": \"base64\", \"batch\": 16,"
+                              " \"timeout_ms\": 5000, \"dimension\": 768, \"api_key_env\": \"EMB_KEY\"}}");
+    assert_int_equal(cfg_load(p, NULL, err, sizeof err, &c), ERR_OK);
+    assert_string_equal(c->embedder.kind, "http");
+    assert_string_equal(c->embedder.model, "nomic-embed-text");
+    assert_string_equal(c->embedder.encoding, "base64");
+    assert_string_equal(c->embedder.api_key_env, "EMB_KEY");
+    assert_int_equal(c->embedder.batch, 16);
+    assert_int_equal(c->embedder.timeout_ms, 5000);
+    assert_int_equal(c->embedder.dimension, 768);
+    cfg_unref(c);
+    unlink(path);
+
+    expect_error("{\"embedder\": {\"kind\": \"http\", \"model\": \"m\"}}",
+                 "embedder.url: required when kind is \"http\"");
+    expect_error("{\"embedder\": {\"kind\": \"http\", \"url\": \"http://x\"}}",
+                 "embedder.model: required when kind is \"http\"");
+    expect_error("{\"embedder\": {\"kind\": \"http\", \"url\": \"ftp://x\", \"model\": \"m\"}}",
+                 "embedder.url: must start with http:// or https://");
+    expect_error("{\"embedder\": {\"kind\": \"onnx\"}}", "embedder.kind: must be one of builtin, http");
+    expect_error("{\"embedder\": {\"encoding\": \"int8\"}}", "embedder.encoding: must be one of float, base64");
+    expect_error("{\"embedder\": {\"batch\": 0}}", "embedder.batch: must be >= 1");
+    expect_error("{\"embedder\": {\"batch\": 4096}}", "embedder.batch: must be <= 2048");
+    expect_error("{\"embedder\": {\"dimension\": 5000}}", "embedder.dimension: must be <= 4096");
+    expect_error("{\"embedder\": {\"dimension\": 768}}",
+                 "embedder.dimension: only used when kind is \"http\" (the built-in embedder's is "
+                 "retrieval.embedding_dim)");
+    expect_error("{\"embedder\": {\"url\": \"http://x\"}}", "embedder.url: only used when kind is \"http\"");
+    expect_error("{\"embedder\": {\"dimensions\": 8}}", "embedder.dimensions: unknown key");
+    expect_error("{\"embedder\": {\"kind\": \"http\", \"url\": \"http://x\", \"model\": \"m\","
+                 " \"connect_timeout_ms\": 9000, \"timeout_ms\": 1000}}",
+                 "embedder.connect_timeout_ms: must be <= embedder.timeout_ms (1000)");
+}
+
 static void test_precedence(void **state) {
     (void)state;
     char err[256];
@@ -171,7 +216,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),   cmocka_unit_test(test_file_values),
         cmocka_unit_test(test_errors),     cmocka_unit_test(test_syntax_error_has_position),
-        cmocka_unit_test(test_backends),
+        cmocka_unit_test(test_backends),   cmocka_unit_test(test_embedder),
         cmocka_unit_test(test_precedence), cmocka_unit_test(test_snapshot_swap),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

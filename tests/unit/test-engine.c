@@ -60,15 +60,19 @@ static void test_builtin_embedder(void **state) {
     assert_int_equal(ret_embedder_builtin_new(8, &e), ERR_INVALID_FIELD);
 }
 
-static struct ret_engine *open_engine(struct ret_store **ret_store, struct ret_startup_report *rep) {
+static struct ret_engine *open_engine_dim(struct ret_store **ret_store, struct ret_startup_report *rep, int dim) {
     struct ret_store *s = NULL;
     assert_int_equal(ret_store_open(dbpath, 2, &s), ERR_OK);
-    struct ret_engine_opts o = {.index_dir = idxdir, .index_factory = "Flat", .dim = 128, .save_interval_ms = 50,
+    struct ret_engine_opts o = {.index_dir = idxdir, .index_factory = "Flat", .dim = dim, .save_interval_ms = 50,
                                 .chunk = chunk};
     struct ret_engine *eng = NULL;
     assert_int_equal(ret_engine_open(s, &o, rep, &eng), ERR_OK);
     *ret_store = s;
     return eng;
+}
+
+static struct ret_engine *open_engine(struct ret_store **ret_store, struct ret_startup_report *rep) {
+    return open_engine_dim(ret_store, rep, 128);
 }
 
 static void put(struct ret_engine *eng, int64_t cid, const char *id, const char *text) {
@@ -184,10 +188,63 @@ static void test_dense_hybrid_and_persistence(void **state) {
     ret_store_free(s);
 }
 
+/* Stored embeddings of one dimension, an embedder of another: dense search
+ * and writes are refused with the conflict, lexical search and deletes
+ * work, and a collection emptied of old vectors takes new ones. */
+static void test_dimension_conflict(void **state) {
+    (void)state;
+    struct ret_store *s;
+    struct ret_startup_report rep;
+    struct ret_engine *eng = open_engine_dim(&s, &rep, 128);
+    int64_t cid, other;
+    assert_int_equal(ret_collection_ensure(s, "t", "docs", &cid), ERR_OK);
+    assert_int_equal(ret_collection_ensure(s, "t", "empty", &other), ERR_OK);
+    put(eng, cid, "ferry", "The ferry leaves the harbour at seven every morning.");
+    put(eng, cid, "mill", "The old mill was converted to electricity in 1921.");
+    ret_engine_free(eng);
+    ret_store_free(s);
+
+    eng = open_engine_dim(&s, &rep, 64);
+    assert_int_equal(ret_engine_conflicts(eng), 1); /* "empty" has no vectors: no conflict */
+    assert_int_equal(ret_engine_dim(eng), 64);
+    struct arena *a = arena_new(1 << 20);
+    struct ret_scored *res;
+    size_t n;
+    assert_int_equal(ret_engine_search(eng, cid, "ferry", 3, RET_MODE_DENSE, a, &res, &n, NULL), ERR_CONFLICT);
+    assert_string_equal(ret_last_error(),
+                        "embedding dimension changed: the collection's stored embeddings have 128 dimensions, the "
+                        "embedder (builtin) gives 64 - re-embed the collection (see docs/retrieval.md)");
+    assert_int_equal(ret_engine_search(eng, cid, "ferry", 3, RET_MODE_HYBRID, a, &res, &n, NULL), ERR_CONFLICT);
+    assert_string_equal(top_doc(eng, cid, "ferry", RET_MODE_LEXICAL, a, NULL), "ferry");
+    assert_string_equal(ret_last_error(), ""); /* cleared by the successful search */
+    struct ret_doc_in d = {.ext_id = "new", .title = "new", .text = "A new pier.", .text_len = 11};
+    assert_int_equal(ret_engine_put(eng, cid, &d, NULL), ERR_CONFLICT);
+    assert_non_null(strstr(ret_last_error(), "have 128 dimensions"));
+    put(eng, other, "pier", "A new pier was built."); /* other collections are unaffected */
+    assert_string_equal(top_doc(eng, other, "pier", RET_MODE_DENSE, a, NULL), "pier");
+    /* re-ingestion path: delete, then store again */
+    assert_int_equal(ret_engine_delete(eng, cid, "ferry"), ERR_OK);
+    assert_int_equal(ret_engine_conflicts(eng), 1);
+    assert_int_equal(ret_engine_delete(eng, cid, "mill"), ERR_OK);
+    assert_int_equal(ret_engine_conflicts(eng), 0);
+    put(eng, cid, "ferry", "The ferry leaves the harbour at seven every morning.");
+    assert_string_equal(top_doc(eng, cid, "ferry", RET_MODE_DENSE, a, NULL), "ferry");
+    ret_engine_free(eng);
+    ret_store_free(s);
+    /* and it stays resolved after a restart */
+    eng = open_engine_dim(&s, &rep, 64);
+    assert_int_equal(ret_engine_conflicts(eng), 0);
+    assert_string_equal(top_doc(eng, cid, "ferry", RET_MODE_DENSE, a, NULL), "ferry");
+    arena_free(a);
+    ret_engine_free(eng);
+    ret_store_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_embedder),
         cmocka_unit_test_setup_teardown(test_dense_hybrid_and_persistence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dimension_conflict, setup, teardown),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
