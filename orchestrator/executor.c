@@ -5,6 +5,7 @@
  * go into the decision record returned to the client. */
 #include "executor.h"
 #include "agent.h"
+#include "aggregate.h"
 #include "backend.h"
 #include "llm.h"
 #include "eval.h"
@@ -390,52 +391,35 @@ static void run_extractive(struct query_run *q) {
  * normalised answer (vote) or the most confident one; ties go to
  * confidence.  Returns the index, or -1 when every reply failed;
  * *ret_agreeing is the size of the largest group of agreeing answers. */
+/* Agreement between two replies: token F1 of their SQuAD-normalised text
+ * (citation markers dropped), so "In 1642." and "in 1642 [1]" agree. */
+static double reply_similarity(const char *a, const char *b) {
+    char na[512], nb[512];
+    eval_normalize(a, na, sizeof na);
+    eval_normalize(b, nb, sizeof nb);
+    return strcmp(na, nb) == 0 ? 1.0 : eval_f1(na, nb);
+}
+
 static int aggregate(struct query_run *q, int n, double *ret_agreement, int *ret_agreeing) {
-    char norm[SLO_MAX_REPLICAS][512];
+    const char *answers[SLO_MAX_REPLICAS] = {NULL};
     double conf[SLO_MAX_REPLICAS] = {0};
-    int best = -1, ok = 0;
-    for (int i = 0; i < n && i < SLO_MAX_REPLICAS; i++) {
-        norm[i][0] = '\0';
-        if (!q->replies[i].content)
+    if (n > SLO_MAX_REPLICAS)
+        n = SLO_MAX_REPLICAS;
+    for (int i = 0; i < n; i++) {
+        answers[i] = q->replies[i].content;
+        if (!answers[i])
             continue;
-        ok++;
         struct agent_io io = q->io;
-        if (agent_llm_read_answer(q->replies[i].content, &io, q->arena) == ERR_OK)
+        if (agent_llm_read_answer(answers[i], &io, q->arena) == ERR_OK)
             conf[i] = io.abstained ? 0 : io.confidence;
-        eval_normalize(q->replies[i].content, norm[i], sizeof norm[i]);
     }
-    int best_votes = 0;
-    for (int i = 0; i < n && i < SLO_MAX_REPLICAS; i++) {
-        if (!q->replies[i].content)
-            continue;
-        /* answers agree when their normalised words overlap enough (token
-         * F1), so "In 1642." and "in 1642 [1]" are one vote */
-        int votes = 0;
-        for (int k = 0; k < n && k < SLO_MAX_REPLICAS; k++)
-            votes += q->replies[k].content &&
-                     (strcmp(norm[i], norm[k]) == 0 || eval_f1(norm[i], norm[k]) >= SLO_GATE_AGREE_SIMILARITY);
-        bool better = q->plan.aggregate == SLO_AGG_VOTE
-                          ? votes > best_votes || (votes == best_votes && best >= 0 && conf[i] > conf[best])
-                          : best < 0 || conf[i] > conf[best];
-        if (best < 0 || better) {
-            best = i;
-            best_votes = votes;
-        }
-    }
-    int agreeing = 0;
-    for (int i = 0; i < n && i < SLO_MAX_REPLICAS; i++) {
-        if (!q->replies[i].content)
-            continue;
-        int votes = 0;
-        for (int k = 0; k < n && k < SLO_MAX_REPLICAS; k++)
-            votes += q->replies[k].content &&
-                     (strcmp(norm[i], norm[k]) == 0 || eval_f1(norm[i], norm[k]) >= SLO_GATE_AGREE_SIMILARITY);
-        agreeing = votes > agreeing ? votes : agreeing;
-    }
+    struct agent_agg_result r;
+    agent_aggregate(answers, conf, n, q->plan.aggregate == SLO_AGG_VOTE, SLO_GATE_AGREE_SIMILARITY, reply_similarity,
+                    &r);
     if (ret_agreeing)
-        *ret_agreeing = agreeing;
-    *ret_agreement = ok ? (double)agreeing / ok : 0;
-    return best;
+        *ret_agreeing = r.agreeing;
+    *ret_agreement = r.agreement;
+    return r.best;
 }
 
 /* All replicas are back: aggregate, or fall back when none answered. */
