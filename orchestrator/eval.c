@@ -10,6 +10,7 @@
  * reported.  Citation markers like [2] are removed from LLM answers before
  * scoring. */
 #include "eval.h"
+#include "eval_remote.h"
 #include "backend.h"
 #include "engine.h"
 #include "squad.h"
@@ -150,15 +151,38 @@ static json_t *bucket_json(struct bucket *b) {
 }
 
 int eval_run(const struct cfg *c, const struct eval_opts *o) {
-    struct squad_scratch sq;
-    int status = squad_scratch_open(c, "eval", o->dataset, &sq);
-    if (status)
-        return status;
-    json_t *articles = sq.articles;
-    struct ret_engine *eng = sq.engine;
-    size_t nparas = sq.paragraphs;
+    struct squad_scratch sq = {0};
+    struct eval_remote rm = {0};
+    json_t *remote_root = NULL, *articles = NULL;
+    struct ret_engine *eng = NULL;
+    size_t nparas = 0;
     struct agent_pool *pool = NULL;
-    enum err e = agent_pool_new(c, &pool);
+    enum err e = ERR_OK;
+    if (o->url) {
+        /* a running slorag: the dataset goes through its public API */
+        json_error_t jerr;
+        remote_root = json_load_file(o->dataset, 0, &jerr);
+        articles = json_object_get(remote_root, "data");
+        if (!remote_root || !json_is_array(articles)) {
+            fprintf(stderr, "slorag eval: %s: %s\n", o->dataset,
+                    remote_root ? "not a SQuAD file: no \"data\" array" : jerr.text);
+            json_decref(remote_root);
+            return 2;
+        }
+        int status = eval_remote_open(o->url, o->api_key, articles, &rm, &nparas);
+        if (status) {
+            json_decref(remote_root);
+            return status;
+        }
+    } else {
+        int status = squad_scratch_open(c, "eval", o->dataset, &sq);
+        if (status)
+            return status;
+        articles = sq.articles;
+        eng = sq.engine;
+        nparas = sq.paragraphs;
+        e = agent_pool_new(c, &pool);
+    }
     bool tty = isatty(STDERR_FILENO) == 1;
     size_t total = 0;
     for (size_t a = 0; a < json_array_size(articles); a++) {
@@ -190,22 +214,28 @@ int eval_run(const struct cfg *c, const struct eval_opts *o) {
                 json_t *golds = json_object_get(qa, "answers");
                 bool impossible = json_is_true(json_object_get(qa, "is_impossible")) || json_array_size(golds) == 0;
                 struct arena *ar = arena_new(0);
-                char rid[33];
-                util_random_hex(rid, 16);
-                struct exec_query_req req = {.request_id = rid, .tenant = "eval", .question = question,
-                                             .collection = "eval", .arrived_us = clock_us(),
-                                             .mode = o->mode ? ret_mode_parse(o->mode) : -1,
-                                             .tier = o->tier ? slo_tier_parse(o->tier) : -1};
                 struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-                struct exec_env env = {.engine = eng, .pool = pool};
-                exec_query_start(&env, c, &req, ar, on_done, &w);
-                pthread_mutex_lock(&w.mu);
-                while (!w.done)
-                    pthread_cond_wait(&w.cv, &w.mu);
-                pthread_mutex_unlock(&w.mu);
+                if (o->url) {
+                    w.e = eval_remote_query(&rm, question, o->tier, o->mode, &w.body, w.msg, sizeof w.msg);
+                } else {
+                    char rid[33];
+                    util_random_hex(rid, 16);
+                    struct exec_query_req req = {.request_id = rid, .tenant = "eval", .question = question,
+                                                 .collection = "eval", .arrived_us = clock_us(),
+                                                 .mode = o->mode ? ret_mode_parse(o->mode) : -1,
+                                                 .tier = o->tier ? slo_tier_parse(o->tier) : -1};
+                    struct exec_env env = {.engine = eng, .pool = pool};
+                    exec_query_start(&env, c, &req, ar, on_done, &w);
+                    pthread_mutex_lock(&w.mu);
+                    while (!w.done)
+                        pthread_cond_wait(&w.cv, &w.mu);
+                    pthread_mutex_unlock(&w.mu);
+                }
                 done++;
                 if (w.e) {
-                    errors++;
+                    if (errors++ == 0)
+                        fprintf(stderr, "%sslorag eval: a question failed: %s\n", tty ? "\r\033[K" : "",
+                                w.msg[0] ? w.msg : err_message(w.e));
                     arena_free(ar);
                     continue;
                 }
@@ -278,7 +308,11 @@ int eval_run(const struct cfg *c, const struct eval_opts *o) {
             json_object_set(report, "plan", plan_seen);
         json_t *ov = json_object_get(report, "overall");
         if (!o->quiet) {
-            printf("## slorag eval: %s (tier %s)\n\n", o->dataset, o->tier ? o->tier : c->query.default_tier);
+            if (o->url)
+                printf("## slorag eval: %s against %s (tier %s)\n\n", o->dataset, o->url,
+                       o->tier ? o->tier : "as planned");
+            else
+                printf("## slorag eval: %s (tier %s)\n\n", o->dataset, o->tier ? o->tier : c->query.default_tier);
             printf("| scope | questions | EM | F1 | abstain P | abstain R | cost/query | p50 ms | p95 ms | p99 ms |\n");
             printf("|---|---|---|---|---|---|---|---|---|---|\n");
             const char *key;
@@ -311,7 +345,12 @@ int eval_run(const struct cfg *c, const struct eval_opts *o) {
     free(overall.lat);
     for (int i = 0; i < SLO_INTENT__COUNT_MAX; i++)
         free(per[i].lat);
-    agent_pool_free(pool);
-    squad_scratch_close(&sq);
+    if (o->url) {
+        eval_remote_close(&rm);
+        json_decref(remote_root);
+    } else {
+        agent_pool_free(pool);
+        squad_scratch_close(&sq);
+    }
     return rc;
 }

@@ -12,6 +12,8 @@ struct eval_opts {
     const char *out_json; /* also write the report as JSON here, or NULL */
     int limit;            /* at most this many questions, 0 = all */
     bool quiet;           /* no Markdown report on stdout */
+    const char *url;      /* a running slorag's base URL, or NULL: in-process */
+    const char *api_key;  /* the tenant key for url (NULL: open mode) */
 };
 
 /* Runs in-process on a scratch store (the user's data is not touched),

@@ -38,6 +38,7 @@ static const char usage_text[] =
     "       slorag eval-retrieval --dataset FILE [--json] [--config FILE]\n"
     "       slorag eval --dataset FILE [--tier T] [--mode M] [--limit N] [--json-out FILE] [--config FILE]\n"
     "       slorag eval --dataset FILE --calibrate PRIORS.json [--limit N] [--config FILE]\n"
+    "       slorag eval --dataset FILE --url http://HOST:PORT [--tier T] [--mode M] [--limit N]   (key: $SLORAG_API_KEY)\n"
     "       slorag tenant create ID | list | show ID | delete ID | key ID | revoke ID KEY_ID\n"
     "                     [--config FILE] [--data DIR]\n"
     "       slorag --help | --version\n"
@@ -62,7 +63,7 @@ struct cli {
     const char *collection;
     const char *dataset;
     bool json;
-    const char *tier, *mode, *json_out, *calibrate;
+    const char *tier, *mode, *json_out, *calibrate, *url;
     int limit;
 };
 
@@ -74,7 +75,7 @@ static int parse_flags(int argc, char **argv, struct cli *cli) {
         {"dataset", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
         {"tier", required_argument, NULL, 't'},     {"mode", required_argument, NULL, 'm'},
         {"json-out", required_argument, NULL, 'o'}, {"limit", required_argument, NULL, 'L'},
-        {"calibrate", required_argument, NULL, 'C'},
+        {"calibrate", required_argument, NULL, 'C'}, {"url", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     optind = 1;
@@ -92,6 +93,7 @@ static int parse_flags(int argc, char **argv, struct cli *cli) {
         case 'o': cli->json_out = optarg; break;
         case 'L': cli->limit = atoi(optarg); break;
         case 'C': cli->calibrate = optarg; break;
+        case 'U': cli->url = optarg; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         default: fputs(usage_text, stderr); return -1;
         }
@@ -607,7 +609,12 @@ int main(int argc, char **argv) {
         if (!c)
             return 2;
         struct eval_opts eo = {.dataset = cli.dataset, .tier = cli.tier, .mode = cli.mode, .out_json = cli.json_out,
-                               .limit = cli.limit};
+                               .limit = cli.limit, .url = cli.url, .api_key = getenv("SLORAG_API_KEY")};
+        if (cli.url && cli.calibrate) {
+            fputs("slorag eval: --calibrate runs in-process; it does not take --url\n", stderr);
+            cfg_unref(c);
+            return 2;
+        }
         int rc = cli.calibrate ? eval_calibrate(c, &eo, cli.calibrate) : eval_run(c, &eo);
         cfg_unref(c);
         return rc;

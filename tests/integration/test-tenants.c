@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -179,6 +180,48 @@ static void test_isolation(void **state) {
 
 /* /v1/stats: a tenant key sees its own tenant only; the admin and the
  * read-only dashboard key see every tenant; nothing without a key. */
+static bool file_has(const char *path, const char *needle) {
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    bool seen = false;
+    while (f && fgets(line, sizeof line, f))
+        seen = seen || strstr(line, needle);
+    if (f)
+        fclose(f);
+    return seen;
+}
+
+/* `slorag eval --url`: the mini set through the public API as tenant acme
+ * (a scratch collection, deleted afterwards); a wrong key stops it with the
+ * server's 401 message. */
+static void test_eval_over_http(void **state) {
+    (void)state;
+    char cmd[2048], out[160], err[160];
+    snprintf(out, sizeof out, "%s/eval.out", D.dir);
+    snprintf(err, sizeof err, "%s/eval.err", D.dir);
+    snprintf(cmd, sizeof cmd,
+             "SLORAG_API_KEY='%s' '%s' eval --dataset '%s/tests/data/squad-mini.json' --url http://127.0.0.1:%d"
+             " > '%s' 2> '%s'",
+             acme_key, getenv("SLORAG_BIN"), getenv("SLORAG_SOURCE_ROOT"), D.port, out, err);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_true(file_has(out, "| overall | 30 |"));
+    char a[160];
+    snprintf(a, sizeof a, "Bearer %s", acme_key);
+    json_t *j = call("GET", "/v1/collections", a, NULL, 200, NULL);
+    char *dump = json_dumps(j, 0);
+    assert_null(strstr(dump, "eval-"));
+    free(dump);
+    json_decref(j);
+    snprintf(cmd, sizeof cmd,
+             "SLORAG_API_KEY=sk-0000000000000000-nope '%s' eval --dataset '%s/tests/data/squad-mini.json'"
+             " --url http://127.0.0.1:%d > '%s' 2> '%s'",
+             getenv("SLORAG_BIN"), getenv("SLORAG_SOURCE_ROOT"), D.port, out, err);
+    st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    assert_true(file_has(err, "HTTP 401"));
+}
+
 static void test_stats_scoping(void **state) {
     (void)state;
     char a[160], g[160];
@@ -311,6 +354,7 @@ int main(void) {
         cmocka_unit_test(test_wrong_credentials),
         cmocka_unit_test(test_isolation),
         cmocka_unit_test(test_stats_scoping),
+        cmocka_unit_test(test_eval_over_http), /* after the stats count acme's one query */
         cmocka_unit_test(test_key_rotation_and_revocation),
         cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_profile_limits_and_delete),
