@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #define CAL_MIN_INTENT 3
+#define CAL_MAX_N 200 /* the model's cap on a prior's count (slo_model_calibrate) */
 
 struct measured {
     bool ok;
@@ -78,7 +79,7 @@ static int config_of(json_t *plan) {
 
 static json_t *cell(double q, double cost, double p95, int n) {
     return json_pack("{s:f, s:f, s:f, s:i}", "quality", clamp(q, 0.01, 0.99), "cost", cost < 0 ? 0 : cost,
-                     "latency_p95_ms", p95 < 1 ? 1 : p95, "n", n < 1 ? 1 : n);
+                     "latency_p95_ms", p95 < 1 ? 1 : p95, "n", n < 1 ? 1 : n > CAL_MAX_N ? CAL_MAX_N : n);
 }
 
 int eval_calibrate(const struct cfg *c, const struct eval_opts *o, const char *out_path) {

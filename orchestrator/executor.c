@@ -782,6 +782,25 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
 
     t0 = clock_us();
     e = retriever_for(q->plan.retriever)->run(NULL, &q->ctx, &q->io);
+    if ((e == ERR_BACKEND || e == ERR_CONFLICT) && q->plan.retriever != SLO_RETRIEVER_LEXICAL && req->mode < 0) {
+        /* The embedder failed (its backend is down, or the collection's
+         * vectors have another dimension) and the planner, not the client,
+         * chose dense retrieval: answer from lexical search, and say so. */
+        char why[384];
+        snprintf(why, sizeof why, "%s: lexical search only", ret_error_detail(e));
+        note(q->skipped, "dense", why);
+        q->plan.retriever = SLO_RETRIEVER_LEXICAL;
+        struct slo_config sc;
+        if (q->decision.config >= 0 && slo_space_config(q->decision.config, &sc)) {
+            sc.retriever = SLO_RETRIEVER_LEXICAL; /* the models learn under what really ran */
+            int lex = slo_space_index(&sc);
+            if (lex >= 0) {
+                q->decision.config = lex;
+                slo_space_key(lex, q->decision.key, sizeof q->decision.key);
+            }
+        }
+        e = agent_lexical.run(NULL, &q->ctx, &q->io);
+    }
     q->retrieve_ms = ms_since(t0);
     if (e) {
         snprintf(msg, sizeof msg, "retrieval failed: %s", ret_error_detail(e));

@@ -54,18 +54,25 @@ static int sim_down(void **state) {
 
 /* Writes d's config: an HTTP embedder on the simulator (or at url) with
  * the given model, encoding and dimension; model NULL = the built-in one. */
+/* When set, "query.calibration": priors that make the planner choose
+ * hybrid retrieval (so the lexical fallback can be seen). */
+static char prefer_hybrid[160];
+
 static void write_config(struct daemon *d, const char *url, const char *model, const char *encoding, int dim) {
     char path[128], sim_url[64];
     snprintf(path, sizeof path, "%s/config.json", d->dir);
     snprintf(sim_url, sizeof sim_url, "http://127.0.0.1:%d", sim_port);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
+    char query[256];
+    snprintf(query, sizeof query, "{\"default_tier\": \"extractive\"%s%s%s}", prefer_hybrid[0] ? ", \"calibration\": \"" : "",
+             prefer_hybrid, prefer_hybrid[0] ? "\"" : "");
     if (model)
         fprintf(f,
-                "{\"query\": {\"default_tier\": \"extractive\"},"
+                "{\"query\": %s,"
                 " \"embedder\": {\"kind\": \"http\", \"url\": \"%s\", \"model\": \"%s\", \"encoding\": \"%s\","
                 " \"batch\": 8, \"connect_timeout_ms\": 300, \"timeout_ms\": 300, \"dimension\": %d}}",
-                url ? url : sim_url, model, encoding, dim);
+                query, url ? url : sim_url, model, encoding, dim);
     else
         fputs("{\"query\": {\"default_tier\": \"extractive\"}}", f);
     fclose(f);
@@ -159,6 +166,11 @@ static void test_backend_faults(void **state) {
     (void)state;
     struct daemon d;
     daemon_prepare(&d, NULL);
+    snprintf(prefer_hybrid, sizeof prefer_hybrid, "%s/prefer-hybrid.json", d.dir);
+    FILE *cf = fopen(prefer_hybrid, "w");
+    assert_non_null(cf);
+    fputs("{\"configs\": {\"hybrid/k8/rerank/extractive\": {\"*\": {\"quality\": 0.95, \"n\": 200}}}}", cf);
+    fclose(cf);
     write_config(&d, NULL, "emb", "float", SIM_DIM);
     assert_int_equal(daemon_ingest(&d, "docs", getenv("SLORAG_TEST_DOCS")), 0);
     static const struct {
@@ -181,6 +193,19 @@ static void test_backend_faults(void **state) {
                  "{\"question\": \"How tall is the lighthouse?\", \"collection\": \"docs\", \"mode\": \"hybrid\"}", 502);
         expect_message(j, cases[i].why);
         json_decref(j);
+        /* without a mode the planner chose dense retrieval: the answer
+         * comes from lexical search, and the record says why */
+        j = post(&d, "/v1/query", "{\"question\": \"How tall is the lighthouse?\", \"collection\": \"docs\"}", 200);
+        {
+            json_t *dec = json_object_get(j, "decision");
+            assert_string_equal(json_string_value(json_object_get(json_object_get(dec, "plan"), "retriever")), "lexical");
+            char *sk = json_dumps(json_object_get(dec, "skipped"), 0);
+            if (!strstr(sk, "\"stage\": \"dense\"")) { char *dd = json_dumps(dec, 0); fail_msg("no dense note: %s", dd); }
+            assert_non_null(strstr(sk, "lexical search only"));
+            free(sk);
+            assert_non_null(json_string_value(json_object_get(j, "answer")));
+        }
+        json_decref(j);
         j = post(&d, "/v1/collections/docs/documents", docs_batch, 502);
         expect_message(j, "stored 0 of 2 documents, then: embedding backend ");
         expect_message(j, cases[i].why);
@@ -191,6 +216,7 @@ static void test_backend_faults(void **state) {
         json_decref(j);
         assert_int_equal(daemon_stop(&d, SIGTERM, 10000), 0); /* clean exit; under ASan, no leak */
     }
+    prefer_hybrid[0] = '\0';
     assert_int_equal(daemon_finish(&d), 0);
 }
 
