@@ -716,7 +716,11 @@ enum err agent_pool_chat(struct agent_pool *p, const struct agent_llm_call *call
     if (c->be && req) {
         c->body = json_dumps(req, JSON_COMPACT);
     }
-    if (c->be && c->body) {
+    /* Decide under the lock: once c is on the submitted list the I/O thread
+     * owns it and may finish and free it (a cancel, an expired deadline)
+     * before this function returns, so c is not touched after the unlock. */
+    enum err e = !c->be ? ERR_UNAVAILABLE : !c->body ? ERR_NOMEM : ERR_OK;
+    if (!e) {
         c->be->queued++;
         c->next = p->submitted;
         p->submitted = c;
@@ -725,8 +729,7 @@ enum err agent_pool_chat(struct agent_pool *p, const struct agent_llm_call *call
     if (!req)
         json_decref(msgs);
     json_decref(req);
-    if (!c->be || !c->body) {
-        enum err e = c->be ? ERR_NOMEM : ERR_UNAVAILABLE;
+    if (e) {
         call_free(c);
         return e;
     }
