@@ -51,7 +51,7 @@
 #define BENCH_TOPICS 48
 #define BENCH_TOPIC_WORDS 120
 #define BENCH_DOC_MAX (256 * 1024)
-#define BENCH_MAX_NPROBE 6
+#define BENCH_MAX_NPROBE 8
 #define BENCH_JSON_MAX (64 * 1024)
 
 /* Engine settings: the configuration defaults (config/config.c). */
@@ -413,6 +413,9 @@ struct size_figures {
     double train_s, add_s, flat_batch_ms;
     struct ivf_figures ivf[BENCH_MAX_NPROBE];
     int nivf;
+    double hnsw_build_s;
+    struct ivf_figures hnsw[BENCH_MAX_NPROBE]; /* nprobe holds efSearch */
+    int nhnsw;
     /* memory and disk */
     long rss_before, rss_after;
     double rss_per_chunk, rss_open_per_chunk;
@@ -439,6 +442,7 @@ struct bench {
     int dim;
     uint64_t seed;
     int nqueries, threads;
+    int ann;  /* 0: no approximate-index sweeps; 1: IVF; 2: IVF and HNSW */
     struct language *lang;
     struct rng corpus_rng;
     struct doc_buf doc;
@@ -726,39 +730,25 @@ static void measure_dense_vs_raw(struct bench *b, const struct query *q, int nq,
 
 /* ---- approximate index recall ---- */
 
-static void measure_ivf(struct bench *b, const struct vectors *vec, const struct ret_vindex *flat, const float *qvecs,
-                        int nq, struct size_figures *f) {
-    float *es = xcalloc((size_t)nq * BENCH_K, sizeof(float)), *as = xcalloc((size_t)nq * BENCH_K, sizeof(float));
-    int64_t *ei = xcalloc((size_t)nq * BENCH_K, sizeof(int64_t)), *ai = xcalloc((size_t)nq * BENCH_K, sizeof(int64_t));
-    double t0 = now_ms();
-    check(ret_vindex_search(flat, (size_t)nq, qvecs, BENCH_K, es, ei), "exact search");
-    f->flat_batch_ms = (now_ms() - t0) / nq;
-
-    f->nlist = (int)(4.0 * sqrt((double)vec->n));
-    char factory[64];
-    snprintf(factory, sizeof factory, "IVF%d,Flat", f->nlist);
-    struct ret_vindex *ivf = NULL;
-    check(ret_vindex_new(b->dim, factory, &ivf), "IVF index");
-    progress("training %s on %zu vectors", factory, vec->n);
-    t0 = now_ms();
-    check(ret_vindex_train(ivf, vec->n, vec->v), "IVF train");
-    double t1 = now_ms();
-    check(ret_vindex_add(ivf, vec->n, vec->v, vec->ids), "IVF add");
-    f->train_s = (t1 - t0) / 1e3;
-    f->add_s = (now_ms() - t1) / 1e3;
-
-    static const int nprobes[BENCH_MAX_NPROBE] = {8, 16, 32, 64, 128, 256};
+/* Times single-query searches of an approximate index for each value of
+ * one search parameter and measures recall@10 against the exact results
+ * (es, ei).  Returns the number of figures written. */
+static int sweep(struct bench *b, struct ret_vindex *ann, const char *param, const int *values, int nvalues,
+                 int max_value, const float *qvecs, int nq, const float *es, const int64_t *ei,
+                 struct ivf_figures *out) {
+    float *as = xcalloc((size_t)nq * BENCH_K, sizeof(float));
+    int64_t *ai = xcalloc((size_t)nq * BENCH_K, sizeof(int64_t));
     double *lat = xcalloc((size_t)nq, sizeof(double));
-    f->nivf = 0;
-    for (int p = 0; p < BENCH_MAX_NPROBE && nprobes[p] <= f->nlist; p++) {
-        check(ret_vindex_set_param(ivf, "nprobe", nprobes[p]), "set nprobe");
+    int nout = 0;
+    for (int p = 0; p < nvalues && values[p] <= max_value; p++) {
+        check(ret_vindex_set_param(ann, param, values[p]), "set search parameter");
         for (int i = 0; i < BENCH_WARMUP && i < nq; i++)
-            check(ret_vindex_search(ivf, 1, qvecs + (size_t)i * (size_t)b->dim, BENCH_K, as, ai), "IVF search");
+            check(ret_vindex_search(ann, 1, qvecs + (size_t)i * (size_t)b->dim, BENCH_K, as, ai), "ANN search");
         for (int i = 0; i < nq; i++) {
             size_t off = (size_t)i * BENCH_K;
             double s0 = now_ms();
-            check(ret_vindex_search(ivf, 1, qvecs + (size_t)i * (size_t)b->dim, BENCH_K, as + off, ai + off),
-                  "IVF search");
+            check(ret_vindex_search(ann, 1, qvecs + (size_t)i * (size_t)b->dim, BENCH_K, as + off, ai + off),
+                  "ANN search");
             lat[i] = now_ms() - s0;
         }
         /* recall: ids of the exact top 10 found; "ties" also credits a hit
@@ -779,17 +769,64 @@ static void measure_ivf(struct bench *b, const struct vectors *vec, const struct
             tie_hits += (double)(ties < nexact ? ties : nexact);
             want += (double)nexact;
         }
-        f->ivf[f->nivf++] = (struct ivf_figures){
-            .nprobe = nprobes[p],
+        out[nout++] = (struct ivf_figures){
+            .nprobe = values[p],
             .recall = hits / want,
             .recall_ties = tie_hits / want,
             .p50 = percentile(lat, (size_t)nq, 0.5),
             .p99 = percentile(lat, (size_t)nq, 0.99),
         };
     }
-    free(lat);
+    free(lat), free(as), free(ai);
+    return nout;
+}
+
+static void measure_ivf(struct bench *b, const struct vectors *vec, const struct ret_vindex *flat, const float *qvecs,
+                        int nq, struct size_figures *f) {
+    float *es = xcalloc((size_t)nq * BENCH_K, sizeof(float));
+    int64_t *ei = xcalloc((size_t)nq * BENCH_K, sizeof(int64_t));
+    double t0 = now_ms();
+    check(ret_vindex_search(flat, (size_t)nq, qvecs, BENCH_K, es, ei), "exact search");
+    f->flat_batch_ms = (now_ms() - t0) / nq;
+
+    f->nlist = (int)(4.0 * sqrt((double)vec->n));
+    char factory[64];
+    snprintf(factory, sizeof factory, "IVF%d,Flat", f->nlist);
+    struct ret_vindex *ivf = NULL;
+    check(ret_vindex_new(b->dim, factory, &ivf), "IVF index");
+    progress("training %s on %zu vectors", factory, vec->n);
+    t0 = now_ms();
+    check(ret_vindex_train(ivf, vec->n, vec->v), "IVF train");
+    double t1 = now_ms();
+    check(ret_vindex_add(ivf, vec->n, vec->v, vec->ids), "IVF add");
+    f->train_s = (t1 - t0) / 1e3;
+    f->add_s = (now_ms() - t1) / 1e3;
+
+    /* nprobe as a share of the lists: 1/64 .. 1/2 (the engine's default is 1/3) */
+    static const int denom[BENCH_MAX_NPROBE] = {64, 32, 16, 8, 4, 3, 2};
+    int nprobes[BENCH_MAX_NPROBE], np = 0;
+    for (int i = 0; i < 7; i++)
+        if (f->nlist / denom[i] >= 1)
+            nprobes[np++] = (f->nlist + denom[i] - 1) / denom[i];
+    f->nivf = sweep(b, ivf, "nprobe", nprobes, np, f->nlist, qvecs, nq, es, ei, f->ivf);
     ret_vindex_free(ivf);
-    free(es), free(as), free(ei), free(ai);
+
+    if (b->ann < 2) {
+        f->nhnsw = 0;
+        free(es), free(ei);
+        return;
+    }
+    /* HNSW needs no training; efSearch is its search-time knob */
+    struct ret_vindex *hnsw = NULL;
+    check(ret_vindex_new(b->dim, "HNSW32", &hnsw), "HNSW index");
+    progress("building HNSW32 over %zu vectors", vec->n);
+    t0 = now_ms();
+    check(ret_vindex_add(hnsw, vec->n, vec->v, vec->ids), "HNSW add");
+    f->hnsw_build_s = (now_ms() - t0) / 1e3;
+    static const int efs[BENCH_MAX_NPROBE] = {16, 32, 64, 128, 256, 512};
+    f->nhnsw = sweep(b, hnsw, "efSearch", efs, 6, 1 << 30, qvecs, nq, es, ei, f->hnsw);
+    ret_vindex_free(hnsw);
+    free(es), free(ei);
 }
 
 /* ---- concurrency ---- */
@@ -974,7 +1011,8 @@ static void run_size(struct bench *b, long target, struct size_figures *f) {
     float *qvecs = xcalloc((size_t)nq * (size_t)b->dim, sizeof(float));
     measure_dense_vs_raw(b, q, nq, raw, qvecs, f);
 
-    measure_ivf(b, &vec, raw, qvecs, nq, f);
+    if (b->ann)
+        measure_ivf(b, &vec, raw, qvecs, nq, f);
     free(vec.ids), free(vec.v);
 
     f->conc_queries = nq * 2 > 1024 ? nq * 2 : 1024;
@@ -1026,14 +1064,22 @@ static void print_size(const struct bench *b, const struct size_figures *f) {
     printf("  breakdown      embed %.3f ms + FAISS %.3f ms + SQLite fill %.3f ms + rest %.3f ms (medians)\n", f->embed_p50,
            f->raw_p50, f->fill_p50, f->rest_p50);
     printf("  top-%d agreement between slorag dense and raw FAISS: %.1f%%\n", BENCH_K, 100 * f->agree);
+    if (b->ann) {
     printf("approximate index IVF%d,Flat vs exact Flat (train %.1f s, add %.1f s):\n", f->nlist, f->train_s,
            f->add_s);
     printf("  %-7s %10s %14s %9s %9s\n", "nprobe", "recall@10", "(ties equal)", "p50 ms", "p99 ms");
     for (int i = 0; i < f->nivf; i++)
         printf("  %-7d %10.3f %14.3f %9.3f %9.3f\n", f->ivf[i].nprobe, f->ivf[i].recall, f->ivf[i].recall_ties,
                f->ivf[i].p50, f->ivf[i].p99);
+    if (f->nhnsw)
+        printf("approximate index HNSW32 vs exact Flat (build %.1f s):\n", f->hnsw_build_s);
+    printf("  %-7s %10s %14s %9s %9s\n", "efSearch", "recall@10", "(ties equal)", "p50 ms", "p99 ms");
+    for (int i = 0; i < f->nhnsw; i++)
+        printf("  %-7d %10.3f %14.3f %9.3f %9.3f\n", f->hnsw[i].nprobe, f->hnsw[i].recall, f->hnsw[i].recall_ties,
+               f->hnsw[i].p50, f->hnsw[i].p99);
     printf("  Flat: %.3f ms per query single, %.3f ms per query in one batch of %d\n", f->raw_p50, f->flat_batch_ms,
            b->nqueries);
+    }
     printf("memory (VmRSS):\n");
     printf("  %.1f MB before this ingest, %.1f MB after: %.0f bytes per chunk added\n", f->rss_before / 1024.0,
            f->rss_after / 1024.0, f->rss_per_chunk);
@@ -1105,6 +1151,11 @@ static void print_json(const struct bench *b, const char *cpu, long nproc, const
             jp(&j, "%s{\"nprobe\":%d,\"recall10\":%.4f,\"recall10_ties\":%.4f,\"p50_ms\":%.4f,\"p99_ms\":%.4f}",
                p ? "," : "", f->ivf[p].nprobe, f->ivf[p].recall, f->ivf[p].recall_ties, f->ivf[p].p50,
                f->ivf[p].p99);
+        jp(&j, "]},\"hnsw\":{\"factory\":\"HNSW32\",\"build_s\":%.2f,\"runs\":[", f->hnsw_build_s);
+        for (int p = 0; p < f->nhnsw; p++)
+            jp(&j, "%s{\"efSearch\":%d,\"recall10\":%.4f,\"recall10_ties\":%.4f,\"p50_ms\":%.4f,\"p99_ms\":%.4f}",
+               p ? "," : "", f->hnsw[p].nprobe, f->hnsw[p].recall, f->hnsw[p].recall_ties, f->hnsw[p].p50,
+               f->hnsw[p].p99);
         jp(&j, "]},\"memory\":{\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"bytes_per_chunk_added\":%.0f,"
                "\"fresh_rss_before_kb\":%ld,\"fresh_rss_after_kb\":%ld,\"fresh_bytes_per_chunk\":%.0f},",
            f->rss_before, f->rss_after, f->rss_per_chunk, f->warm.rss_before, f->warm.rss_after,
@@ -1177,13 +1228,14 @@ static int parse_sizes(const char *s, long *out) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: bench-retrieval [--sizes N,N,...] [--queries N] [--seed N] [--dim D] [--threads N]\n"
-               "                       [--keep DIR]\n"
+               "                       [--keep DIR] [--ann none|ivf|all]\n"
                "  --sizes    chunk counts to measure at, ascending (default 10000,100000; at most %d)\n"
                "  --queries  queries per measurement (default 500)\n"
                "  --seed     corpus and query seed (default 42)\n"
                "  --dim      built-in embedder dimension (default 256)\n"
                "  --threads  threads in the concurrency test (default %d, at most %d)\n"
-               "  --keep     data directory to create and keep (default: a temporary one, removed)\n",
+               "  --keep     data directory to create and keep (default: a temporary one, removed)\n"
+               "  --ann      approximate-index sweeps: none, ivf (default) or all (IVF and HNSW32)\n",
             BENCH_MAX_SIZES, BENCH_THREADS, BENCH_READERS);
 }
 
@@ -1201,12 +1253,13 @@ int main(int argc, char **argv) {
     b.dim = 256;
     b.nqueries = 500;
     b.threads = BENCH_THREADS;
+    b.ann = 1;
     const char *keep = NULL, *probe = NULL;
     static const struct option opts[] = {
         {"sizes", required_argument, NULL, 's'}, {"queries", required_argument, NULL, 'q'},
         {"seed", required_argument, NULL, 'S'},  {"dim", required_argument, NULL, 'd'},
         {"keep", required_argument, NULL, 'k'},  {"help", no_argument, NULL, 'h'},
-        {"threads", required_argument, NULL, 't'},
+        {"threads", required_argument, NULL, 't'}, {"ann", required_argument, NULL, 'a'},
         {"probe-startup", required_argument, NULL, 'P'}, /* internal: see startup_probe() */
         {0},
     };
@@ -1249,6 +1302,13 @@ int main(int argc, char **argv) {
             break;
         case 'P':
             probe = optarg;
+            break;
+        case 'a':
+            b.ann = strcmp(optarg, "none") == 0 ? 0 : strcmp(optarg, "ivf") == 0 ? 1 : strcmp(optarg, "all") == 0 ? 2 : -1;
+            if (b.ann < 0) {
+                fprintf(stderr, "bench-retrieval: --ann wants none, ivf or all\n");
+                return 2;
+            }
             break;
         case 'h':
             usage(stdout);

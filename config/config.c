@@ -74,6 +74,9 @@ static const struct field retrieval_fields[] = {
     FI(retrieval, index_save_interval_ms, 10, 3600000),
     FS(retrieval, default_mode, 1),
     FI(retrieval, max_batch_documents, 1, 100000),
+    FL(retrieval, ann_threshold, 0, 1L << 40),
+    FS(retrieval, ann_factory, 1),
+    FI(retrieval, ann_nprobe, 0, 1 << 20),
 };
 
 static const struct field embedder_fields[] = {
@@ -136,6 +139,8 @@ static void set_defaults(struct cfg *c) {
     c->retrieval.index_save_interval_ms = 2000;
     snprintf(c->retrieval.default_mode, sizeof c->retrieval.default_mode, "hybrid");
     c->retrieval.max_batch_documents = 1000;
+    c->retrieval.ann_threshold = 100000;
+    snprintf(c->retrieval.ann_factory, sizeof c->retrieval.ann_factory, "IVF{nlist},Flat");
     snprintf(c->embedder.kind, sizeof c->embedder.kind, "builtin");
     snprintf(c->embedder.encoding, sizeof c->embedder.encoding, "float");
     c->embedder.batch = 64;

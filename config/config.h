@@ -80,6 +80,9 @@ struct cfg {
         int index_save_interval_ms; /* how often changed indexes are written */
         char default_mode[16];      /* lexical | dense | hybrid */
         int max_batch_documents;    /* documents per upload request */
+        long ann_threshold;         /* vectors from which a collection gets an approximate index; 0 = never */
+        char ann_factory[64];       /* its FAISS factory string; {nlist} = 4*sqrt(n) */
+        int ann_nprobe;             /* IVF lists searched per query; 0 = a third */
     } retrieval;
 
     /* The text embedder behind dense retrieval; changes apply after a restart. */

@@ -763,11 +763,18 @@ static void handle_collections_list(struct req *r) {
         return;
     }
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", list[i].name, "documents",
+    for (size_t i = 0; i < n; i++) {
+        struct ret_index_info ix;
+        ret_engine_index_info(r->srv->deps.engine, list[i].id, &ix);
+        json_t *index = json_pack("{s:s, s:I, s:b}", "kind", ix.approximate ? "approximate" : "exact", "vectors",
+                                  (json_int_t)ix.vectors, "building", ix.building);
+        if (ix.nlist)
+            json_object_update_new(index, json_pack("{s:i, s:i}", "nlist", ix.nlist, "nprobe", ix.nprobe));
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I, s:I, s:o}", "name", list[i].name, "documents",
                                              (json_int_t)list[i].documents, "chunks", (json_int_t)list[i].chunks,
                                              "bytes", (json_int_t)list[i].bytes, "created_at",
-                                             (json_int_t)list[i].created_at));
+                                             (json_int_t)list[i].created_at, "index", index));
+    }
     set_json(r, 200, json_pack("{s:o}", "collections", arr));
 }
 

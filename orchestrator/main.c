@@ -127,6 +127,19 @@ static struct ret_store *open_store(const struct cfg *c, int readers) {
     return s;
 }
 
+/* The engine's report of a background approximate-index build. */
+static void ann_done(void *ud, int64_t collection_id, enum err e, const char *detail, int64_t vectors, int nlist,
+                     int nprobe, double seconds) {
+    (void)ud;
+    if (e == ERR_OK)
+        log_msg(LOG_INFO, "approximate_index_ready", LOG_I("collection_id", collection_id), LOG_I("vectors", vectors),
+                LOG_I("nlist", nlist), LOG_I("nprobe", nprobe), LOG_F("seconds", seconds), LOG_END);
+    else if (e != ERR_CANCELLED)
+        log_msg(LOG_WARN, "approximate_index_failed", LOG_I("collection_id", collection_id),
+                LOG_S("error", err_name(e)), LOG_S("detail", detail), LOG_F("seconds", seconds),
+                LOG_S("effect", "the collection keeps its current index; retried when it grows"), LOG_END);
+}
+
 static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *store) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/index", c->data_dir);
@@ -136,6 +149,10 @@ static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *sto
         .dim = c->retrieval.embedding_dim,
         .save_interval_ms = c->retrieval.index_save_interval_ms,
         .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens},
+        .ann_threshold = c->retrieval.ann_threshold,
+        .ann_factory = c->retrieval.ann_factory,
+        .ann_nprobe = c->retrieval.ann_nprobe,
+        .ann_done = ann_done,
     };
     struct ret_embed_http_opts http;
     bool is_http = false;
@@ -149,6 +166,10 @@ static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *sto
     }
     o.http = is_http ? &http : NULL;
     e = ret_engine_open(store, &o, &rep, &eng);
+    if (e && strncmp(ret_last_error(), "retrieval.", 10) == 0) {
+        fprintf(stderr, "slorag: config: %s\n", ret_last_error());
+        return NULL;
+    }
     if (e && ret_last_error()[0]) { /* the embedder's own words: its backend, its dimension */
         fprintf(stderr, "slorag: cannot start the embedder: %s\n", ret_last_error());
         return NULL;

@@ -23,6 +23,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,14 +36,51 @@
 #define FUSION_DEPTH_MIN 20
 #define FUSION_DEPTH_MAX 200
 
+/* One dense query waiting to be searched (see dense_batch). */
+struct dense_req {
+    const float *q;
+    int depth;
+    float *scores;     /* depth of them */
+    int64_t *ids;      /* depth of them */
+    int64_t count;     /* vectors in the index when it was searched */
+    enum err e;
+    bool done;
+    struct dense_req *next;
+};
+
 struct dense_slot {
     int64_t cid;
+    /* Dense queries that arrive while another is being searched wait here
+     * and go to FAISS together in one call (see dense_batch). */
+    pthread_mutex_t batch_mu;
+    pthread_cond_t batch_cv;
+    struct dense_req *pending;
+    bool searching;
+    /* Approximate index (see ret_engine_opts.ann_threshold).  approx and
+     * approx_at change under lock (write); want_ann, journal under the
+     * engine's write_mu; building is read without a lock (atomics). */
+    bool approx;             /* vi was built by ann_factory */
+    int64_t approx_at;       /* vectors it was built over */
+    int64_t builds;          /* approximate builds swapped in */
+    int64_t failed_at;       /* vectors when a build last failed: retried at twice that */
+    bool want_ann;           /* queued for the builder */
+    int building;            /* 1 while queued or building (atomic) */
+    struct journal *journal, **journal_tail; /* changes since the build began */
+    bool journaling;
     pthread_rwlock_t lock;   /* readers search; writers add/remove/swap */
     struct ret_vindex *vi;   /* owned */
     int64_t generation;      /* SQLite generation the in-memory index reflects */
     int64_t saved_generation;/* generation of the file on disk, -1 if none */
     bool dirty;
     int conflict_dim;        /* dimension of stored embeddings unlike the embedder's; 0 = none (vi set) */
+};
+
+/* A committed change kept for replay into an index being built. */
+struct journal {
+    int64_t *removed, *added;
+    float *vecs;
+    size_t nremoved, nadded;
+    struct journal *next;
 };
 
 struct ret_engine {
@@ -54,14 +92,21 @@ struct ret_engine {
     int save_interval_ms;
 
     pthread_mutex_t write_mu;    /* serialises store write + index apply */
+    pthread_mutex_t save_mu;     /* one flush at a time (they share temp file names) */
     pthread_mutex_t slots_mu;    /* guards the slots array itself */
     struct dense_slot **slots;
     size_t nslots, cap;
 
-    pthread_t saver;
+    int64_t ann_threshold;
+    char *ann_factory;           /* owned */
+    int ann_nprobe;
+    void (*ann_done)(void *, int64_t, enum err, const char *, int64_t, int, int, double);
+    void *ann_ud;
+
+    pthread_t saver;             /* saves dirty indexes, builds approximate ones */
     pthread_mutex_t saver_mu;
     pthread_cond_t saver_cv;
-    bool stopping, saver_started;
+    bool stopping, saver_started, ann_pending;
 };
 
 const char *ret_mode_name(enum ret_mode m) {
@@ -171,15 +216,33 @@ static struct dense_slot *slot_new(int64_t cid) {
         return NULL;
     s->cid = cid;
     s->saved_generation = -1;
+    s->journal_tail = &s->journal;
     pthread_rwlock_init(&s->lock, NULL);
+    pthread_mutex_init(&s->batch_mu, NULL);
+    pthread_cond_init(&s->batch_cv, NULL);
     return s;
+}
+
+static void journal_free(struct dense_slot *s) {
+    for (struct journal *j = s->journal, *next; j; j = next) {
+        next = j->next;
+        free(j->removed);
+        free(j->added);
+        free(j->vecs);
+        free(j);
+    }
+    s->journal = NULL;
+    s->journal_tail = &s->journal;
 }
 
 static void slot_free(struct dense_slot *s) {
     if (!s)
         return;
+    journal_free(s);
     ret_vindex_free(s->vi);
     pthread_rwlock_destroy(&s->lock);
+    pthread_mutex_destroy(&s->batch_mu);
+    pthread_cond_destroy(&s->batch_cv);
     free(s);
 }
 
@@ -189,6 +252,7 @@ static enum err add_batch(void *ud, const int64_t *ids, const float *vecs, size_
 
 /* Collects all embeddings (for factories that must be trained first). */
 struct collect {
+    const bool *stop; /* read atomically; abandons the read when set */
     int dim;
     int64_t *ids;
     float *vecs;
@@ -197,6 +261,8 @@ struct collect {
 
 static enum err collect_batch(void *ud, const int64_t *ids, const float *vecs, size_t n) {
     struct collect *c = ud;
+    if (c->stop && __atomic_load_n(c->stop, __ATOMIC_RELAXED))
+        return ERR_CANCELLED;
     if (c->n + n > c->cap) {
         size_t cap = c->cap ? c->cap : 4096;
         while (cap < c->n + n)
@@ -281,6 +347,14 @@ static enum err slot_open(struct ret_engine *eng, int64_t cid, bool *ret_rebuilt
         s->vi = vi;
         s->saved_generation = gen;
         *ret_rebuilt = false;
+        /* an approximate index saved earlier: kept, and retrained once the
+         * collection has grown 4-fold past its size now */
+        if (ret_vindex_nlist(vi) > 0) {
+            s->approx = true;
+            s->approx_at = count;
+            if (eng->ann_nprobe > 0)
+                ret_vindex_set_nprobe(vi, eng->ann_nprobe < ret_vindex_nlist(vi) ? eng->ann_nprobe : ret_vindex_nlist(vi));
+        }
     } else {
         ret_vindex_free(vi);
         e = build_from_store(eng, cid, &s->vi);
@@ -310,6 +384,240 @@ static enum err slot_open(struct ret_engine *eng, int64_t cid, bool *ret_rebuilt
     return ERR_OK;
 }
 
+/* ---- approximate indexes ---- */
+
+/* Queues s for an approximate build when it has crossed the threshold (or
+ * grown 4-fold since its last build).  Caller holds write_mu. */
+static void maybe_queue_ann(struct ret_engine *eng, struct dense_slot *s) {
+    if (eng->ann_threshold <= 0 || s->want_ann || s->journaling)
+        return;
+    pthread_rwlock_rdlock(&s->lock);
+    int64_t n = s->vi ? ret_vindex_count(s->vi) : 0;
+    bool due = s->vi && s->cid >= 0 && !s->conflict_dim &&
+               (s->approx ? n >= 4 * s->approx_at : n >= eng->ann_threshold) && n >= 2 * s->failed_at;
+    pthread_rwlock_unlock(&s->lock);
+    if (!due)
+        return;
+    s->want_ann = true;
+    __atomic_store_n(&s->building, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&eng->saver_mu);
+    eng->ann_pending = true;
+    pthread_cond_signal(&eng->saver_cv);
+    pthread_mutex_unlock(&eng->saver_mu);
+}
+
+/* Keeps a copy of a change applied while s's approximate index is being
+ * built.  Caller holds write_mu.  On failure the build is abandoned. */
+static void journal_append(struct ret_engine *eng, struct dense_slot *s, const struct ret_change *c) {
+    if (!s->journaling)
+        return;
+    size_t dim = (size_t)eng->emb->dim;
+    struct journal *j = calloc(1, sizeof(*j));
+    bool ok = j != NULL;
+    if (ok && c->nremoved) {
+        j->removed = malloc(c->nremoved * sizeof(*j->removed));
+        ok = j->removed != NULL;
+        if (ok)
+            memcpy(j->removed, c->removed_ids, c->nremoved * sizeof(*j->removed));
+        j->nremoved = c->nremoved;
+    }
+    if (ok && c->nadded && c->added_vecs) {
+        j->added = malloc(c->nadded * sizeof(*j->added));
+        j->vecs = malloc(c->nadded * dim * sizeof(*j->vecs));
+        ok = j->added && j->vecs;
+        if (ok) {
+            memcpy(j->added, c->added_ids, c->nadded * sizeof(*j->added));
+            memcpy(j->vecs, c->added_vecs, c->nadded * dim * sizeof(*j->vecs));
+        }
+        j->nadded = c->nadded;
+    }
+    if (j) {
+        *s->journal_tail = j;
+        s->journal_tail = &j->next;
+    }
+    if (!ok)
+        s->journaling = false; /* the builder sees it and drops its index */
+}
+
+/* Replays the journal into a freshly built index (caller holds write_mu).
+ * Every change is "delete these ids, upsert those": replaying all of them,
+ * in order, over any state between the first and the last gives the last
+ * state, whatever part of them the build's read already saw. */
+static enum err journal_replay(const struct dense_slot *s, struct ret_vindex *vi) {
+    enum err e = ERR_OK;
+    for (const struct journal *j = s->journal; !e && j; j = j->next) {
+        if (j->nremoved)
+            e = ret_vindex_remove(vi, j->nremoved, j->removed, NULL);
+        if (!e && j->nadded)
+            e = ret_vindex_remove(vi, j->nadded, j->added, NULL);
+        if (!e && j->nadded)
+            e = ret_vindex_add(vi, j->nadded, j->vecs, j->added);
+    }
+    return e;
+}
+
+/* Makes the approximate index over the collected vectors. */
+static enum err make_ann(struct ret_engine *eng, const struct collect *c, struct ret_vindex **ret_vi, int *ret_nlist,
+                         int *ret_nprobe) {
+    /* the usual 4*sqrt(n) lists, but at least 39 points per list, below
+     * which FAISS's k-means warns (on stderr) that it cannot train well */
+    int nlist = (int)(4.0 * sqrt((double)c->n));
+    if ((size_t)nlist > c->n / 39)
+        nlist = (int)(c->n / 39);
+    if (nlist < 1)
+        nlist = 1;
+    char factory[256];
+    const char *tpl = eng->ann_factory, *at = strstr(tpl, "{nlist}");
+    if (at)
+        snprintf(factory, sizeof factory, "%.*s%d%s", (int)(at - tpl), tpl, nlist, at + 7);
+    else
+        snprintf(factory, sizeof factory, "%s", tpl);
+    struct ret_vindex *vi = NULL;
+    enum err e = ret_vindex_new(c->dim, factory, &vi);
+    if (e) {
+        ret_set_error("approximate index factory \"%s\" refused: %s", factory, ret_vindex_last_error());
+        return e;
+    }
+    if (!ret_vindex_is_trained(vi)) {
+        /* k-means on 48 points per list is plenty and bounds the cost at
+         * large sizes (FAISS itself would sample 256 per list) */
+        size_t want = (size_t)ret_vindex_nlist(vi) * 48, dim = (size_t)c->dim;
+        const float *train = c->vecs;
+        float *sample = NULL;
+        size_t nt = c->n;
+        if (want > 0 && c->n > want) {
+            sample = malloc(want * dim * sizeof(*sample));
+            if (!sample) {
+                ret_vindex_free(vi);
+                return ERR_NOMEM;
+            }
+            for (size_t i = 0; i < want; i++) /* evenly spaced: ids are in insertion order */
+                memcpy(sample + i * dim, c->vecs + (i * c->n / want) * dim, dim * sizeof(*sample));
+            train = sample;
+            nt = want;
+        }
+        e = ret_vindex_train(vi, nt, train);
+        free(sample);
+        if (e)
+            ret_set_error("training the approximate index failed: %s", ret_vindex_last_error());
+    }
+    if (!e)
+        e = ret_vindex_add(vi, c->n, c->vecs, c->ids);
+    int ivf_lists = e ? 0 : ret_vindex_nlist(vi), nprobe = 0;
+    if (ivf_lists > 0) {
+        nprobe = eng->ann_nprobe > 0 ? eng->ann_nprobe : (ivf_lists + 2) / 3;
+        if (nprobe > ivf_lists)
+            nprobe = ivf_lists;
+        ret_vindex_set_nprobe(vi, nprobe);
+    }
+    if (e) {
+        ret_vindex_free(vi);
+        return e;
+    }
+    *ret_vi = vi;
+    *ret_nlist = ivf_lists;
+    *ret_nprobe = nprobe;
+    return ERR_OK;
+}
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Builds s's approximate index off every lock but the store's readers,
+ * then, under write_mu, replays the writes made meanwhile and swaps it in:
+ * searches wait for nothing longer than the pointer swap. */
+static void build_ann(struct ret_engine *eng, struct dense_slot *s) {
+    double t0 = mono_s();
+    pthread_mutex_lock(&eng->write_mu);
+    bool go = s->want_ann && s->cid >= 0;
+    int64_t cid = s->cid;
+    s->want_ann = false;
+    if (go) {
+        s->journaling = true;
+        journal_free(s);
+    }
+    pthread_mutex_unlock(&eng->write_mu);
+    if (!go) {
+        __atomic_store_n(&s->building, 0, __ATOMIC_RELAXED);
+        return;
+    }
+    struct collect c = {.stop = &eng->stopping, .dim = eng->emb->dim};
+    struct ret_vindex *vi = NULL;
+    int nlist = 0, nprobe = 0;
+    ret_clear_error();
+    enum err e = ret_store_embeddings(eng->store, cid, eng->emb->dim, collect_batch, &c, NULL);
+    if (!e)
+        e = c.n > 0 ? make_ann(eng, &c, &vi, &nlist, &nprobe) : ERR_NOT_FOUND;
+    free(c.ids);
+    free(c.vecs);
+    int64_t vectors = 0;
+    pthread_mutex_lock(&eng->write_mu);
+    if (!e && (!s->journaling || s->cid != cid || slot_conflict(s)))
+        e = ERR_CANCELLED; /* dropped, in conflict, or a journal copy failed */
+    if (!e)
+        e = journal_replay(s, vi);
+    if (!e) {
+        pthread_rwlock_wrlock(&s->lock);
+        struct ret_vindex *old = s->vi;
+        s->vi = vi;
+        s->approx = true;
+        s->approx_at = vectors = ret_vindex_count(vi);
+        s->builds++;
+        s->dirty = true;
+        pthread_rwlock_unlock(&s->lock);
+        vi = old;
+    }
+    if (e && e != ERR_CANCELLED)
+        s->failed_at = c.n > 0 ? (int64_t)c.n : 1;
+    s->journaling = false;
+    journal_free(s);
+    pthread_mutex_unlock(&eng->write_mu);
+    ret_vindex_free(vi);
+    __atomic_store_n(&s->building, 0, __ATOMIC_RELAXED);
+    if (eng->ann_done)
+        eng->ann_done(eng->ann_ud, cid, e, e ? ret_last_error() : "", vectors, nlist, nprobe, mono_s() - t0);
+}
+
+/* Runs the queued approximate builds, one at a time. */
+static void run_ann_builds(struct ret_engine *eng) {
+    pthread_mutex_lock(&eng->slots_mu);
+    size_t n = eng->nslots;
+    struct dense_slot **copy = malloc((n ? n : 1) * sizeof(*copy));
+    if (copy && n)
+        memcpy(copy, eng->slots, n * sizeof(*copy));
+    pthread_mutex_unlock(&eng->slots_mu);
+    if (!copy) { /* try again on the next round */
+        pthread_mutex_lock(&eng->saver_mu);
+        eng->ann_pending = true;
+        pthread_mutex_unlock(&eng->saver_mu);
+        return;
+    }
+    for (size_t i = 0; i < n && !__atomic_load_n(&eng->stopping, __ATOMIC_RELAXED); i++)
+        if (__atomic_load_n(&copy[i]->building, __ATOMIC_RELAXED))
+            build_ann(eng, copy[i]);
+    free(copy);
+}
+
+enum err ret_engine_index_info(struct ret_engine *eng, int64_t collection_id, struct ret_index_info *ret_info) {
+    struct dense_slot *s = slot_find(eng, collection_id);
+    struct ret_index_info info = {0};
+    if (s) {
+        pthread_rwlock_rdlock(&s->lock);
+        info.approximate = s->approx;
+        info.vectors = s->vi ? ret_vindex_count(s->vi) : 0;
+        info.nlist = s->vi && s->approx ? ret_vindex_nlist(s->vi) : 0;
+        info.nprobe = s->vi && s->approx ? ret_vindex_nprobe(s->vi) : 0;
+        info.builds = s->builds;
+        pthread_rwlock_unlock(&s->lock);
+        info.building = __atomic_load_n(&s->building, __ATOMIC_RELAXED) != 0;
+    }
+    *ret_info = info;
+    return ERR_OK;
+}
+
 enum err ret_engine_flush(struct ret_engine *eng) {
     enum err first = ERR_OK;
     pthread_mutex_lock(&eng->slots_mu);
@@ -323,11 +631,13 @@ enum err ret_engine_flush(struct ret_engine *eng) {
     /* No engine lock: slots are never freed while the engine lives (a
      * dropped collection's slot is retired), and each save holds only its
      * own slot's read lock, so other collections' writers never wait. */
+    pthread_mutex_lock(&eng->save_mu);
     for (size_t i = 0; i < n; i++) {
         enum err e = slot_save(eng, copy[i]);
         if (e && !first)
             first = e;
     }
+    pthread_mutex_unlock(&eng->save_mu);
     free(copy);
     return first;
 }
@@ -336,18 +646,24 @@ static void *saver_main(void *arg) {
     struct ret_engine *eng = arg;
     pthread_mutex_lock(&eng->saver_mu);
     while (!eng->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += eng->save_interval_ms / 1000;
-        ts.tv_nsec += (long)(eng->save_interval_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
+        if (!eng->ann_pending) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += eng->save_interval_ms / 1000;
+            ts.tv_nsec += (long)(eng->save_interval_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&eng->saver_cv, &eng->saver_mu, &ts);
         }
-        pthread_cond_timedwait(&eng->saver_cv, &eng->saver_mu, &ts);
         if (eng->stopping)
             break;
+        bool builds = eng->ann_pending;
+        eng->ann_pending = false;
         pthread_mutex_unlock(&eng->saver_mu);
+        if (builds)
+            run_ann_builds(eng);
         ret_engine_flush(eng); /* a failed save stays dirty and is retried */
         pthread_mutex_lock(&eng->saver_mu);
     }
@@ -367,12 +683,18 @@ enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *
     eng->chunk = opts->chunk;
     eng->save_interval_ms = opts->save_interval_ms > 0 ? opts->save_interval_ms : 2000;
     pthread_mutex_init(&eng->write_mu, NULL);
+    pthread_mutex_init(&eng->save_mu, NULL);
     pthread_mutex_init(&eng->slots_mu, NULL);
     pthread_mutex_init(&eng->saver_mu, NULL);
     pthread_cond_init(&eng->saver_cv, NULL);
     eng->index_dir = strdup(opts->index_dir);
     eng->factory = strdup(opts->index_factory ? opts->index_factory : "Flat");
-    enum err e = eng->index_dir && eng->factory ? ERR_OK : ERR_NOMEM;
+    eng->ann_threshold = opts->ann_threshold;
+    eng->ann_factory = strdup(opts->ann_factory && opts->ann_factory[0] ? opts->ann_factory : "IVF{nlist},Flat");
+    eng->ann_nprobe = opts->ann_nprobe;
+    eng->ann_done = opts->ann_done;
+    eng->ann_ud = opts->ann_ud;
+    enum err e = eng->index_dir && eng->factory && eng->ann_factory ? ERR_OK : ERR_NOMEM;
     if (!e && opts->http) {
         e = ret_embedder_http_new(opts->http, &eng->emb);
         if (!e)
@@ -391,6 +713,27 @@ enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *
             e = ERR_CONFIG;
         ret_vindex_free(probe);
     }
+    if (!e && eng->ann_threshold > 0) {
+        /* the approximate factory, with 16 lists for {nlist} */
+        char f[256];
+        const char *at = strstr(eng->ann_factory, "{nlist}");
+        if (at)
+            snprintf(f, sizeof f, "%.*s16%s", (int)(at - eng->ann_factory), eng->ann_factory, at + 7);
+        else
+            snprintf(f, sizeof f, "%s", eng->ann_factory);
+        struct ret_vindex *probe = NULL;
+        if (ret_vindex_new(eng->emb->dim, f, &probe) != ERR_OK) {
+            ret_set_error("retrieval.ann_factory: \"%s\" is not a FAISS index-factory string this build accepts "
+                          "for dimension %d", eng->ann_factory, eng->emb->dim);
+            e = ERR_INVALID_FIELD;
+        } else if (ret_vindex_nlist(probe) == 0) {
+            /* it must take deletes and ids in place: an IVF at the top */
+            ret_set_error("retrieval.ann_factory: \"%s\" is not an IVF index (e.g. IVF{nlist},Flat, "
+                          "IVF{nlist},SQ8, IVF{nlist},PQ32)", eng->ann_factory);
+            e = ERR_INVALID_FIELD;
+        }
+        ret_vindex_free(probe);
+    }
     struct ret_startup_report rep = {0};
     int64_t *ids = NULL;
     size_t n = 0;
@@ -404,6 +747,11 @@ enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *
         rep.loaded += !rebuilt;
     }
     free(ids);
+    for (size_t i = 0; !e && i < eng->nslots; i++) {
+        pthread_mutex_lock(&eng->write_mu);
+        maybe_queue_ann(eng, eng->slots[i]);
+        pthread_mutex_unlock(&eng->write_mu);
+    }
     if (!e) {
         if (pthread_create(&eng->saver, NULL, saver_main, eng) != 0)
             e = ERR_INTERNAL;
@@ -426,7 +774,7 @@ struct ret_engine *ret_engine_free(struct ret_engine *eng) {
         return NULL;
     if (eng->saver_started) {
         pthread_mutex_lock(&eng->saver_mu);
-        eng->stopping = true;
+        __atomic_store_n(&eng->stopping, true, __ATOMIC_RELAXED);
         pthread_cond_signal(&eng->saver_cv);
         pthread_mutex_unlock(&eng->saver_mu);
         pthread_join(eng->saver, NULL);
@@ -438,7 +786,9 @@ struct ret_engine *ret_engine_free(struct ret_engine *eng) {
     ret_embedder_free(eng->emb);
     free(eng->index_dir);
     free(eng->factory);
+    free(eng->ann_factory);
     pthread_mutex_destroy(&eng->write_mu);
+    pthread_mutex_destroy(&eng->save_mu);
     pthread_mutex_destroy(&eng->slots_mu);
     pthread_mutex_destroy(&eng->saver_mu);
     pthread_cond_destroy(&eng->saver_cv);
@@ -489,6 +839,7 @@ static enum err apply_change(struct ret_engine *eng, int64_t cid, const struct r
         pthread_rwlock_wrlock(&s->lock);
         if (fresh) {
             s->vi = fresh;
+            s->approx = false;
             s->conflict_dim = 0;
             s->dirty = true;
         }
@@ -510,7 +861,8 @@ static enum err apply_change(struct ret_engine *eng, int64_t cid, const struct r
             return e;
         pthread_rwlock_wrlock(&s->lock);
         struct ret_vindex *old = s->vi;
-        s->vi = fresh;
+        s->vi = fresh; /* exact again; maybe_queue_ann below queues a new build */
+        s->approx = false;
         pthread_rwlock_unlock(&s->lock);
         ret_vindex_free(old);
     }
@@ -518,6 +870,8 @@ static enum err apply_change(struct ret_engine *eng, int64_t cid, const struct r
     s->generation = c->generation;
     s->dirty = true;
     pthread_rwlock_unlock(&s->lock);
+    journal_append(eng, s, c);
+    maybe_queue_ann(eng, s);
     return ERR_OK;
 }
 
@@ -590,6 +944,92 @@ enum err ret_engine_drop_collection(struct ret_engine *eng, const char *tenant, 
 
 /* ---- search ---- */
 
+/* Searches a batch of queries in one FAISS call under the slot's read lock.
+ * One call for many queries reads the index once for all of them (and,
+ * for a Flat index, becomes a matrix product): the per-query cost falls
+ * by an order of magnitude at 100k vectors (docs/benchmarks.md). */
+static void search_batch(struct ret_engine *eng, struct dense_slot *s, struct dense_req *batch) {
+    size_t nq = 0;
+    int depth = 0;
+    for (struct dense_req *r = batch; r; r = r->next) {
+        nq++;
+        if (r->depth > depth)
+            depth = r->depth;
+    }
+    size_t dim = (size_t)eng->emb->dim;
+    float *q = NULL, *scores = NULL;
+    int64_t *ids = NULL;
+    enum err e = ERR_OK;
+    if (nq > 1) {
+        q = malloc(nq * dim * sizeof(*q));
+        scores = malloc(nq * (size_t)depth * sizeof(*scores));
+        ids = malloc(nq * (size_t)depth * sizeof(*ids));
+        if (!q || !scores || !ids)
+            e = ERR_NOMEM;
+        size_t i = 0;
+        for (struct dense_req *r = batch; !e && r; r = r->next, i++)
+            memcpy(q + i * dim, r->q, dim * sizeof(*q));
+    }
+    pthread_rwlock_rdlock(&s->lock);
+    int64_t count = s->vi ? ret_vindex_count(s->vi) : 0;
+    if (!e && count > 0) {
+        if (nq == 1)
+            e = ret_vindex_search(s->vi, 1, batch->q, batch->depth, batch->scores, batch->ids);
+        else
+            e = ret_vindex_search(s->vi, nq, q, depth, scores, ids);
+    }
+    pthread_rwlock_unlock(&s->lock);
+    size_t i = 0;
+    for (struct dense_req *r = batch; r; r = r->next, i++) {
+        r->e = e;
+        r->count = count;
+        if (!e && count > 0 && nq > 1) {
+            memcpy(r->scores, scores + i * (size_t)depth, (size_t)r->depth * sizeof(*scores));
+            memcpy(r->ids, ids + i * (size_t)depth, (size_t)r->depth * sizeof(*ids));
+        }
+    }
+    free(q);
+    free(scores);
+    free(ids);
+}
+
+#define DENSE_BATCH_MAX 64
+
+/* Runs req, batched with whatever else is waiting on the slot.  No thread
+ * waits on a timer: when no search is running the caller searches at once
+ * (alone, when the slot is quiet); queries that arrive meanwhile queue up,
+ * and when that search ends one of their threads takes up to
+ * DENSE_BATCH_MAX of them into the next call. */
+static void dense_batch(struct ret_engine *eng, struct dense_slot *s, struct dense_req *req) {
+    pthread_mutex_lock(&s->batch_mu);
+    req->next = s->pending;
+    s->pending = req;
+    while (!req->done) {
+        if (s->searching) {
+            pthread_cond_wait(&s->batch_cv, &s->batch_mu);
+            continue;
+        }
+        /* lead: take the oldest DENSE_BATCH_MAX (the list is newest first) */
+        struct dense_req **cut = &s->pending;
+        size_t n = 0;
+        for (struct dense_req *r = s->pending; r; r = r->next)
+            n++;
+        for (size_t skip = n > DENSE_BATCH_MAX ? n - DENSE_BATCH_MAX : 0; skip > 0; skip--)
+            cut = &(*cut)->next;
+        struct dense_req *batch = *cut;
+        *cut = NULL;
+        s->searching = true;
+        pthread_mutex_unlock(&s->batch_mu);
+        search_batch(eng, s, batch);
+        pthread_mutex_lock(&s->batch_mu);
+        for (struct dense_req *r = batch; r; r = r->next)
+            r->done = true;
+        s->searching = false;
+        pthread_cond_broadcast(&s->batch_cv);
+    }
+    pthread_mutex_unlock(&s->batch_mu);
+}
+
 static enum err dense_search(struct ret_engine *eng, int64_t cid, const char *query, int depth, struct arena *a,
                              struct ret_hit **ret_hits, size_t *ret_n) {
     *ret_hits = NULL;
@@ -611,13 +1051,10 @@ static enum err dense_search(struct ret_engine *eng, int64_t cid, const char *qu
     enum err e = ret_embed(eng->emb, &query, &qlen, 1, q);
     if (e)
         return e;
-    pthread_rwlock_rdlock(&s->lock);
-    int64_t count = s->vi ? ret_vindex_count(s->vi) : 0;
-    if (count > 0)
-        e = ret_vindex_search(s->vi, 1, q, depth, scores, ids);
-    pthread_rwlock_unlock(&s->lock);
-    if (e || count == 0)
-        return e;
+    struct dense_req req = {.q = q, .depth = depth, .scores = scores, .ids = ids};
+    dense_batch(eng, s, &req);
+    if (req.e || req.count == 0)
+        return req.e;
     size_t n = 0;
     for (int i = 0; i < depth; i++) {
         if (ids[i] < 0)

@@ -29,6 +29,22 @@ struct ret_engine_opts {
      * from one probe request while opening) */
     const struct ret_embed_http_opts *http;
     int save_interval_ms;       /* how often dirty indexes are written */
+    /* Approximate search for large collections: once a collection holds
+     * ann_threshold vectors (0: never), a background build replaces its
+     * exact index with one made by ann_factory ("{nlist}" in it stands for
+     * 4·sqrt(n), at most n/39), trained on the collection's own vectors; writes go on
+     * meanwhile and are replayed into the new index before the swap.  It
+     * is rebuilt, retrained, each time the collection has grown 4-fold.
+     * ann_nprobe: IVF lists searched per query (0: a third of them). */
+    int64_t ann_threshold;
+    const char *ann_factory;    /* NULL: "IVF{nlist},Flat" */
+    int ann_nprobe;
+    /* Called from the background thread after each approximate build
+     * (e = ERR_OK or why it failed; the old index then stays).  May be
+     * NULL.  The engine itself never logs. */
+    void (*ann_done)(void *ud, int64_t collection_id, enum err e, const char *detail, int64_t vectors, int nlist,
+                     int nprobe, double seconds);
+    void *ann_ud;
     struct ret_chunk_opts chunk;
 };
 
@@ -52,6 +68,17 @@ struct ret_startup_report {
     size_t collections, loaded, rebuilt;
     int64_t vectors;
 };
+
+/* What kind of vector index a collection has now (for /v1/collections and
+ * tests). */
+struct ret_index_info {
+    bool approximate;      /* built by ann_factory */
+    bool building;         /* an approximate build is under way */
+    int64_t vectors;
+    int nlist, nprobe;     /* 0 unless approximate IVF */
+    int64_t builds;        /* approximate builds completed since start */
+};
+enum err ret_engine_index_info(struct ret_engine *eng, int64_t collection_id, struct ret_index_info *ret_info);
 
 /* Opens the engine over an open store: loads each collection's index file
  * when its generation matches SQLite's, else rebuilds it from the stored

@@ -8,10 +8,14 @@
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/IndexIVF_c.h>
+#include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/index_io_c.h>
+#include <faiss/c_api/utils/distances_c.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +40,15 @@ static void omp_threads_for(size_t nq) {
         omp_set_num_threads(nq < 16 ? 1 : omp_get_num_procs());
 }
 
+/* An exact search of several queries at once is a matrix product when
+ * FAISS hands it to BLAS, reading the index once for all of them; by
+ * default FAISS does that only from 20 queries on and scans the index once
+ * per query below.  The engine batches concurrent queries (engine.c), and
+ * batches of 2..19 are the common case on a loaded 2-core server, so any
+ * batch goes to BLAS.  (Process-wide FAISS setting; set once.) */
+static pthread_once_t tune_once = PTHREAD_ONCE_INIT;
+static void tune(void) { faiss_set_distance_compute_blas_threshold(2); }
+
 const char *ret_vindex_last_error(void) {
     const char *m = faiss_get_last_error();
     return m ? m : "";
@@ -44,13 +57,24 @@ const char *ret_vindex_last_error(void) {
 enum err ret_vindex_new(int dim, const char *factory, struct ret_vindex **ret_vi) {
     if (dim < 1 || dim > 65536 || !factory || strlen(factory) > 200)
         return ERR_INVALID_FIELD;
-    char desc[256];
-    /* The IDMap maps FAISS positions to our chunk ids.  Removal works where
-     * the inner index supports it (Flat, IVF); HNSW refuses with ERR_INDEX. */
-    snprintf(desc, sizeof desc, "IDMap,%s", factory);
+    pthread_once(&tune_once, tune);
+    /* IVF indexes store our chunk ids in their lists themselves.  Other
+     * kinds (Flat, HNSW) get an IDMap that maps FAISS positions to ids; an
+     * IDMap must not wrap an IVF: removing ids renumbers the IDMap's
+     * positions but not the ids the IVF lists hold, so every later result
+     * would come back under a neighbour's id.  Removal works for Flat and
+     * IVF; HNSW refuses with ERR_INDEX. */
     FaissIndex *idx = NULL;
-    if (faiss_index_factory(&idx, dim, desc, METRIC_INNER_PRODUCT) != 0)
+    if (faiss_index_factory(&idx, dim, factory, METRIC_INNER_PRODUCT) != 0)
         return ERR_INVALID_FIELD;
+    if (!faiss_IndexIVF_cast(idx)) {
+        faiss_Index_free(idx);
+        idx = NULL;
+        char desc[256];
+        snprintf(desc, sizeof desc, "IDMap,%s", factory);
+        if (faiss_index_factory(&idx, dim, desc, METRIC_INNER_PRODUCT) != 0)
+            return ERR_INVALID_FIELD;
+    }
     struct ret_vindex *vi = calloc(1, sizeof(*vi));
     if (!vi) {
         faiss_Index_free(idx);
@@ -102,6 +126,30 @@ enum err ret_vindex_remove(struct ret_vindex *vi, size_t n, const int64_t *ids, 
         return ERR_INDEX;
     if (ret_removed)
         *ret_removed = removed;
+    return ERR_OK;
+}
+
+/* The IVF index inside the IDMap, or NULL for any other kind. */
+static FaissIndexIVF *inner_ivf(const struct ret_vindex *vi) {
+    FaissIndexIDMap *map = faiss_IndexIDMap_cast(vi->index);
+    return faiss_IndexIVF_cast(map ? faiss_IndexIDMap_sub_index(map) : vi->index);
+}
+
+int ret_vindex_nlist(const struct ret_vindex *vi) {
+    FaissIndexIVF *ivf = inner_ivf(vi);
+    return ivf ? (int)faiss_IndexIVF_nlist(ivf) : 0;
+}
+
+int ret_vindex_nprobe(const struct ret_vindex *vi) {
+    FaissIndexIVF *ivf = inner_ivf(vi);
+    return ivf ? (int)faiss_IndexIVF_nprobe(ivf) : 0;
+}
+
+enum err ret_vindex_set_nprobe(struct ret_vindex *vi, int nprobe) {
+    FaissIndexIVF *ivf = inner_ivf(vi);
+    if (!ivf || nprobe < 1)
+        return ERR_INVALID_FIELD;
+    faiss_IndexIVF_set_nprobe(ivf, (size_t)nprobe);
     return ERR_OK;
 }
 

@@ -30,6 +30,12 @@ enum err ret_vindex_search(const struct ret_vindex *vi, size_t nq, const float *
 enum err ret_vindex_remove(struct ret_vindex *vi, size_t n, const int64_t *ids, size_t *ret_removed);
 /* Sets a search-time parameter such as "nprobe" or "efSearch". */
 enum err ret_vindex_set_param(struct ret_vindex *vi, const char *name, double value);
+/* For an IVF index: its number of lists, and how many a search visits
+ * (0 for other kinds; setting fails with ERR_INVALID_FIELD there).  Not
+ * safe while another thread searches the same index. */
+int ret_vindex_nlist(const struct ret_vindex *vi);
+int ret_vindex_nprobe(const struct ret_vindex *vi);
+enum err ret_vindex_set_nprobe(struct ret_vindex *vi, int nprobe);
 
 enum err ret_vindex_save(const struct ret_vindex *vi, const char *path);
 /* ERR_NOT_FOUND when the file is missing, ERR_INDEX when it is unreadable. */

@@ -16,14 +16,20 @@
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/IndexIVF_c.h>
+#include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/index_io_c.h>
+#include <faiss/c_api/utils/distances_c.h>
 
 #include <faiss/AutoTune.h>
 #include <faiss/Index.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/IndexIVF.h>
 #include <faiss/index_io.h>
+#include <faiss/utils/distances.h>
 
 #include <exception>
 #include <string>
@@ -187,3 +193,35 @@ int faiss_ParameterSpace_set_index_parameter(
 }
 
 } // extern "C"
+
+void faiss_set_distance_compute_blas_threshold(int value) {
+    faiss::distance_compute_blas_threshold = value;
+}
+
+int faiss_get_distance_compute_blas_threshold() {
+    return faiss::distance_compute_blas_threshold;
+}
+
+FaissIndexIDMap* faiss_IndexIDMap_cast(FaissIndex* index) {
+    return reinterpret_cast<FaissIndexIDMap*>(dynamic_cast<faiss::IndexIDMap*>(cxx(index)));
+}
+
+FaissIndex* faiss_IndexIDMap_sub_index(FaissIndexIDMap* index) {
+    return reinterpret_cast<FaissIndex*>(reinterpret_cast<faiss::IndexIDMap*>(index)->index);
+}
+
+FaissIndexIVF* faiss_IndexIVF_cast(FaissIndex* index) {
+    return reinterpret_cast<FaissIndexIVF*>(dynamic_cast<faiss::IndexIVF*>(cxx(index)));
+}
+
+size_t faiss_IndexIVF_nlist(const FaissIndexIVF* index) {
+    return reinterpret_cast<const faiss::IndexIVF*>(index)->nlist;
+}
+
+size_t faiss_IndexIVF_nprobe(const FaissIndexIVF* index) {
+    return reinterpret_cast<const faiss::IndexIVF*>(index)->nprobe;
+}
+
+void faiss_IndexIVF_set_nprobe(FaissIndexIVF* index, size_t nprobe) {
+    reinterpret_cast<faiss::IndexIVF*>(index)->nprobe = nprobe;
+}

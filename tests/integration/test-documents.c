@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon.h"
 
@@ -23,7 +24,7 @@ static struct daemon D;
 static int start(void **state) {
     (void)state;
     daemon_prepare(&D, "{\"server\": {\"max_upload_bytes\": 65536}, \"retrieval\": {\"max_batch_documents\": 10,"
-                       " \"index_save_interval_ms\": 100}}");
+                       " \"index_save_interval_ms\": 100, \"ann_threshold\": 2}}");
     if (!daemon_start(&D)) {
         daemon_dump_log(&D);
         return -1;
@@ -109,6 +110,30 @@ static void test_upload_get_retrieve(void **state) {
     json_t *c0 = json_array_get(json_object_get(j, "collections"), 0);
     assert_string_equal(json_string_value(json_object_get(c0, "name")), "port");
     assert_int_equal(json_integer_value(json_object_get(c0, "documents")), 2);
+    json_decref(j);
+
+    /* past retrieval.ann_threshold (2 here) the collection's index is
+     * rebuilt as an IVF in the background; searches go on meanwhile */
+    const char *kind = NULL;
+    for (int i = 0; i < 100; i++) {
+        j = req_json("GET", "/v1/collections", NULL, NULL, 200);
+        json_t *ix = json_object_get(json_array_get(json_object_get(j, "collections"), 0), "index");
+        kind = json_string_value(json_object_get(ix, "kind"));
+        bool done = kind && strcmp(kind, "approximate") == 0 && json_is_false(json_object_get(ix, "building"));
+        if (done) {
+            assert_true(json_integer_value(json_object_get(ix, "nlist")) >= 1);
+            assert_true(json_integer_value(json_object_get(ix, "vectors")) >= 2);
+        }
+        json_decref(j);
+        if (done)
+            break;
+        kind = NULL;
+        usleep(50 * 1000);
+    }
+    assert_non_null(kind);
+    j = req_json("POST", "/v1/retrieve", "application/json",
+                 "{\"question\": \"rowing boat\", \"collection\": \"port\", \"mode\": \"dense\"}", 200);
+    assert_true(json_array_size(json_object_get(j, "results")) >= 1);
     json_decref(j);
 }
 

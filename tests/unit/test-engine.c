@@ -7,9 +7,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "embed.h"
@@ -240,11 +242,189 @@ static void test_dimension_conflict(void **state) {
     ret_store_free(s);
 }
 
+
+/* Text of synthetic document i: its own rare word plus common ones. */
+static void synth_text(int i, char *out, size_t n) {
+    static const char *const words[] = {"harbour", "ferry", "island", "lighthouse", "market", "sardine", "pier",
+                                        "tide", "keeper", "beam", "fog", "sail", "anchor", "net", "gull", "dune"};
+    uint32_t x = (uint32_t)i * 2654435761u + 12345u;
+    int len = snprintf(out, n, "entry%dzq", i);
+    for (int w = 0; w < 12 && (size_t)len < n; w++) {
+        x = x * 1103515245u + 12345u;
+        len += snprintf(out + len, n - (size_t)len, " %s", words[(x >> 16) % 16]);
+    }
+}
+
+static void put_synth(struct ret_engine *eng, int64_t cid, int i) {
+    char id[32], text[256];
+    snprintf(id, sizeof id, "d%d", i);
+    synth_text(i, text, sizeof text);
+    put(eng, cid, id, text);
+}
+
+static struct ret_engine *open_ann(struct ret_store **ret_store, struct ret_startup_report *rep, int64_t threshold) {
+    struct ret_store *s = NULL;
+    assert_int_equal(ret_store_open(dbpath, 2, &s), ERR_OK);
+    /* nprobe above nlist visits every list: results must equal exact search */
+    struct ret_engine_opts o = {.index_dir = idxdir, .index_factory = "Flat", .dim = 64, .save_interval_ms = 50,
+                                .chunk = chunk, .ann_threshold = threshold, .ann_nprobe = 100000};
+    struct ret_engine *eng = NULL;
+    assert_int_equal(ret_engine_open(s, &o, rep, &eng), ERR_OK);
+    *ret_store = s;
+    return eng;
+}
+
+static struct ret_index_info wait_built(struct ret_engine *eng, int64_t cid, int64_t builds) {
+    struct ret_index_info info;
+    for (int i = 0; i < 3000; i++) {
+        assert_int_equal(ret_engine_index_info(eng, cid, &info), ERR_OK);
+        if (info.builds >= builds && !info.building)
+            return info;
+        usleep(10 * 1000);
+    }
+    fail_msg("approximate index not built within 30 s (builds %lld)", (long long)info.builds);
+    return info;
+}
+
+static void assert_finds_self(struct ret_engine *eng, int64_t cid, int i, bool present) {
+    char text[256], id[32];
+    synth_text(i, text, sizeof text);
+    snprintf(id, sizeof id, "d%d", i);
+    struct arena *a = arena_new(1 << 16);
+    const char *top = top_doc(eng, cid, text, RET_MODE_DENSE, a, NULL);
+    if (present) {
+        assert_non_null(top);
+        assert_string_equal(top, id);
+    } else {
+        assert_true(!top || strcmp(top, id) != 0);
+    }
+    arena_free(a);
+}
+
+/* A collection crossing ann_threshold gets an IVF index built in the
+ * background; writes made during the build are replayed into it; the
+ * index is saved, loaded back as approximate, and agrees with SQLite. */
+static void test_approximate_index(void **state) {
+    (void)state;
+    struct ret_store *s;
+    struct ret_startup_report rep;
+    struct ret_engine *eng = open_ann(&s, &rep, 400);
+    int64_t cid;
+    assert_int_equal(ret_collection_ensure(s, "default", "big", &cid), ERR_OK);
+    for (int i = 0; i < 399; i++)
+        put_synth(eng, cid, i);
+    struct ret_index_info info;
+    assert_int_equal(ret_engine_index_info(eng, cid, &info), ERR_OK);
+    assert_false(info.approximate);
+    assert_false(info.building);
+    assert_int_equal(info.vectors, 399);
+    /* the 400th crosses the threshold; keep writing while it builds */
+    for (int i = 399; i < 600; i++) {
+        put_synth(eng, cid, i);
+        if (i % 4 == 0) {
+            char id[32];
+            snprintf(id, sizeof id, "d%d", i - 200);
+            assert_int_equal(ret_engine_delete(eng, cid, id), ERR_OK);
+        }
+    }
+    info = wait_built(eng, cid, 1);
+    assert_true(info.approximate);
+    assert_true(info.nlist >= 400 / 39 && info.nlist <= 600 / 39); /* n/39 here, n in 400..600 */
+    assert_int_equal(info.nprobe, info.nlist);
+    int64_t stored = 0;
+    assert_int_equal(ret_collection_chunk_count(s, cid, &stored), ERR_OK);
+    assert_int_equal(info.vectors, stored);
+    assert_int_equal(stored, 600 - 50);
+    /* writes after the swap go straight into the IVF index */
+    put_synth(eng, cid, 600);
+    assert_int_equal(ret_engine_delete(eng, cid, "d1"), ERR_OK);
+    for (int i = 0; i < 601; i += 7) {
+        bool deleted = i == 1 || (i >= 200 && i < 400 && i % 4 == 0);
+        assert_finds_self(eng, cid, i, !deleted);
+    }
+    assert_finds_self(eng, cid, 1, false);
+    assert_finds_self(eng, cid, 204, false); /* deleted while the build ran */
+    assert_finds_self(eng, cid, 599, true);  /* added while the build ran */
+    assert_int_equal(ret_engine_flush(eng), ERR_OK);
+    ret_engine_free(eng);
+    ret_store_free(s);
+
+    /* loaded back as it was, not rebuilt */
+    eng = open_ann(&s, &rep, 400);
+    assert_int_equal(rep.loaded, 1);
+    assert_int_equal(rep.rebuilt, 0);
+    assert_int_equal(ret_engine_index_info(eng, cid, &info), ERR_OK);
+    assert_true(info.approximate);
+    assert_int_equal(info.vectors, 600 - 50);
+    assert_finds_self(eng, cid, 600, true);
+    ret_engine_free(eng);
+    ret_store_free(s);
+
+    /* a factory FAISS does not know is a configuration error, said so */
+    assert_int_equal(ret_store_open(dbpath, 2, &s), ERR_OK);
+    struct ret_engine_opts o = {.index_dir = idxdir, .index_factory = "Flat", .dim = 64, .chunk = chunk,
+                                .ann_threshold = 10, .ann_factory = "NoSuchIndex{nlist}"};
+    assert_int_equal(ret_engine_open(s, &o, &rep, &eng), ERR_INVALID_FIELD);
+    assert_non_null(strstr(ret_last_error(), "retrieval.ann_factory"));
+    ret_store_free(s);
+}
+
+struct searcher {
+    struct ret_engine *eng;
+    int64_t cid;
+    int first, wrong;
+};
+
+static void *search_many(void *arg) {
+    struct searcher *w = arg;
+    struct arena *a = arena_new(1 << 22);
+    for (int r = 0; r < 40; r++) {
+        int i = w->first + r;
+        char text[256], id[32];
+        synth_text(i, text, sizeof text);
+        snprintf(id, sizeof id, "d%d", i);
+        struct ret_scored *res;
+        size_t n;
+        if (ret_engine_search(w->eng, w->cid, text, 5, RET_MODE_DENSE, a, &res, &n, NULL) != ERR_OK || n == 0 ||
+            strcmp(res[0].hit.document_id, id) != 0)
+            w->wrong++;
+    }
+    arena_free(a);
+    return NULL;
+}
+
+/* Concurrent dense searches are batched into shared FAISS calls; each
+ * caller must still get its own results. */
+static void test_concurrent_dense(void **state) {
+    (void)state;
+    struct ret_store *s;
+    struct ret_startup_report rep;
+    struct ret_engine *eng = open_engine_dim(&s, &rep, 64);
+    int64_t cid;
+    assert_int_equal(ret_collection_ensure(s, "default", "kb", &cid), ERR_OK);
+    for (int i = 0; i < 320; i++)
+        put_synth(eng, cid, i);
+    pthread_t th[8];
+    struct searcher w[8];
+    for (int t = 0; t < 8; t++) {
+        w[t] = (struct searcher){.eng = eng, .cid = cid, .first = t * 40};
+        assert_int_equal(pthread_create(&th[t], NULL, search_many, &w[t]), 0);
+    }
+    for (int t = 0; t < 8; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(w[t].wrong, 0);
+    }
+    ret_engine_free(eng);
+    ret_store_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_embedder),
         cmocka_unit_test_setup_teardown(test_dense_hybrid_and_persistence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dimension_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approximate_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_dense, setup, teardown),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
