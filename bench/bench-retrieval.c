@@ -789,25 +789,36 @@ static void measure_ivf(struct bench *b, const struct vectors *vec, const struct
     check(ret_vindex_search(flat, (size_t)nq, qvecs, BENCH_K, es, ei), "exact search");
     f->flat_batch_ms = (now_ms() - t0) / nq;
 
+    /* the engine's rules (retrieval/engine.c make_ann): 4 sqrt(n) lists, at
+     * most n/39, trained on 48 evenly spaced vectors per list */
     f->nlist = (int)(4.0 * sqrt((double)vec->n));
+    if ((size_t)f->nlist > vec->n / 39)
+        f->nlist = (int)(vec->n / 39);
+    if (f->nlist < 1)
+        f->nlist = 1;
     char factory[64];
     snprintf(factory, sizeof factory, "IVF%d,Flat", f->nlist);
     struct ret_vindex *ivf = NULL;
     check(ret_vindex_new(b->dim, factory, &ivf), "IVF index");
-    progress("training %s on %zu vectors", factory, vec->n);
+    size_t nt = (size_t)f->nlist * 48 < vec->n ? (size_t)f->nlist * 48 : vec->n, dim = (size_t)b->dim;
+    float *sample = xcalloc(nt * dim, sizeof(float));
+    for (size_t i = 0; i < nt; i++)
+        memcpy(sample + i * dim, vec->v + (i * vec->n / nt) * dim, dim * sizeof(float));
+    progress("training %s on %zu of %zu vectors", factory, nt, vec->n);
     t0 = now_ms();
-    check(ret_vindex_train(ivf, vec->n, vec->v), "IVF train");
+    check(ret_vindex_train(ivf, nt, sample), "IVF train");
+    free(sample);
     double t1 = now_ms();
     check(ret_vindex_add(ivf, vec->n, vec->v, vec->ids), "IVF add");
     f->train_s = (t1 - t0) / 1e3;
     f->add_s = (now_ms() - t1) / 1e3;
 
-    /* nprobe as a share of the lists: 1/64 .. 1/2 (the engine's default is 1/3) */
-    static const int denom[BENCH_MAX_NPROBE] = {64, 32, 16, 8, 4, 3, 2};
+    /* nprobe as a share of the lists, per mille (the engine's default: 400) */
+    static const int permille[BENCH_MAX_NPROBE] = {16, 31, 63, 125, 250, 333, 400, 500};
     int nprobes[BENCH_MAX_NPROBE], np = 0;
-    for (int i = 0; i < 7; i++)
-        if (f->nlist / denom[i] >= 1)
-            nprobes[np++] = (f->nlist + denom[i] - 1) / denom[i];
+    for (int i = 0; i < BENCH_MAX_NPROBE; i++)
+        if ((f->nlist * permille[i] + 999) / 1000 >= 1)
+            nprobes[np++] = (f->nlist * permille[i] + 999) / 1000;
     f->nivf = sweep(b, ivf, "nprobe", nprobes, np, f->nlist, qvecs, nq, es, ei, f->ivf);
     ret_vindex_free(ivf);
 
@@ -1071,9 +1082,10 @@ static void print_size(const struct bench *b, const struct size_figures *f) {
     for (int i = 0; i < f->nivf; i++)
         printf("  %-7d %10.3f %14.3f %9.3f %9.3f\n", f->ivf[i].nprobe, f->ivf[i].recall, f->ivf[i].recall_ties,
                f->ivf[i].p50, f->ivf[i].p99);
-    if (f->nhnsw)
+    if (f->nhnsw) {
         printf("approximate index HNSW32 vs exact Flat (build %.1f s):\n", f->hnsw_build_s);
-    printf("  %-7s %10s %14s %9s %9s\n", "efSearch", "recall@10", "(ties equal)", "p50 ms", "p99 ms");
+        printf("  %-7s %10s %14s %9s %9s\n", "efSearch", "recall@10", "(ties equal)", "p50 ms", "p99 ms");
+    }
     for (int i = 0; i < f->nhnsw; i++)
         printf("  %-7d %10.3f %14.3f %9.3f %9.3f\n", f->hnsw[i].nprobe, f->hnsw[i].recall, f->hnsw[i].recall_ties,
                f->hnsw[i].p50, f->hnsw[i].p99);

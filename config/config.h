@@ -82,7 +82,7 @@ struct cfg {
         int max_batch_documents;    /* documents per upload request */
         long ann_threshold;         /* vectors from which a collection gets an approximate index; 0 = never */
         char ann_factory[64];       /* its FAISS factory string; {nlist} = 4*sqrt(n) */
-        int ann_nprobe;             /* IVF lists searched per query; 0 = a third */
+        int ann_nprobe;             /* IVF lists searched per query; 0 = 40% */
     } retrieval;
 
     /* The text embedder behind dense retrieval; changes apply after a restart. */

@@ -140,7 +140,10 @@ static void ann_done(void *ud, int64_t collection_id, enum err e, const char *de
                 LOG_S("effect", "the collection keeps its current index; retried when it grows"), LOG_END);
 }
 
-static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *store) {
+/* serving: whether approximate indexes are built (in the background); a
+ * command-line run (ingest) leaves that to the server's next start rather
+ * than wait for a build before it exits. */
+static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *store, bool serving) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/index", c->data_dir);
     struct ret_engine_opts o = {
@@ -149,7 +152,7 @@ static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *sto
         .dim = c->retrieval.embedding_dim,
         .save_interval_ms = c->retrieval.index_save_interval_ms,
         .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens},
-        .ann_threshold = c->retrieval.ann_threshold,
+        .ann_threshold = serving ? c->retrieval.ann_threshold : 0,
         .ann_factory = c->retrieval.ann_factory,
         .ann_nprobe = c->retrieval.ann_nprobe,
         .ann_done = ann_done,
@@ -283,7 +286,7 @@ static int cmd_serve(const struct cli *cli) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct ret_engine *eng = open_engine(c, store);
+    struct ret_engine *eng = open_engine(c, store, true);
     struct exec_pool *pool = NULL;
     if (!eng || exec_pool_new(c->server.workers, (size_t)c->server.queue_max, &pool) != ERR_OK) {
         if (eng)
@@ -474,7 +477,7 @@ static int cmd_ingest(const struct cli *cli, int npaths, char **paths) {
         cfg_unref(c);
         return 1;
     }
-    struct ret_engine *eng = open_engine(c, store);
+    struct ret_engine *eng = open_engine(c, store, false);
     if (!eng) {
         ret_store_free(store);
         cfg_unref(c);

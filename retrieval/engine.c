@@ -505,7 +505,7 @@ static enum err make_ann(struct ret_engine *eng, const struct collect *c, struct
         e = ret_vindex_add(vi, c->n, c->vecs, c->ids);
     int ivf_lists = e ? 0 : ret_vindex_nlist(vi), nprobe = 0;
     if (ivf_lists > 0) {
-        nprobe = eng->ann_nprobe > 0 ? eng->ann_nprobe : (ivf_lists + 2) / 3;
+        nprobe = eng->ann_nprobe > 0 ? eng->ann_nprobe : (ivf_lists * 2 + 4) / 5; /* 40%: see ann_nprobe */
         if (nprobe > ivf_lists)
             nprobe = ivf_lists;
         ret_vindex_set_nprobe(vi, nprobe);

@@ -35,7 +35,7 @@ struct ret_engine_opts {
      * 4·sqrt(n), at most n/39), trained on the collection's own vectors; writes go on
      * meanwhile and are replayed into the new index before the swap.  It
      * is rebuilt, retrained, each time the collection has grown 4-fold.
-     * ann_nprobe: IVF lists searched per query (0: a third of them). */
+     * ann_nprobe: IVF lists searched per query (0: 40% of them). */
     int64_t ann_threshold;
     const char *ann_factory;    /* NULL: "IVF{nlist},Flat" */
     int ann_nprobe;

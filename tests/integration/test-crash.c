@@ -35,7 +35,8 @@ static atomic_bool stop_clients;
 
 static int start(void **state) {
     (void)state;
-    daemon_prepare(&D, "{\"retrieval\": {\"index_save_interval_ms\": 50}}");
+    /* a low ann_threshold: kills also land during approximate-index builds */
+    daemon_prepare(&D, "{\"retrieval\": {\"index_save_interval_ms\": 50, \"ann_threshold\": 64}}");
     return daemon_start(&D) ? 0 : -1;
 }
 
