@@ -423,7 +423,7 @@ struct size_figures {
     double disk_per_chunk;
     /* start-up, each in a fresh process */
     double close_ms;
-    struct startup_figures cold, warm;
+    struct startup_figures cold, warm, warm_small; /* warm_small: 4 KiB pages (SLORAG_HUGEPAGES=0) */
     /* concurrency */
     int conc_queries;
     struct conc_figures {
@@ -443,6 +443,7 @@ struct bench {
     uint64_t seed;
     int nqueries, threads;
     int ann;  /* 0: no approximate-index sweeps; 1: IVF; 2: IVF and HNSW */
+    int conc_queries; /* 0: max(2 x queries, 1024) */
     struct language *lang;
     struct rng corpus_rng;
     struct doc_buf doc;
@@ -941,7 +942,7 @@ static int probe_main(const char *root, int dim) {
 
 /* Runs this program again with --probe-startup: a real start-up is a new
  * process, and its memory must not include what this one has touched. */
-static void startup_probe(struct bench *b, struct startup_figures *ret_fig) {
+static void startup_probe(struct bench *b, struct startup_figures *ret_fig, bool huge_pages) {
     int fd[2];
     if (pipe(fd) != 0) {
         perror("bench-retrieval: pipe");
@@ -959,6 +960,10 @@ static void startup_probe(struct bench *b, struct startup_figures *ret_fig) {
         dup2(fd[1], STDOUT_FILENO);
         close(fd[0]);
         close(fd[1]);
+        if (!huge_pages) {
+            unsetenv("GLIBC_TUNABLES");
+            setenv("SLORAG_HUGEPAGES", "0", 1);
+        }
         execl("/proc/self/exe", "bench-retrieval", "--probe-startup", b->dir.root, "--dim", dim, (char *)NULL);
         _exit(127);
     }
@@ -1026,7 +1031,7 @@ static void run_size(struct bench *b, long target, struct size_figures *f) {
         measure_ivf(b, &vec, raw, qvecs, nq, f);
     free(vec.ids), free(vec.v);
 
-    f->conc_queries = nq * 2 > 1024 ? nq * 2 : 1024;
+    f->conc_queries = b->conc_queries ? b->conc_queries : nq * 2 > 1024 ? nq * 2 : 1024;
     progress("concurrency: %d dense queries on 1 and %d threads, engine then raw FAISS", f->conc_queries, b->threads);
     const int threads[2] = {1, b->threads};
     for (int i = 0; i < 2; i++) {
@@ -1048,8 +1053,9 @@ static void run_size(struct bench *b, long target, struct size_figures *f) {
     f->disk_per_chunk = (double)(f->disk_db + f->disk_index) / (double)b->chunks;
 
     evict_page_cache(b->dir.root);
-    startup_probe(b, &f->cold);
-    startup_probe(b, &f->warm);
+    startup_probe(b, &f->cold, true);
+    startup_probe(b, &f->warm, true);
+    startup_probe(b, &f->warm_small, false);
     f->rss_open_per_chunk = (double)(f->warm.rss_after - f->warm.rss_before) * 1024.0 / (double)b->chunks;
     bench_open(b, NULL);
 }
@@ -1101,11 +1107,12 @@ static void print_size(const struct bench *b, const struct size_figures *f) {
            f->disk_per_chunk);
     printf("start-up in a fresh process (ret_store_open + ret_engine_open, %d readers; close before it %.1f ms):\n",
            BENCH_READERS, f->close_ms);
-    const struct startup_figures *s[2] = {&f->cold, &f->warm};
-    for (int i = 0; i < 2; i++) {
-        printf("  %-4s %8.1f ms (store %.1f ms, engine %.1f ms): collections %zu, loaded %zu, rebuilt %zu, "
+    const struct startup_figures *s[3] = {&f->cold, &f->warm, &f->warm_small};
+    static const char *const sname[3] = {"cold", "warm", "warm, 4 KiB pages"};
+    for (int i = 0; i < 3; i++) {
+        printf("  %-17s %8.1f ms (store %.1f ms, engine %.1f ms): collections %zu, loaded %zu, rebuilt %zu, "
                "vectors %lld\n",
-               i ? "warm" : "cold", s[i]->total_ms, s[i]->store_ms, s[i]->engine_ms, s[i]->rep.collections,
+               sname[i], s[i]->total_ms, s[i]->store_ms, s[i]->engine_ms, s[i]->rep.collections,
                s[i]->rep.loaded, s[i]->rep.rebuilt, (long long)s[i]->rep.vectors);
         printf("       then alone, files now cached: chunk count query %.1f ms, index file load %.1f ms\n", s[i]->count_ms,
                s[i]->load_ms);
@@ -1176,10 +1183,11 @@ static void print_json(const struct bench *b, const char *cpu, long nproc, const
            (long long)f->disk_db, (long long)f->disk_index, f->disk_per_chunk);
         jp(&j, "\"startup_ms\":{\"close\":%.1f,\"cold\":%.1f,\"cold_store\":%.1f,\"cold_engine\":%.1f,"
                "\"cold_chunk_count\":%.1f,\"cold_index_load\":%.1f,\"warm\":%.1f,\"warm_store\":%.1f,"
-               "\"warm_engine\":%.1f,\"warm_chunk_count\":%.1f,\"warm_index_load\":%.1f,\"loaded\":%zu,"
-               "\"rebuilt\":%zu},",
+               "\"warm_engine\":%.1f,\"warm_chunk_count\":%.1f,\"warm_index_load\":%.1f,"
+               "\"warm_4k_pages\":%.1f,\"warm_4k_pages_index_load\":%.1f,\"loaded\":%zu,\"rebuilt\":%zu},",
            f->close_ms, f->cold.total_ms, f->cold.store_ms, f->cold.engine_ms, f->cold.count_ms, f->cold.load_ms,
            f->warm.total_ms, f->warm.store_ms, f->warm.engine_ms, f->warm.count_ms, f->warm.load_ms,
+           f->warm_small.total_ms, f->warm_small.load_ms,
            f->cold.rep.loaded, f->cold.rep.rebuilt);
         jp(&j, "\"concurrency\":{\"queries\":%d,\"runs\":[", f->conc_queries);
         for (int c = 0; c < 2; c++)
@@ -1240,14 +1248,16 @@ static int parse_sizes(const char *s, long *out) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: bench-retrieval [--sizes N,N,...] [--queries N] [--seed N] [--dim D] [--threads N]\n"
-               "                       [--keep DIR] [--ann none|ivf|all]\n"
+               "                       [--keep DIR] [--ann none|ivf|all] [--conc-queries N]\n"
                "  --sizes    chunk counts to measure at, ascending (default 10000,100000; at most %d)\n"
                "  --queries  queries per measurement (default 500)\n"
                "  --seed     corpus and query seed (default 42)\n"
                "  --dim      built-in embedder dimension (default 256)\n"
                "  --threads  threads in the concurrency test (default %d, at most %d)\n"
                "  --keep     data directory to create and keep (default: a temporary one, removed)\n"
-               "  --ann      approximate-index sweeps: none, ivf (default) or all (IVF and HNSW32)\n",
+               "  --ann      approximate-index sweeps: none, ivf (default) or all (IVF and HNSW32)\n"
+               "  --conc-queries  queries per concurrency run (default: max(2 x queries, 1024))\n"
+               "  SLORAG_HUGEPAGES=0 in the environment: 4 KiB pages throughout (see docs/benchmarks.md)\n",
             BENCH_MAX_SIZES, BENCH_THREADS, BENCH_READERS);
 }
 
@@ -1258,6 +1268,7 @@ static void cleanup(void) {
 }
 
 int main(int argc, char **argv) {
+    util_restart_with_huge_pages(argv); /* as slorag itself does */
     static struct bench b;
     long sizes[BENCH_MAX_SIZES] = {10000, 100000};
     int nsizes = 2;
@@ -1272,6 +1283,7 @@ int main(int argc, char **argv) {
         {"seed", required_argument, NULL, 'S'},  {"dim", required_argument, NULL, 'd'},
         {"keep", required_argument, NULL, 'k'},  {"help", no_argument, NULL, 'h'},
         {"threads", required_argument, NULL, 't'}, {"ann", required_argument, NULL, 'a'},
+        {"conc-queries", required_argument, NULL, 'c'},
         {"probe-startup", required_argument, NULL, 'P'}, /* internal: see startup_probe() */
         {0},
     };
@@ -1314,6 +1326,13 @@ int main(int argc, char **argv) {
             break;
         case 'P':
             probe = optarg;
+            break;
+        case 'c':
+            b.conc_queries = atoi(optarg);
+            if (b.conc_queries < 32 || b.conc_queries > 1000000) {
+                fprintf(stderr, "bench-retrieval: --conc-queries wants 32..1000000\n");
+                return 2;
+            }
             break;
         case 'a':
             b.ann = strcmp(optarg, "none") == 0 ? 0 : strcmp(optarg, "ivf") == 0 ? 1 : strcmp(optarg, "all") == 0 ? 2 : -1;
@@ -1370,6 +1389,9 @@ int main(int argc, char **argv) {
 
     printf("slorag retrieval benchmark\n");
     printf("  machine: %ld CPUs, %s\n", nproc, cpu);
+    const char *tun = getenv("GLIBC_TUNABLES");
+    printf("  memory: %s\n", tun && strstr(tun, "hugetlb=1") ? "malloc asks for transparent huge pages (as slorag does)"
+                                                              : "4 KiB pages (SLORAG_HUGEPAGES=0)");
     printf("  seed %llu, dim %d, %d queries, k=%d, index %s, chunks of %d words with %d overlap, %d threads\n",
            (unsigned long long)b.seed, b.dim, b.nqueries, BENCH_K, BENCH_FACTORY, BENCH_CHUNK_TOKENS,
            BENCH_CHUNK_OVERLAP, b.threads);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include <time.h>
 
 int64_t clock_us(void) {
@@ -97,4 +98,29 @@ bool util_parse_hostport(const char *s, char *ret_host, size_t hostlen, int *ret
 bool util_host_is_loopback(const char *host) {
     return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
            strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0;
+}
+
+/* Vector indexes are single allocations of up to gigabytes (4 bytes a
+ * dimension a chunk), filled at start-up and grown by ingestion.  With
+ * 4 KiB pages every one of them is a page fault, and faults are dear on a
+ * virtual machine: loading a 1M-chunk Flat index (1 GB) took 5-6.5 s here,
+ * 80% of it faulting and zero-filling, and 0.2 s with transparent huge
+ * pages (docs/benchmarks.md).  Kernels commonly give huge pages only to
+ * memory that asks (THP "madvise"), and glibc's malloc asks only when told
+ * by a tunable, which is read when the program starts: so slorag starts
+ * itself again once with it set.  SLORAG_HUGEPAGES=0 turns this off; a
+ * GLIBC_TUNABLES that already names the setting is left alone. */
+void util_restart_with_huge_pages(char **argv) {
+    const char *off = getenv("SLORAG_HUGEPAGES"), *t = getenv("GLIBC_TUNABLES"), *pre = getenv("LD_PRELOAD");
+    if ((off && strcmp(off, "0") == 0) || (t && strstr(t, "glibc.malloc.hugetlb")))
+        return;
+    if (pre && strstr(pre, "vgpreload")) /* under valgrind /proc/self/exe is valgrind */
+        return;
+    char v[2048];
+    int n = t && *t ? snprintf(v, sizeof v, "%s:glibc.malloc.hugetlb=1", t)
+                    : snprintf(v, sizeof v, "glibc.malloc.hugetlb=1");
+    if (n < 0 || (size_t)n >= sizeof v || setenv("GLIBC_TUNABLES", v, 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    /* could not: run on without (the setting stays, so no second try) */
 }

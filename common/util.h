@@ -25,4 +25,10 @@ bool util_parse_hostport(const char *s, char *ret_host, size_t hostlen, int *ret
 /* True for 127.0.0.0/8, ::1 and "localhost". */
 bool util_host_is_loopback(const char *host);
 
+/* Starts the program again (execv of /proc/self/exe, same arguments) with
+ * glibc's malloc told to ask for transparent huge pages, unless that is set
+ * already or SLORAG_HUGEPAGES=0; returns when it does not (see util.c).
+ * Call first thing in main, before any thread or open file. */
+void util_restart_with_huge_pages(char **argv);
+
 #endif

@@ -596,6 +596,7 @@ static int cmd_tenant(const struct cli *cli, int nargs, char **args) {
 }
 
 int main(int argc, char **argv) {
+    util_restart_with_huge_pages(argv);
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread starts */
     if (argc < 2) {
         fputs(usage_text, stderr);
