@@ -23,4 +23,4 @@ valgrind: build
 	@sh scripts/valgrind.sh
 
 clean:
-	rm -rf build build-asan *.compile.log
+	rm -rf build build-asan build-fuzz build-fuzz-http *.compile.log

@@ -4,7 +4,14 @@
  * 10 s it samples the daemon's RSS, threads and open fds; at the end it
  * prints the series and the count of unexpected responses.
  *
+ * With --faults it runs the fault run instead (tests/integration/faultrun.h):
+ * the LLM backend and the HTTP embedder both inject faults, the embedder is
+ * down for a sixth of the run, every request is timed against its deadline,
+ * and the daemon's descriptors, threads and RSS after a warm-up are
+ * compared with those after the run.
+ *
  *   bench-soak --slorag PATH --llmsim PATH [--seconds 600] [--clients 4]
+ *              [--faults [--deadline-ms 1500]]
  */
 #include <curl/curl.h>
 #include <dirent.h>
@@ -20,6 +27,7 @@
 #include <unistd.h>
 
 #include "../tests/integration/daemon.h"
+#include "../tests/integration/faultrun.h"
 
 static struct daemon D;
 static atomic_bool stop;
@@ -120,25 +128,90 @@ static int fd_count(pid_t pid) {
     return n;
 }
 
+static void print_sample(void *ud, int t, long rss_kb, long threads, int fds, long requests, long late, long bad) {
+    (void)ud;
+    printf("%6d %8.1f %8ld %6d %10ld %6ld %6ld\n", t, rss_kb / 1024.0, threads, fds, requests, late, bad);
+    fflush(stdout);
+}
+
+static void print_state(const char *when, const struct faultrun_state *s) {
+    printf("%-18s rss %6.1f MB  threads %3ld  fds %3d = files %d + other %d + listeners %d + clients %d"
+           " + to the LLM %d + to the embedder %d + unix %d + other sockets %d\n",
+           when, s->rss_kb / 1024.0, s->threads, s->fds.total, s->fds.files, s->fds.other, s->fds.listeners,
+           s->fds.clients, s->fds.llm, s->fds.embedder, s->fds.unix_sockets, s->fds.sockets_other);
+}
+
+static int fault_run(int seconds, int clients, int deadline_ms) {
+    struct faultrun_opts o = {
+        .docs = "tests/data/docs",
+        .warmup_s = 15,
+        .seconds = seconds,
+        .clients = clients,
+        .deadline_ms = deadline_ms,
+        .down_from_s = seconds / 3,
+        .down_for_s = seconds / 6 > 5 ? seconds / 6 : 5,
+        .sample_every_s = 10,
+        .on_sample = print_sample,
+    };
+    static struct faultrun_report rep;
+    printf("fault run: %d s after a %d s warm-up, %d clients, deadline %d ms; the embedder is down from %d s to %d s\n",
+           seconds, o.warmup_s, clients, deadline_ms, o.down_from_s, o.down_from_s + o.down_for_s);
+    printf("%6s %8s %8s %6s %10s %6s %6s\n", "t(s)", "rss(MB)", "threads", "fds", "requests", "late", "bad");
+    if (!faultrun(&o, 250, &rep)) {
+        fprintf(stderr, "fault run: setup failed: %s\n", rep.first_bad);
+        return 1;
+    }
+    printf("requests %ld: answered %ld (after a lexical fallback %ld, by the extractive tier after the LLM failed %ld),"
+           " precise errors %ld (naming the embedding backend %ld), bad %ld, late (> deadline + %d ms) %ld"
+           " (answered within the deadline, then waiting for the ledger's commit: %ld); slowest %.0f ms\n",
+           rep.requests, rep.answered, rep.lexical_fallbacks, rep.tier_fallbacks, rep.precise_errors,
+           rep.embedder_errors, rep.bad, rep.slack_ms, rep.late, rep.late_committing, rep.max_ms);
+    printf("statuses:");
+    for (int s = 0; s < 600; s++)
+        if (rep.by_status[s])
+            printf(" %d=%ld", s, rep.by_status[s]);
+    printf("\n");
+    if (rep.first_bad[0])
+        printf("first bad or late: %s\n", rep.first_bad);
+    print_state("after the warm-up:", &rep.before);
+    print_state("after the run:", &rep.after);
+    printf("daemon exit status %d\n", rep.daemon_exit);
+    return rep.bad == 0 && rep.late == 0 && rep.daemon_exit == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     const char *slorag = NULL, *sim = NULL;
-    int seconds = 600, clients = 4;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--slorag"))
-            slorag = argv[i + 1];
+    int seconds = 600, clients = 4, deadline_ms = 1500;
+    bool faults = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--faults"))
+            faults = true;
+        else if (i + 1 >= argc)
+            break;
+        else if (!strcmp(argv[i], "--slorag"))
+            slorag = argv[++i];
         else if (!strcmp(argv[i], "--llmsim"))
-            sim = argv[i + 1];
+            sim = argv[++i];
         else if (!strcmp(argv[i], "--seconds"))
-            seconds = atoi(argv[i + 1]);
+            seconds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--clients"))
-            clients = atoi(argv[i + 1]);
+            clients = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--deadline-ms"))
+            deadline_ms = atoi(argv[++i]);
     }
-    if (!slorag || !sim || clients < 1 || clients > 64) {
-        fprintf(stderr, "usage: bench-soak --slorag PATH --llmsim PATH [--seconds N] [--clients N]\n");
+    if (!slorag || !sim || clients < 1 || clients > 64 || seconds < 1 || deadline_ms < 1) {
+        fprintf(stderr, "usage: bench-soak --slorag PATH --llmsim PATH [--seconds N] [--clients N]"
+                        " [--faults [--deadline-ms N]]\n");
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     setenv("SLORAG_BIN", slorag, 1);
+    if (faults) {
+        setenv("SLORAG_LLMSIM_BIN", sim, 1);
+        int rc = fault_run(seconds, clients, deadline_ms);
+        curl_global_cleanup();
+        return rc;
+    }
     daemon_prepare(&D, NULL);
     char cfg[128];
     pid_t sim_pid;

@@ -26,6 +26,13 @@ static double ms_since(int64_t t0) {
     return (double)(clock_us() - t0) / 1000.0;
 }
 
+/* The slice of a deadline kept back from a backend (LLM or embedder) so
+ * that when it fails or is slow, a fallback still answers in time. */
+static int reserve_ms(int deadline_ms) {
+    int r = deadline_ms / 20;
+    return r < 20 ? 20 : r > 250 ? 250 : r;
+}
+
 static json_t *plan_json(const struct slo_plan *p) {
     return json_pack("{s:s, s:i, s:b, s:s, s:i, s:s, s:i, s:i, s:f, s:s}", "retriever",
                      slo_retriever_name(p->retriever), "k", p->k, "rerank", p->rerank, "generator_tier",
@@ -304,14 +311,12 @@ static bool maybe_escalate(struct query_run *q) {
         note(q->skipped, "escalate", "weak answer, but it was already streamed to the client");
         return false;
     }
-    int reserve_ms = q->plan.deadline_ms / 20;
-    reserve_ms = reserve_ms < 20 ? 20 : reserve_ms > 250 ? 250 : reserve_ms;
     struct slo_escalation_input in = {
         .planner = &q->pin,
         .config = q->decision.config,
         .confidence = confidence,
         .spent = q->cost,
-        .ms_left = (double)(q->deadline_us - clock_us()) / 1000.0 - reserve_ms,
+        .ms_left = (double)(q->deadline_us - clock_us()) / 1000.0 - reserve_ms(q->plan.deadline_ms),
     };
     struct slo_escalation esc;
     pthread_rwlock_rdlock(&q->env.slo->lock);
@@ -781,11 +786,17 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
     };
 
     t0 = clock_us();
+    /* An HTTP embedder gives up in time for the lexical fallback below and
+     * the answer: it gets the deadline less the reserve. */
+    ret_set_deadline(q->deadline_us - (int64_t)reserve_ms(q->plan.deadline_ms) * 1000);
     e = retriever_for(q->plan.retriever)->run(NULL, &q->ctx, &q->io);
-    if ((e == ERR_BACKEND || e == ERR_CONFLICT) && q->plan.retriever != SLO_RETRIEVER_LEXICAL && req->mode < 0) {
-        /* The embedder failed (its backend is down, or the collection's
-         * vectors have another dimension) and the planner, not the client,
-         * chose dense retrieval: answer from lexical search, and say so. */
+    ret_set_deadline(0);
+    if ((e == ERR_BACKEND || e == ERR_CONFLICT || e == ERR_DEADLINE) && q->plan.retriever != SLO_RETRIEVER_LEXICAL &&
+        req->mode < 0) {
+        /* The embedder failed (its backend is down or too slow for the
+         * deadline, or the collection's vectors have another dimension)
+         * and the planner, not the client, chose dense retrieval: answer
+         * from lexical search, and say so. */
         char why[384];
         snprintf(why, sizeof why, "%s: lexical search only", ret_error_detail(e));
         note(q->skipped, "dense", why);
@@ -873,14 +884,12 @@ static void launch_llm(struct query_run *q, enum slo_tier tier, int replicas, in
     }
     /* Keep a slice of the deadline back so that a failed or slow backend
      * still leaves time for the extractive fallback to answer in time. */
-    int reserve_ms = q->plan.deadline_ms / 20;
-    reserve_ms = reserve_ms < 20 ? 20 : reserve_ms > 250 ? 250 : reserve_ms;
     struct agent_llm_call call = {
         .tier = slo_tier_name(tier),
         .system = system,
         .user = user,
         .max_tokens = max_tokens,
-        .deadline_us = q->deadline_us - (int64_t)reserve_ms * 1000,
+        .deadline_us = q->deadline_us - (int64_t)reserve_ms(q->plan.deadline_ms) * 1000,
         .cancel_key = q->req->cancel_key,
     };
     q->replies = arena_calloc(q->arena, (size_t)replicas, sizeof(*q->replies));
@@ -931,7 +940,13 @@ enum err exec_retrieve(struct ret_engine *eng, const struct cfg *cfg, const stru
     struct ret_scored *res = NULL;
     size_t n = 0;
     struct ret_signals sig;
+    /* query.deadline_ms, or the request's own when it is shorter, binds an
+     * HTTP embedder */
+    int deadline_ms = req->deadline_ms > 0 && req->deadline_ms < cfg->query.deadline_ms ? req->deadline_ms
+                                                                                          : cfg->query.deadline_ms;
+    ret_set_deadline(req->arrived_us > 0 ? req->arrived_us + (int64_t)deadline_ms * 1000 : 0);
     e = ret_engine_search(eng, collection_id, req->question, k, (enum ret_mode)mode, a, &res, &n, &sig);
+    ret_set_deadline(0);
     if (e) {
         snprintf(errmsg, errlen, "retrieval failed: %s", ret_error_detail(e));
         return e;

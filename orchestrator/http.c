@@ -52,6 +52,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct http_deps deps;
     atomic_long in_flight;
+    atomic_long reading;       /* of in_flight, requests still receiving their body */
     atomic_bool draining;
     int port;
     struct rl_table *rl; /* per-tenant rate limits */
@@ -105,6 +106,7 @@ struct req {
     char tenant[CFG_TENANT_ID_MAX + 1]; /* who is asking (tenant routes) */
     double tpm;               /* the tenant's LLM tokens per minute, 0 = unlimited */
     int64_t arrived_us;
+    bool reading;             /* counted in srv->reading: the request is not yet complete */
     char request_id[33];
     struct buf body;          /* capped by server.max_body_bytes */
     bool body_too_large;
@@ -1174,6 +1176,10 @@ static void handle_metrics(struct req *r) {
     if (!e)
         e = metrics_gauge(&b, "slorag_http_in_flight", NULL, (double)atomic_load(&srv->in_flight));
     if (!e)
+        e = metrics_gauge_header(&b, "slorag_http_reading", "Requests in flight still receiving their body");
+    if (!e)
+        e = metrics_gauge(&b, "slorag_http_reading", NULL, (double)atomic_load(&srv->reading));
+    if (!e)
         e = metrics_gauge_header(&b, "slorag_client_hangups",
                                  "Answers whose backend calls were cancelled because the client left (monotonic)");
     if (!e)
@@ -1698,10 +1704,22 @@ static struct req *req_new(struct http_server *srv, struct MHD_Connection *conn,
     pthread_mutex_init(&r->smu, NULL);
     buf_init(&r->sbuf, 16u << 20);
     atomic_fetch_add(&srv->in_flight, 1);
+    r->reading = true;
+    atomic_fetch_add(&srv->reading, 1);
     return r;
 }
 
+/* The request is complete (or answered before its body): from now on the
+ * server, not the client, owes the next step. */
+static void req_received(struct req *r) {
+    if (r->reading) {
+        r->reading = false;
+        atomic_fetch_sub(&r->srv->reading, 1);
+    }
+}
+
 static void req_free(struct req *r) {
+    req_received(r);
     atomic_fetch_sub(&r->srv->in_flight, 1);
     pthread_mutex_destroy(&r->smu);
     buf_done(&r->sbuf);
@@ -1931,6 +1949,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (admit(r)) {
             /* Answer before reading any body: libmicrohttpd then skips the
              * body (no 100-continue) and closes the connection after. */
+            req_received(r);
             r->state = REQ_DONE;
             return queue(r);
         }
@@ -1947,6 +1966,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     switch (r->state) {
     case REQ_READING:
+        req_received(r);
         if (r->body_too_large) {
             char msg[128];
             snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes", r->body.max);
@@ -2027,6 +2047,7 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
     }
     atomic_init(&srv->next_key, 0);
     atomic_init(&srv->in_flight, 0);
+    atomic_init(&srv->reading, 0);
     atomic_init(&srv->draining, false);
     srv->daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
@@ -2053,6 +2074,15 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
 
 int http_port(const struct http_server *srv) { return srv->port; }
 long http_in_flight(const struct http_server *srv) { return atomic_load(&srv->in_flight); }
+long http_reading(const struct http_server *srv) { return atomic_load(&srv->reading); }
+
+enum err http_add_connection(struct http_server *srv, int fd, const struct sockaddr *addr, socklen_t addrlen) {
+    if (atomic_load(&srv->draining)) {
+        close(fd);
+        return ERR_UNAVAILABLE;
+    }
+    return MHD_add_connection(srv->daemon, fd, addr, addrlen) == MHD_YES ? ERR_OK : ERR_IO;
+}
 
 void http_quiesce(struct http_server *srv) {
     atomic_store(&srv->draining, true);

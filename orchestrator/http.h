@@ -3,6 +3,7 @@
 #define SLORAG_HTTP_H
 
 #include <stdbool.h>
+#include <sys/socket.h>
 #include "config.h"
 #include "err.h"
 #include "pool.h"
@@ -36,6 +37,15 @@ void http_quiesce(struct http_server *srv);
 /* Waits until no request is in flight; false on timeout. */
 bool http_wait_idle(struct http_server *srv, int timeout_ms);
 long http_in_flight(const struct http_server *srv);
+/* Of those in flight, requests still receiving their body: the client,
+ * not the server, owes the next step. */
+long http_reading(const struct http_server *srv);
+/* Hands an already connected stream socket to the server as if it had
+ * been accepted on the listener; addr is the peer the requests come from.
+ * The server owns fd from the call on, also when it fails.  For the HTTP
+ * fuzz target (tests/fuzz/fuzz-http.c), which feeds raw bytes through a
+ * socketpair. */
+enum err http_add_connection(struct http_server *srv, int fd, const struct sockaddr *addr, socklen_t addrlen);
 struct http_server *http_stop(struct http_server *srv);
 
 #endif

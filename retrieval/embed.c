@@ -145,3 +145,15 @@ void ret_clear_error(void) {
 const char *ret_error_detail(enum err e) {
     return last_error[0] ? last_error : err_message(e);
 }
+
+/* ---- the thread's request deadline (see embed.h) ---- */
+
+static _Thread_local int64_t request_deadline_us;
+
+void ret_set_deadline(int64_t deadline_us) {
+    request_deadline_us = deadline_us;
+}
+
+int64_t ret_deadline(void) {
+    return request_deadline_us;
+}

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "err.h"
 
 #define RET_EMBED_DIM_MAX 4096
@@ -78,6 +79,17 @@ enum err ret_embed_parse_response(const char *body, size_t len, size_t n, int *i
 const char *ret_last_error(void);
 void ret_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ret_clear_error(void);
+
+/* The deadline of the request this thread is serving, on clock_us()'s
+ * clock (0 = none).  Like ret_last_error, a per-thread setting, so that it
+ * reaches the embedder through ret_engine_search without every caller in
+ * between passing it on: whoever serves a request with a deadline sets it
+ * around the request's searches and sets 0 after.  The HTTP embedder ends
+ * a request at the earlier of embedder.timeout_ms and this deadline, and
+ * when the deadline is what ends it (or has already passed) fails with
+ * ERR_DEADLINE. */
+void ret_set_deadline(int64_t deadline_us);
+int64_t ret_deadline(void);
 /* ret_last_error() when set, else err_message(e). */
 const char *ret_error_detail(enum err e);
 

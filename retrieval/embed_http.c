@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "config.h"
 #include "embed.h"
+#include "util.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -321,6 +322,21 @@ static char *request_body(const struct http_embedder *h, const char *const *text
  * *io_dim 0 the dimension is taken from the reply. */
 static enum err post_batch(struct http_embedder *h, const char *const *texts, const size_t *lens, const size_t *idx,
                            size_t n, int *io_dim, float *out, float **ret_learned) {
+    /* the request's deadline, when it comes before the embedder's own timeout */
+    long timeout_ms = h->timeout_ms, connect_ms = h->connect_timeout_ms;
+    bool deadline_bound = false;
+    if (ret_deadline() > 0) {
+        long left_ms = (long)((ret_deadline() - clock_us()) / 1000);
+        if (left_ms < 1) {
+            ret_set_error("embedding backend %s: not asked, the request's deadline has passed", h->url);
+            return ERR_DEADLINE;
+        }
+        if (left_ms < timeout_ms) {
+            timeout_ms = left_ms;
+            deadline_bound = true;
+        }
+        connect_ms = connect_ms < timeout_ms ? connect_ms : timeout_ms;
+    }
     enum err e;
     char *body = request_body(h, texts, lens, idx, n, &e);
     if (!body)
@@ -337,8 +353,8 @@ static enum err post_batch(struct http_embedder *h, const char *const *texts, co
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)h->connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)h->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -348,7 +364,11 @@ static enum err post_batch(struct http_embedder *h, const char *const *texts, co
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     free(body);
     e = ERR_OK;
-    if (rc == CURLE_OPERATION_TIMEDOUT) {
+    if (rc == CURLE_OPERATION_TIMEDOUT && deadline_bound) {
+        ret_set_error("embedding backend %s: no reply in the %ld ms left before the request's deadline", h->url,
+                      timeout_ms);
+        e = ERR_DEADLINE;
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
         ret_set_error("embedding backend %s: timed out after %d ms", h->url, h->timeout_ms);
         e = ERR_BACKEND;
     } else if (rc == CURLE_WRITE_ERROR) {

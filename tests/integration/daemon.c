@@ -41,6 +41,15 @@ static bool has_config(const struct daemon *d, char *out, size_t n) {
     return access(out, F_OK) == 0;
 }
 
+/* In a forked child before exec: only stdin, stdout and stderr go on.  A
+ * test with connections open (client threads, curl's cache) must not hand
+ * them to a daemon or simulator it starts, or they outlive its own close. */
+static void close_inherited(void) {
+    if (close_range(3, ~0U, 0) != 0)
+        for (int fd = 3; fd < 4096; fd++)
+            close(fd);
+}
+
 int daemon_ingest(struct daemon *d, const char *collection, const char *path) {
     char cfg[128];
     bool with_cfg = has_config(d, cfg, sizeof cfg);
@@ -48,6 +57,7 @@ int daemon_ingest(struct daemon *d, const char *collection, const char *path) {
     if (pid == 0) {
         int fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 2);
+        close_inherited();
         if (with_cfg)
             execl(slorag_bin(), "slorag", "ingest", "--config", cfg, "--data", d->dir, "--collection", collection, path,
                   (char *)NULL);
@@ -69,7 +79,7 @@ bool proc_start_ready(char *const argv[], const char *log_path, pid_t *ret_pid, 
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 2);
         dup2(out[1], 1);
-        close(out[0]);
+        close_inherited();
         execv(argv[0], argv);
         _exit(127);
     }
