@@ -49,4 +49,8 @@ esac
 # shellcheck disable=SC2086
 clang $flags $inc "tests/fuzz/fuzz-$t.c" $src $libs -lm -o "$out/fuzz-$t"
 mkdir -p "tests/fuzz/corpus/$t"
-"$out/fuzz-$t" -max_total_time="$secs" -print_final_stats=1 "$@" "tests/fuzz/corpus/$t"
+# a target's dictionary (tests/fuzz/TARGET.dict), when it has one
+dict=""
+[ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
+# shellcheck disable=SC2086
+"$out/fuzz-$t" -max_total_time="$secs" -print_final_stats=1 $dict "$@" "tests/fuzz/corpus/$t"

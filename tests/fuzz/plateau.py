@@ -88,6 +88,8 @@ HASH_NAME = re.compile(r"^[0-9a-f]{40}$")
 def merge(target, root):
     corpus = os.path.join(root, "tests", "fuzz", "corpus", target)
     binary = os.path.join(root, "build-fuzz", "fuzz-" + target)
+    if target == "http":  # built by meson, see campaign.sh
+        binary = os.path.join(root, "build-fuzz-http", "tests", "fuzz", "fuzz-http")
     before = len(os.listdir(corpus))
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([binary, "-merge=1", tmp, corpus], cwd=root, stdout=subprocess.DEVNULL,
