@@ -631,6 +631,7 @@ static bool check_replies(const struct bytes *in, const struct bytes *out, bool 
         struct bytes body = {0};
         size_t used = parse_response(out->data + pos, out->len - pos, head_possible, eof, &r, &body);
         if (used == 0) {
+            free(body.data); /* the chunks of a body cut short */
             if (!final)
                 return false;
             /* A slorag response stops half-way only when the exchange is
