@@ -792,11 +792,7 @@ static void measure_ivf(struct bench *b, const struct vectors *vec, const struct
 
     /* the engine's rules (retrieval/engine.c make_ann): 4 sqrt(n) lists, at
      * most n/39, trained on 48 evenly spaced vectors per list */
-    f->nlist = (int)(4.0 * sqrt((double)vec->n));
-    if ((size_t)f->nlist > vec->n / 39)
-        f->nlist = (int)(vec->n / 39);
-    if (f->nlist < 1)
-        f->nlist = 1;
+    f->nlist = ret_ann_nlist(vec->n);
     char factory[64];
     snprintf(factory, sizeof factory, "IVF%d,Flat", f->nlist);
     struct ret_vindex *ivf = NULL;

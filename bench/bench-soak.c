@@ -103,19 +103,6 @@ static void *client(void *arg) {
     return NULL;
 }
 
-static long proc_field(pid_t pid, const char *field) {
-    char p[64], line[256];
-    snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(p, "r");
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, field, strlen(field)) == 0)
-            v = atol(line + strlen(field));
-    if (f)
-        fclose(f);
-    return v;
-}
-
 static int fd_count(pid_t pid) {
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/fd", (int)pid);
@@ -253,8 +240,8 @@ int main(int argc, char **argv) {
                 }
             }
         }
-        printf("%6d %8.1f %8ld %6d %6d %10ld %10ld\n", t, proc_field(D.pid, "VmRSS:") / 1024.0,
-               proc_field(D.pid, "Threads:"), fd_count(D.pid), reloads,
+        printf("%6d %8.1f %8ld %6d %6d %10ld %10ld\n", t, proc_status_field(D.pid, "VmRSS:") / 1024.0,
+               proc_status_field(D.pid, "Threads:"), fd_count(D.pid), reloads,
                atomic_load(&n_ok) + atomic_load(&n_unexpected), atomic_load(&n_unexpected));
         fflush(stdout);
     }

@@ -384,6 +384,19 @@ static enum err slot_open(struct ret_engine *eng, int64_t cid, bool *ret_rebuilt
     return ERR_OK;
 }
 
+/* A copy of the slots array (free it), for walking the slots without
+ * slots_mu: slots are never freed while the engine lives. */
+static struct dense_slot **slots_snapshot(struct ret_engine *eng, size_t *ret_n) {
+    pthread_mutex_lock(&eng->slots_mu);
+    size_t n = eng->nslots;
+    struct dense_slot **copy = malloc((n ? n : 1) * sizeof(*copy));
+    if (copy && n)
+        memcpy(copy, eng->slots, n * sizeof(*copy));
+    pthread_mutex_unlock(&eng->slots_mu);
+    *ret_n = n;
+    return copy;
+}
+
 /* ---- approximate indexes ---- */
 
 /* Queues s for an approximate build when it has crossed the threshold (or
@@ -456,22 +469,29 @@ static enum err journal_replay(const struct dense_slot *s, struct ret_vindex *vi
     return e;
 }
 
+int ret_ann_nlist(size_t n) {
+    /* the usual 4*sqrt(n) lists, but at least 39 points per list, below
+     * which FAISS's k-means warns (on stderr) that it cannot train well */
+    int nlist = (int)(4.0 * sqrt((double)n));
+    if ((size_t)nlist > n / 39)
+        nlist = (int)(n / 39);
+    return nlist < 1 ? 1 : nlist;
+}
+
+/* ann_factory with nlist in place of "{nlist}". */
+static void ann_factory_for(const struct ret_engine *eng, int nlist, char *out, size_t len) {
+    const char *tpl = eng->ann_factory, *at = strstr(tpl, "{nlist}");
+    if (at)
+        snprintf(out, len, "%.*s%d%s", (int)(at - tpl), tpl, nlist, at + 7);
+    else
+        snprintf(out, len, "%s", tpl);
+}
+
 /* Makes the approximate index over the collected vectors. */
 static enum err make_ann(struct ret_engine *eng, const struct collect *c, struct ret_vindex **ret_vi, int *ret_nlist,
                          int *ret_nprobe) {
-    /* the usual 4*sqrt(n) lists, but at least 39 points per list, below
-     * which FAISS's k-means warns (on stderr) that it cannot train well */
-    int nlist = (int)(4.0 * sqrt((double)c->n));
-    if ((size_t)nlist > c->n / 39)
-        nlist = (int)(c->n / 39);
-    if (nlist < 1)
-        nlist = 1;
     char factory[256];
-    const char *tpl = eng->ann_factory, *at = strstr(tpl, "{nlist}");
-    if (at)
-        snprintf(factory, sizeof factory, "%.*s%d%s", (int)(at - tpl), tpl, nlist, at + 7);
-    else
-        snprintf(factory, sizeof factory, "%s", tpl);
+    ann_factory_for(eng, ret_ann_nlist(c->n), factory, sizeof factory);
     struct ret_vindex *vi = NULL;
     enum err e = ret_vindex_new(c->dim, factory, &vi);
     if (e) {
@@ -583,12 +603,8 @@ static void build_ann(struct ret_engine *eng, struct dense_slot *s) {
 
 /* Runs the queued approximate builds, one at a time. */
 static void run_ann_builds(struct ret_engine *eng) {
-    pthread_mutex_lock(&eng->slots_mu);
-    size_t n = eng->nslots;
-    struct dense_slot **copy = malloc((n ? n : 1) * sizeof(*copy));
-    if (copy && n)
-        memcpy(copy, eng->slots, n * sizeof(*copy));
-    pthread_mutex_unlock(&eng->slots_mu);
+    size_t n = 0;
+    struct dense_slot **copy = slots_snapshot(eng, &n);
     if (!copy) { /* try again on the next round */
         pthread_mutex_lock(&eng->saver_mu);
         eng->ann_pending = true;
@@ -620,12 +636,8 @@ enum err ret_engine_index_info(struct ret_engine *eng, int64_t collection_id, st
 
 enum err ret_engine_flush(struct ret_engine *eng) {
     enum err first = ERR_OK;
-    pthread_mutex_lock(&eng->slots_mu);
-    size_t n = eng->nslots;
-    struct dense_slot **copy = malloc((n ? n : 1) * sizeof(*copy));
-    if (copy && n)
-        memcpy(copy, eng->slots, n * sizeof(*copy));
-    pthread_mutex_unlock(&eng->slots_mu);
+    size_t n = 0;
+    struct dense_slot **copy = slots_snapshot(eng, &n);
     if (!copy)
         return ERR_NOMEM;
     /* No engine lock: slots are never freed while the engine lives (a
@@ -716,11 +728,7 @@ enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *
     if (!e && eng->ann_threshold > 0) {
         /* the approximate factory, with 16 lists for {nlist} */
         char f[256];
-        const char *at = strstr(eng->ann_factory, "{nlist}");
-        if (at)
-            snprintf(f, sizeof f, "%.*s16%s", (int)(at - eng->ann_factory), eng->ann_factory, at + 7);
-        else
-            snprintf(f, sizeof f, "%s", eng->ann_factory);
+        ann_factory_for(eng, 16, f, sizeof f);
         struct ret_vindex *probe = NULL;
         if (ret_vindex_new(eng->emb->dim, f, &probe) != ERR_OK) {
             ret_set_error("retrieval.ann_factory: \"%s\" is not a FAISS index-factory string this build accepts "

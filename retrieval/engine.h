@@ -79,6 +79,9 @@ struct ret_index_info {
     int64_t builds;        /* approximate builds completed since start */
 };
 enum err ret_engine_index_info(struct ret_engine *eng, int64_t collection_id, struct ret_index_info *ret_info);
+/* The number of IVF lists an approximate build over n vectors uses for
+ * "{nlist}": 4*sqrt(n), at most n/39, at least 1. */
+int ret_ann_nlist(size_t n);
 
 /* Opens the engine over an open store: loads each collection's index file
  * when its generation matches SQLite's, else rebuilds it from the stored

@@ -116,6 +116,19 @@ bool sim_start(const char *dir, const char *config_json, const char *sim_bin, pi
     return argv[0] && proc_start_ready(argv, log, ret_pid, ret_port);
 }
 
+long proc_status_field(pid_t pid, const char *field) {
+    char p[64], line[256];
+    snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(p, "r");
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, strlen(field)) == 0)
+            v = atol(line + strlen(field));
+    if (f)
+        fclose(f);
+    return v;
+}
+
 int proc_stop(pid_t pid, int sig, int timeout_ms) {
     if (pid <= 0)
         return -1;

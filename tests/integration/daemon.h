@@ -47,6 +47,8 @@ bool proc_start_ready(char *const argv[], const char *log_path, pid_t *ret_pid, 
 bool sim_start(const char *dir, const char *config_json, const char *sim_bin, pid_t *ret_pid, int *ret_port);
 /* SIGTERM (or sig), then wait; exit status or -1. */
 int proc_stop(pid_t pid, int sig, int timeout_ms);
+/* A number from /proc/PID/status ("VmRSS:" in kB, "Threads:"), -1 if absent. */
+long proc_status_field(pid_t pid, const char *field);
 
 /* One request; content_type NULL for none. */
 void http_do(const struct daemon *d, const char *method, const char *path, const char *content_type,

@@ -124,19 +124,6 @@ static bool write_config(struct run *r, const char *emb_model) {
     return true;
 }
 
-static long proc_field(pid_t pid, const char *field) {
-    char p[64], line[256];
-    snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(p, "r");
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, field, strlen(field)) == 0)
-            v = atol(line + strlen(field));
-    if (f)
-        fclose(f);
-    return v;
-}
-
 struct tcp_sock {
     unsigned long inode;
     unsigned lport, rport, state;
@@ -187,8 +174,8 @@ static size_t unix_socks(pid_t pid, unsigned long *out, size_t max) {
 static void read_state(struct run *r, struct faultrun_state *s) {
     memset(s, 0, sizeof(*s));
     pid_t pid = r->d.pid;
-    s->rss_kb = proc_field(pid, "VmRSS:");
-    s->threads = proc_field(pid, "Threads:");
+    s->rss_kb = proc_status_field(pid, "VmRSS:");
+    s->threads = proc_status_field(pid, "Threads:");
     static struct tcp_sock socks[8192];
     size_t nsocks = tcp_socks(pid, socks, sizeof socks / sizeof socks[0]);
     static unsigned long unixes[8192];
