@@ -395,6 +395,8 @@ struct startup_figures {
     double store_ms, engine_ms, total_ms;
     double count_ms, load_ms; /* the two parts that grow with the collection, timed alone after start-up */
     long rss_before, rss_after; /* VmRSS of the fresh process around the open */
+    double lex_ready_ms;        /* from the end of the open to the lexical index ready */
+    long rss_lex;               /* VmRSS then */
     struct ret_startup_report rep;
 };
 
@@ -405,7 +407,8 @@ struct size_figures {
     /* ingestion from the previous size to this one */
     int64_t ingest_chunks;
     double ingest_mb, ingest_s, ingest_mb_s, ingest_chunks_s, put_p50, put_p99, put_max;
-    struct mode_figures mode[3];
+    struct mode_figures mode[4]; /* lexical, dense, hybrid, and lexical through FTS5 alone */
+    size_t lex_bytes;            /* the in-memory lexical index */
     /* dense vs raw FAISS */
     double dense_p50, raw_p50, embed_p50, fill_p50, rest_p50, ratio, ratio_pq, agree, raw_p99, dense_p99;
     /* approximate index */
@@ -458,7 +461,21 @@ static struct ret_engine_opts engine_opts(const struct bench *b) {
         .dim = b->dim,
         .save_interval_ms = BENCH_SAVE_INTERVAL_MS,
         .chunk = {BENCH_CHUNK_TOKENS, BENCH_CHUNK_OVERLAP},
+        .lexical_index = true,
     };
+}
+
+/* Waits for the collection's in-memory lexical index (built in the
+ * background at open); returns the ms waited. */
+static double wait_lexical(struct bench *b) {
+    double t0 = now_ms();
+    for (;;) {
+        struct ret_index_info info;
+        check(ret_engine_index_info(b->eng, b->cid, &info), "index info");
+        if (info.lexical_ready)
+            return now_ms() - t0;
+        usleep(1000);
+    }
 }
 
 static void bench_open(struct bench *b, struct startup_figures *ret_fig) {
@@ -572,15 +589,21 @@ static struct query *make_queries(struct bench *b, int n, struct rng *r) {
     return q;
 }
 
-static double timed_search(struct bench *b, const char *text, enum ret_mode mode, int64_t *ret_ids, size_t *ret_n) {
+#define MODE_FTS5 3 /* lexical through FTS5 alone (ret_search_lexical), for comparison */
+
+static double timed_search(struct bench *b, const char *text, int mode, int64_t *ret_ids, size_t *ret_n) {
     struct arena *a = arena_new(0);
     struct ret_scored *res = NULL;
+    struct ret_hit *hits = NULL;
     size_t n = 0;
     double t0 = now_ms();
-    check(ret_engine_search(b->eng, b->cid, text, BENCH_K, mode, a, &res, &n, NULL), "search");
+    if (mode == MODE_FTS5)
+        check(ret_search_lexical(b->store, b->cid, text, BENCH_K, a, &hits, &n), "FTS5 search");
+    else
+        check(ret_engine_search(b->eng, b->cid, text, BENCH_K, (enum ret_mode)mode, a, &res, &n, NULL), "search");
     double dt = now_ms() - t0;
     for (size_t i = 0; ret_ids && i < n && i < BENCH_K; i++)
-        ret_ids[i] = res[i].hit.chunk_id;
+        ret_ids[i] = hits ? hits[i].chunk_id : res[i].hit.chunk_id;
     if (ret_n)
         *ret_n = n;
     arena_free(a);
@@ -597,22 +620,22 @@ static bool contains(const int64_t *ids, size_t n, int64_t id) {
 /* Lexical, dense and hybrid, rotating which goes first for each query. */
 static void measure_modes(struct bench *b, const struct query *q, int nq, struct size_figures *f) {
     for (int i = 0; i < BENCH_WARMUP && i < nq; i++)
-        for (int m = 0; m < 3; m++)
-            timed_search(b, q[i].text, (enum ret_mode)m, NULL, NULL);
-    double *lat[3];
-    int found[3] = {0};
-    for (int m = 0; m < 3; m++)
+        for (int m = 0; m < 4; m++)
+            timed_search(b, q[i].text, m, NULL, NULL);
+    double *lat[4];
+    int found[4] = {0};
+    for (int m = 0; m < 4; m++)
         lat[m] = xcalloc((size_t)nq, sizeof(double));
     for (int i = 0; i < nq; i++) {
-        for (int j = 0; j < 3; j++) {
-            int m = (i + j) % 3;
+        for (int j = 0; j < 4; j++) {
+            int m = (i + j) % 4;
             int64_t ids[BENCH_K];
             size_t n = 0;
-            lat[m][i] = timed_search(b, q[i].text, (enum ret_mode)m, ids, &n);
+            lat[m][i] = timed_search(b, q[i].text, m, ids, &n);
             found[m] += contains(ids, n, q[i].source);
         }
     }
-    for (int m = 0; m < 3; m++) {
+    for (int m = 0; m < 4; m++) {
         f->mode[m] = (struct mode_figures){
             .p50 = percentile(lat[m], (size_t)nq, 0.50),
             .p99 = percentile(lat[m], (size_t)nq, 0.99),
@@ -916,6 +939,7 @@ static int probe_main(const char *root, int dim) {
     struct startup_figures f = {0};
     long before = rss_kb();
     bench_open(&b, &f);
+    double opened = now_ms();
     f.rss_after = rss_kb();
     f.rss_before = before;
     int64_t count = 0;
@@ -930,8 +954,12 @@ static int probe_main(const char *root, int dim) {
         f.load_ms = now_ms() - t0;
         ret_vindex_free(vi);
     }
-    printf("%.3f %.3f %.3f %.3f %ld %ld %zu %zu %zu %lld\n", f.store_ms, f.engine_ms, f.count_ms, f.load_ms,
-           f.rss_before, f.rss_after, f.rep.collections, f.rep.loaded, f.rep.rebuilt, (long long)f.rep.vectors);
+    wait_lexical(&b);
+    f.lex_ready_ms = now_ms() - opened;
+    f.rss_lex = rss_kb();
+    printf("%.3f %.3f %.3f %.3f %ld %ld %zu %zu %zu %lld %.3f %ld\n", f.store_ms, f.engine_ms, f.count_ms, f.load_ms,
+           f.rss_before, f.rss_after, f.rep.collections, f.rep.loaded, f.rep.rebuilt, (long long)f.rep.vectors,
+           f.lex_ready_ms, f.rss_lex);
     bench_close(&b);
     return 0;
 }
@@ -980,8 +1008,9 @@ static void startup_probe(struct bench *b, struct startup_figures *ret_fig, bool
     struct startup_figures f = {0};
     long long vectors = 0;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-        sscanf(line, "%lf %lf %lf %lf %ld %ld %zu %zu %zu %lld", &f.store_ms, &f.engine_ms, &f.count_ms, &f.load_ms,
-               &f.rss_before, &f.rss_after, &f.rep.collections, &f.rep.loaded, &f.rep.rebuilt, &vectors) != 10) {
+        sscanf(line, "%lf %lf %lf %lf %ld %ld %zu %zu %zu %lld %lf %ld", &f.store_ms, &f.engine_ms, &f.count_ms,
+               &f.load_ms, &f.rss_before, &f.rss_after, &f.rep.collections, &f.rep.loaded, &f.rep.rebuilt, &vectors,
+               &f.lex_ready_ms, &f.rss_lex) != 12) {
         fprintf(stderr, "bench-retrieval: the start-up probe failed\n");
         exit(1);
     }
@@ -1009,6 +1038,11 @@ static void run_size(struct bench *b, long target, struct size_figures *f) {
     struct query *q = make_queries(b, nq, &qr);
 
     progress("latency: %d queries x 3 modes", nq);
+    progress("waiting for the lexical index");
+    wait_lexical(b);
+    struct ret_index_info info;
+    check(ret_engine_index_info(b->eng, b->cid, &info), "index info");
+    f->lex_bytes = info.lexical_bytes;
     measure_modes(b, q, nq, f);
 
     progress("dense vs raw FAISS");
@@ -1058,6 +1092,10 @@ static void run_size(struct bench *b, long target, struct size_figures *f) {
 
 /* ---- report ---- */
 
+static const char *mode_label(int m) {
+    return m == MODE_FTS5 ? "fts5" : ret_mode_name((enum ret_mode)m);
+}
+
 static void print_size(const struct bench *b, const struct size_figures *f) {
     printf("\n== %lld chunks (%lld documents, %.1f MB of text) ==\n", (long long)f->chunks, (long long)f->docs,
            f->text_mb);
@@ -1067,9 +1105,12 @@ static void print_size(const struct bench *b, const struct size_figures *f) {
     printf("  per document: p50 %.2f ms, p99 %.2f ms, max %.1f ms\n", f->put_p50, f->put_p99, f->put_max);
     printf("query latency, ret_engine_search k=%d, %d queries:\n", BENCH_K, b->nqueries);
     printf("  %-8s %9s %9s %9s %14s\n", "mode", "p50 ms", "p99 ms", "mean ms", "source in top");
-    for (int m = 0; m < 3; m++)
-        printf("  %-8s %9.3f %9.3f %9.3f %13.1f%%\n", ret_mode_name((enum ret_mode)m), f->mode[m].p50,
-               f->mode[m].p99, f->mode[m].mean, 100 * f->mode[m].found);
+    for (int m = 0; m < 4; m++)
+        printf("  %-8s %9.3f %9.3f %9.3f %13.1f%%\n", mode_label(m), f->mode[m].p50, f->mode[m].p99,
+               f->mode[m].mean, 100 * f->mode[m].found);
+    printf("  (lexical and hybrid use the in-memory index, %.1f MB = %.0f bytes per chunk; fts5 = the same\n"
+           "   query through SQLite FTS5 alone)\n",
+           f->lex_bytes / 1e6, (double)f->lex_bytes / (double)f->chunks);
     printf("dense search vs raw FAISS (Flat, nq=1), interleaved, medians of %d queries:\n", b->nqueries);
     printf("  slorag dense   %8.3f ms  (p99 %.3f ms)\n", f->dense_p50, f->dense_p99);
     printf("  raw FAISS      %8.3f ms  (p99 %.3f ms)\n", f->raw_p50, f->raw_p99);
@@ -1112,6 +1153,9 @@ static void print_size(const struct bench *b, const struct size_figures *f) {
                s[i]->rep.loaded, s[i]->rep.rebuilt, (long long)s[i]->rep.vectors);
         printf("       then alone, files now cached: chunk count query %.1f ms, index file load %.1f ms\n", s[i]->count_ms,
                s[i]->load_ms);
+        printf("       in-memory lexical index ready %.1f ms after the open (built in the background; FTS5\n"
+               "       answers until then), VmRSS then %.1f MB\n",
+               s[i]->lex_ready_ms, s[i]->rss_lex / 1024.0);
     }
     printf("concurrency, %d dense queries at once from N threads:\n", f->conc_queries);
     printf("  %-8s %14s %9s %9s %18s %9s %9s\n", "threads", "slorag q/s", "p50 ms", "p99 ms", "raw FAISS q/s",
@@ -1154,9 +1198,10 @@ static void print_json(const struct bench *b, const char *cpu, long nproc, const
            (long long)f->ingest_chunks, f->ingest_mb, f->ingest_s, f->ingest_mb_s, f->ingest_chunks_s, f->put_p50,
            f->put_p99, f->put_max);
         jp(&j, "\"latency_ms\":{");
-        for (int m = 0; m < 3; m++)
+        for (int m = 0; m < 4; m++)
             jp(&j, "%s\"%s\":{\"p50\":%.3f,\"p99\":%.3f,\"mean\":%.3f,\"source_in_top\":%.3f}", m ? "," : "",
-               ret_mode_name((enum ret_mode)m), f->mode[m].p50, f->mode[m].p99, f->mode[m].mean, f->mode[m].found);
+               mode_label(m), f->mode[m].p50, f->mode[m].p99, f->mode[m].mean, f->mode[m].found);
+        jp(&j, ",\"lexical_index_bytes\":%zu", f->lex_bytes);
         jp(&j, "},\"dense_vs_raw\":{\"dense_p50_ms\":%.4f,\"raw_faiss_p50_ms\":%.4f,\"ratio\":%.3f,"
                "\"ratio_per_query_p50\":%.3f,\"embed_p50_ms\":%.4f,\"fill_p50_ms\":%.4f,\"rest_p50_ms\":%.4f,"
                "\"agreement\":%.4f},",
@@ -1180,11 +1225,12 @@ static void print_json(const struct bench *b, const char *cpu, long nproc, const
         jp(&j, "\"startup_ms\":{\"close\":%.1f,\"cold\":%.1f,\"cold_store\":%.1f,\"cold_engine\":%.1f,"
                "\"cold_chunk_count\":%.1f,\"cold_index_load\":%.1f,\"warm\":%.1f,\"warm_store\":%.1f,"
                "\"warm_engine\":%.1f,\"warm_chunk_count\":%.1f,\"warm_index_load\":%.1f,"
-               "\"warm_4k_pages\":%.1f,\"warm_4k_pages_index_load\":%.1f,\"loaded\":%zu,\"rebuilt\":%zu},",
+               "\"warm_4k_pages\":%.1f,\"warm_4k_pages_index_load\":%.1f,\"loaded\":%zu,\"rebuilt\":%zu,"
+               "\"cold_lexical_ready\":%.1f,\"warm_lexical_ready\":%.1f,\"warm_rss_lexical_ready_kb\":%ld},",
            f->close_ms, f->cold.total_ms, f->cold.store_ms, f->cold.engine_ms, f->cold.count_ms, f->cold.load_ms,
            f->warm.total_ms, f->warm.store_ms, f->warm.engine_ms, f->warm.count_ms, f->warm.load_ms,
            f->warm_small.total_ms, f->warm_small.load_ms,
-           f->cold.rep.loaded, f->cold.rep.rebuilt);
+           f->cold.rep.loaded, f->cold.rep.rebuilt, f->cold.lex_ready_ms, f->warm.lex_ready_ms, f->warm.rss_lex);
         jp(&j, "\"concurrency\":{\"queries\":%d,\"runs\":[", f->conc_queries);
         for (int c = 0; c < 2; c++)
             jp(&j, "%s{\"threads\":%d,\"qps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"raw_qps\":%.1f,"

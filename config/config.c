@@ -75,6 +75,7 @@ static const struct field retrieval_fields[] = {
     FS(retrieval, default_mode, 1),
     FI(retrieval, max_batch_documents, 1, 100000),
     FL(retrieval, ann_threshold, 0, 1L << 40),
+    FI(retrieval, lexical_index, 0, 1),
     FS(retrieval, ann_factory, 1),
     FI(retrieval, ann_nprobe, 0, 1 << 20),
 };
@@ -140,6 +141,7 @@ static void set_defaults(struct cfg *c) {
     snprintf(c->retrieval.default_mode, sizeof c->retrieval.default_mode, "hybrid");
     c->retrieval.max_batch_documents = 1000;
     c->retrieval.ann_threshold = 100000;
+    c->retrieval.lexical_index = 1;
     snprintf(c->retrieval.ann_factory, sizeof c->retrieval.ann_factory, "IVF{nlist},Flat");
     snprintf(c->embedder.kind, sizeof c->embedder.kind, "builtin");
     snprintf(c->embedder.encoding, sizeof c->embedder.encoding, "float");

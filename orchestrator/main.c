@@ -156,6 +156,7 @@ static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *sto
         .ann_factory = c->retrieval.ann_factory,
         .ann_nprobe = c->retrieval.ann_nprobe,
         .ann_done = ann_done,
+        .lexical_index = serving && c->retrieval.lexical_index,
     };
     struct ret_embed_http_opts http;
     bool is_http = false;

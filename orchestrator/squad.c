@@ -40,6 +40,7 @@ int squad_scratch_open(const struct cfg *c, const char *tool, const char *datase
         .dim = c->retrieval.embedding_dim,
         .save_interval_ms = 60000,
         .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens},
+        .lexical_index = c->retrieval.lexical_index,
     };
     struct ret_embed_http_opts http;
     bool is_http = false;

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,15 @@ struct dense_slot {
     int64_t saved_generation;/* generation of the file on disk, -1 if none */
     bool dirty;
     int conflict_dim;        /* dimension of stored embeddings unlike the embedder's; 0 = none (vi set) */
+    /* In-memory lexical index (lexindex.h), when the engine keeps them.
+     * Chunks with ids up to lex_cursor are in it, and changes to them are
+     * applied as they commit (under write_mu); the background builder
+     * brings in the rest a page at a time, also under write_mu, then sets
+     * lex_ready (atomic) and searches use it. */
+    pthread_rwlock_t lex_lock;
+    struct ret_lexindex *lex;
+    int64_t lex_cursor;
+    int lex_ready;
 };
 
 /* A committed change kept for replay into an index being built. */
@@ -103,11 +113,26 @@ struct ret_engine {
     void (*ann_done)(void *, int64_t, enum err, const char *, int64_t, int, int, double);
     void *ann_ud;
 
+    bool lexical_index;          /* keep in-memory lexical indexes */
+    int writers_waiting;         /* writes waiting for write_mu (atomic): the builder lets them in */
+    pthread_t lexer;             /* builds them at open */
+    bool lexer_started;
+
     pthread_t saver;             /* saves dirty indexes, builds approximate ones */
     pthread_mutex_t saver_mu;
     pthread_cond_t saver_cv;
     bool stopping, saver_started, ann_pending;
 };
+
+static void *lexer_main(void *arg);
+
+/* write_mu for a document write: counted while waiting, so the lexical
+ * index builder, which takes write_mu page after page, gives way. */
+static void write_lock(struct ret_engine *eng) {
+    __atomic_add_fetch(&eng->writers_waiting, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&eng->write_mu);
+    __atomic_sub_fetch(&eng->writers_waiting, 1, __ATOMIC_RELAXED);
+}
 
 const char *ret_mode_name(enum ret_mode m) {
     static const char *const n[] = {"lexical", "dense", "hybrid"};
@@ -218,6 +243,7 @@ static struct dense_slot *slot_new(int64_t cid) {
     s->saved_generation = -1;
     s->journal_tail = &s->journal;
     pthread_rwlock_init(&s->lock, NULL);
+    pthread_rwlock_init(&s->lex_lock, NULL);
     pthread_mutex_init(&s->batch_mu, NULL);
     pthread_cond_init(&s->batch_cv, NULL);
     return s;
@@ -240,7 +266,9 @@ static void slot_free(struct dense_slot *s) {
         return;
     journal_free(s);
     ret_vindex_free(s->vi);
+    ret_lexindex_free(s->lex);
     pthread_rwlock_destroy(&s->lock);
+    pthread_rwlock_destroy(&s->lex_lock);
     pthread_mutex_destroy(&s->batch_mu);
     pthread_cond_destroy(&s->batch_cv);
     free(s);
@@ -373,6 +401,13 @@ static enum err slot_open(struct ret_engine *eng, int64_t cid, bool *ret_rebuilt
     s->generation = gen;
     if (!e && s->dirty)
         e = slot_save(eng, s);
+    if (!e && eng->lexical_index) {
+        /* an empty collection's index is complete as it is; any other is
+         * filled by the builder (lexer_main) */
+        e = ret_lexindex_new(&s->lex);
+        s->lex_cursor = count ? 0 : INT64_MAX;
+        s->lex_ready = !count;
+    }
     if (!e)
         e = slot_insert(eng, s);
     if (e) {
@@ -629,6 +664,11 @@ enum err ret_engine_index_info(struct ret_engine *eng, int64_t collection_id, st
         info.builds = s->builds;
         pthread_rwlock_unlock(&s->lock);
         info.building = __atomic_load_n(&s->building, __ATOMIC_RELAXED) != 0;
+        pthread_rwlock_rdlock(&s->lex_lock);
+        info.lexical_ready = s->lex && __atomic_load_n(&s->lex_ready, __ATOMIC_ACQUIRE);
+        info.lexical_chunks = s->lex ? ret_lexindex_chunks(s->lex) : 0;
+        info.lexical_bytes = s->lex ? ret_lexindex_bytes(s->lex) : 0;
+        pthread_rwlock_unlock(&s->lex_lock);
     }
     *ret_info = info;
     return ERR_OK;
@@ -706,6 +746,7 @@ enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *
     eng->ann_nprobe = opts->ann_nprobe;
     eng->ann_done = opts->ann_done;
     eng->ann_ud = opts->ann_ud;
+    eng->lexical_index = opts->lexical_index;
     enum err e = eng->index_dir && eng->factory && eng->ann_factory ? ERR_OK : ERR_NOMEM;
     if (!e && opts->http) {
         e = ret_embedder_http_new(opts->http, &eng->emb);
@@ -766,6 +807,12 @@ enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *
         else
             eng->saver_started = true;
     }
+    if (!e && eng->lexical_index) {
+        if (pthread_create(&eng->lexer, NULL, lexer_main, eng) != 0)
+            e = ERR_INTERNAL;
+        else
+            eng->lexer_started = true;
+    }
     if (e) {
         ret_engine_free(eng);
         return e;
@@ -780,9 +827,11 @@ enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *
 struct ret_engine *ret_engine_free(struct ret_engine *eng) {
     if (!eng)
         return NULL;
+    __atomic_store_n(&eng->stopping, true, __ATOMIC_RELAXED);
+    if (eng->lexer_started)
+        pthread_join(eng->lexer, NULL); /* stops between two pages */
     if (eng->saver_started) {
         pthread_mutex_lock(&eng->saver_mu);
-        __atomic_store_n(&eng->stopping, true, __ATOMIC_RELAXED);
         pthread_cond_signal(&eng->saver_cv);
         pthread_mutex_unlock(&eng->saver_mu);
         pthread_join(eng->saver, NULL);
@@ -817,16 +866,142 @@ int64_t ret_engine_vectors(struct ret_engine *eng) {
     return total;
 }
 
+/* ---- the in-memory lexical index ---- */
+
+/* Drops s's lexical index (out of memory): searches go back to FTS5. */
+static void lex_drop_locked(struct dense_slot *s) {
+    __atomic_store_n(&s->lex_ready, 0, __ATOMIC_RELEASE);
+    s->lex = ret_lexindex_free(s->lex);
+}
+
+/* Applies a committed change to s's lexical index (caller holds write_mu):
+ * removals always, additions of chunks the builder has passed.  toks: one
+ * token list per added chunk, or NULL when none were added. */
+static void lex_apply(struct dense_slot *s, const struct ret_change *c, const struct ret_lex_tokens *toks) {
+    if (!s->lex)
+        return;
+    pthread_rwlock_wrlock(&s->lex_lock);
+    enum err e = ret_lexindex_remove(s->lex, c->removed_ids, c->nremoved);
+    if (!toks && c->nadded)
+        e = ERR_NOMEM; /* the chunks could not be tokenised: the index would miss them */
+    for (size_t i = 0; !e && toks && i < c->nadded; i++)
+        if (c->added_ids[i] <= s->lex_cursor)
+            e = ret_lexindex_add(s->lex, c->added_ids[i], &toks[i]);
+    if (e)
+        lex_drop_locked(s);
+    pthread_rwlock_unlock(&s->lex_lock);
+}
+
+struct lex_page {
+    struct dense_slot *s;
+    struct ret_tokenizer *tok;
+    struct ret_lex_tokens toks;
+};
+
+static enum err lex_page_add(void *ud, int64_t id, const char *text, size_t len) {
+    struct lex_page *p = ud;
+    enum err e = ret_tokenize(p->tok, text, len, false, &p->toks);
+    return e ? e : ret_lexindex_add(p->s->lex, id, &p->toks);
+}
+
+#define LEX_PAGE 256 /* chunks read per hold of write_mu: a few ms */
+
+/* Fills one collection's lexical index from SQLite.  Each page is read and
+ * added under write_mu, so no commit falls between the read and the add:
+ * a page holds exactly the chunks then stored, and every later change to
+ * chunks up to the cursor is applied by lex_apply. */
+static void lex_build(struct ret_engine *eng, struct dense_slot *s, struct ret_tokenizer *tok) {
+    struct lex_page p = {.s = s, .tok = tok};
+    for (;;) {
+        pthread_mutex_lock(&eng->write_mu);
+        if (__atomic_load_n(&eng->stopping, __ATOMIC_RELAXED) || s->cid < 0 || !s->lex || s->lex_ready) {
+            pthread_mutex_unlock(&eng->write_mu);
+            break;
+        }
+        int64_t last = 0;
+        size_t n = 0;
+        pthread_rwlock_wrlock(&s->lex_lock);
+        enum err e = ret_store_chunk_texts(eng->store, s->cid, s->lex_cursor, LEX_PAGE, lex_page_add, &p, &last, &n);
+        if (e) {
+            lex_drop_locked(s); /* a storage error or no memory: FTS5 answers */
+        } else if (n < LEX_PAGE) {
+            s->lex_cursor = INT64_MAX;
+            __atomic_store_n(&s->lex_ready, 1, __ATOMIC_RELEASE);
+        } else {
+            s->lex_cursor = last;
+        }
+        pthread_rwlock_unlock(&s->lex_lock);
+        pthread_mutex_unlock(&eng->write_mu);
+        /* a mutex goes to whoever asks first after it is released, which
+         * would be this loop again: writers waiting go first */
+        while (__atomic_load_n(&eng->writers_waiting, __ATOMIC_RELAXED) > 0 &&
+               !__atomic_load_n(&eng->stopping, __ATOMIC_RELAXED))
+            sched_yield();
+    }
+    ret_lex_tokens_done(&p.toks);
+}
+
+static void *lexer_main(void *arg) {
+    struct ret_engine *eng = arg;
+    struct ret_tokenizer *tok = NULL;
+    if (ret_tokenizer_new(eng->store, &tok))
+        return NULL; /* every search stays on FTS5 */
+    size_t n = 0;
+    struct dense_slot **slots = slots_snapshot(eng, &n);
+    for (size_t i = 0; slots && i < n; i++)
+        lex_build(eng, slots[i], tok);
+    free(slots);
+    ret_tokenizer_free(tok);
+    return NULL;
+}
+
+/* Tokenises a prepared document's chunks for lex_apply (outside every
+ * lock).  NULL when the engine keeps no lexical index or the tokenizer
+ * fails: the change then reaches only removals, and additions are lost
+ * to the index, so that case drops it (see ret_engine_put). */
+static struct ret_lex_tokens *lex_tokenize(struct ret_engine *eng, const struct ret_doc_in *doc,
+                                           const struct ret_prepared *prep) {
+    if (!eng->lexical_index || prep->n == 0)
+        return NULL;
+    struct ret_lex_tokens *toks = calloc(prep->n, sizeof(*toks));
+    struct ret_tokenizer *tok = NULL;
+    enum err e = toks ? ret_tokenizer_new(eng->store, &tok) : ERR_NOMEM;
+    for (size_t i = 0; !e && i < prep->n; i++)
+        e = ret_tokenize(tok, doc->text + prep->spans[i].start, prep->spans[i].end - prep->spans[i].start, false,
+                         &toks[i]);
+    ret_tokenizer_free(tok);
+    if (e && toks) {
+        for (size_t i = 0; i < prep->n; i++)
+            ret_lex_tokens_done(&toks[i]);
+        free(toks);
+        toks = NULL;
+    }
+    return toks;
+}
+
+static void lex_tokens_free(struct ret_lex_tokens *toks, size_t n) {
+    for (size_t i = 0; toks && i < n; i++)
+        ret_lex_tokens_done(&toks[i]);
+    free(toks);
+}
+
 /* Applies a committed change to cid's index (caller holds write_mu).  If
  * FAISS refuses, the index is rebuilt from SQLite, which already holds the
  * truth. */
-static enum err apply_change(struct ret_engine *eng, int64_t cid, const struct ret_change *c) {
+static enum err apply_change(struct ret_engine *eng, int64_t cid, const struct ret_change *c,
+                             const struct ret_lex_tokens *toks) {
     struct dense_slot *s = slot_find(eng, cid);
     if (!s) {
         s = slot_new(cid);
         if (!s)
             return ERR_NOMEM;
         enum err e = ret_vindex_new(eng->emb->dim, eng->factory, &s->vi);
+        if (!e && eng->lexical_index) {
+            /* a collection new since open: its index starts complete */
+            e = ret_lexindex_new(&s->lex);
+            s->lex_cursor = INT64_MAX;
+            s->lex_ready = 1;
+        }
         if (!e)
             e = slot_insert(eng, s);
         if (e) {
@@ -834,6 +1009,7 @@ static enum err apply_change(struct ret_engine *eng, int64_t cid, const struct r
             return e;
         }
     }
+    lex_apply(s, c, toks);
     if (slot_conflict(s)) {
         /* only deletes reach a collection in conflict: once no embedding
          * of the old dimension is left it gets a fresh, empty index */
@@ -899,11 +1075,14 @@ enum err ret_engine_put(struct ret_engine *eng, int64_t collection_id, const str
     enum err e = ret_document_prepare(doc, &eng->chunk, eng->emb, &prep);
     if (e)
         return e;
-    pthread_mutex_lock(&eng->write_mu);
+    struct ret_lex_tokens *toks = lex_tokenize(eng, doc, &prep);
+    size_t nchunks = prep.n;
+    write_lock(eng);
     e = ret_document_commit(eng->store, collection_id, doc, &prep, &c);
     if (!e)
-        e = apply_change(eng, collection_id, &c);
+        e = apply_change(eng, collection_id, &c, toks);
     pthread_mutex_unlock(&eng->write_mu);
+    lex_tokens_free(toks, nchunks);
     ret_prepared_done(&prep);
     if (e)
         return e;
@@ -916,10 +1095,10 @@ enum err ret_engine_put(struct ret_engine *eng, int64_t collection_id, const str
 
 enum err ret_engine_delete(struct ret_engine *eng, int64_t collection_id, const char *ext_id) {
     struct ret_change c;
-    pthread_mutex_lock(&eng->write_mu);
+    write_lock(eng);
     enum err e = ret_document_delete(eng->store, collection_id, ext_id, &c);
     if (!e) {
-        e = apply_change(eng, collection_id, &c);
+        e = apply_change(eng, collection_id, &c, NULL);
         ret_change_done(&c);
     }
     pthread_mutex_unlock(&eng->write_mu);
@@ -928,7 +1107,7 @@ enum err ret_engine_delete(struct ret_engine *eng, int64_t collection_id, const 
 
 enum err ret_engine_drop_collection(struct ret_engine *eng, const char *tenant, const char *name) {
     int64_t cid = -1;
-    pthread_mutex_lock(&eng->write_mu);
+    write_lock(eng);
     enum err e = ret_collection_delete(eng->store, tenant, name, &cid);
     if (!e) {
         /* The slot stays in the array, retired (cid -1), until the engine is
@@ -943,6 +1122,9 @@ enum err ret_engine_drop_collection(struct ret_engine *eng, const char *tenant, 
             gone->vi = ret_vindex_free(gone->vi);
             gone->dirty = false;
             pthread_rwlock_unlock(&gone->lock);
+            pthread_rwlock_wrlock(&gone->lex_lock);
+            lex_drop_locked(gone);
+            pthread_rwlock_unlock(&gone->lex_lock);
         }
         remove_stale_files(eng, cid, -1);
     }
@@ -1084,6 +1266,64 @@ static enum err dense_search(struct ret_engine *eng, int64_t cid, const char *qu
     return ERR_OK;
 }
 
+/* Lexical search through the collection's in-memory index.  *ret_used is
+ * false when that index cannot answer (none, not built yet, or a query
+ * word FTS5 would split into several tokens, i.e. a phrase): the caller
+ * then asks FTS5. */
+static enum err lex_search(struct ret_engine *eng, int64_t cid, const char *query, int k, struct arena *a,
+                           struct ret_hit **ret_hits, size_t *ret_n, bool *ret_used) {
+    *ret_used = false;
+    struct dense_slot *s = eng->lexical_index ? slot_find(eng, cid) : NULL;
+    if (!s || !__atomic_load_n(&s->lex_ready, __ATOMIC_ACQUIRE))
+        return ERR_OK;
+    char words[RET_QUERY_MAX_WORDS][64];
+    size_t nw = ret_query_words(query, words, RET_QUERY_MAX_WORDS);
+    const char *terms[RET_QUERY_MAX_WORDS];
+    struct ret_tokenizer *tok = NULL;
+    struct ret_lex_tokens t = {0};
+    enum err e = nw ? ret_tokenizer_new(eng->store, &tok) : ERR_OK;
+    size_t nt = 0;
+    for (size_t i = 0; !e && i < nw; i++) {
+        e = ret_tokenize(tok, words[i], strlen(words[i]), true, &t);
+        if (!e && t.ntok != 1)
+            break;
+        if (!e && !(terms[nt++] = arena_strdup(a, t.buf)))
+            e = ERR_NOMEM;
+    }
+    ret_tokenizer_free(tok);
+    ret_lex_tokens_done(&t);
+    if (e || nt < nw)
+        return e;
+    int64_t *ids = arena_alloc(a, (size_t)k * sizeof(*ids));
+    double *scores = arena_alloc(a, (size_t)k * sizeof(*scores));
+    struct ret_hit *hits = arena_calloc(a, (size_t)k, sizeof(*hits));
+    if (!ids || !scores || !hits)
+        return ERR_NOMEM;
+    size_t n = 0;
+    pthread_rwlock_rdlock(&s->lex_lock);
+    bool ready = s->lex && __atomic_load_n(&s->lex_ready, __ATOMIC_ACQUIRE);
+    if (ready)
+        e = ret_lexindex_search(s->lex, terms, nt, k, ids, scores, &n);
+    pthread_rwlock_unlock(&s->lex_lock);
+    if (!ready || e)
+        return e;
+    for (size_t i = 0; i < n; i++) {
+        hits[i].chunk_id = ids[i];
+        hits[i].score = scores[i];
+    }
+    e = ret_store_fill_hits(eng->store, cid, hits, n, a);
+    if (e)
+        return e;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (hits[i].chunk_id >= 0) /* deleted since the index was searched */
+            hits[kept++] = hits[i];
+    *ret_hits = hits;
+    *ret_n = kept;
+    *ret_used = true;
+    return ERR_OK;
+}
+
 static int cmp_fused(const void *x, const void *y) {
     const struct ret_scored *a = x, *b = y;
     if (a->fused_score != b->fused_score)
@@ -1104,8 +1344,12 @@ enum err ret_engine_search(struct ret_engine *eng, int64_t collection_id, const 
     struct ret_hit *lex = NULL, *den = NULL;
     size_t nlex = 0, nden = 0;
     enum err e = ERR_OK;
-    if (mode != RET_MODE_DENSE)
-        e = ret_search_lexical(eng->store, collection_id, query, depth, a, &lex, &nlex);
+    if (mode != RET_MODE_DENSE) {
+        bool used = false;
+        e = lex_search(eng, collection_id, query, depth, a, &lex, &nlex, &used);
+        if (!e && !used)
+            e = ret_search_lexical(eng->store, collection_id, query, depth, a, &lex, &nlex);
+    }
     if (!e && mode != RET_MODE_LEXICAL)
         e = dense_search(eng, collection_id, query, depth, a, &den, &nden);
     if (e)

@@ -45,6 +45,10 @@ struct ret_engine_opts {
     void (*ann_done)(void *ud, int64_t collection_id, enum err e, const char *detail, int64_t vectors, int nlist,
                      int nprobe, double seconds);
     void *ann_ud;
+    /* Keep an in-memory BM25 index (lexindex.h) of each collection beside
+     * FTS5 and search it instead: built from SQLite by a background thread
+     * at open (FTS5 answers meanwhile), kept in step with every write. */
+    bool lexical_index;
     struct ret_chunk_opts chunk;
 };
 
@@ -77,6 +81,9 @@ struct ret_index_info {
     int64_t vectors;
     int nlist, nprobe;     /* 0 unless approximate IVF */
     int64_t builds;        /* approximate builds completed since start */
+    bool lexical_ready;    /* the in-memory lexical index answers searches */
+    int64_t lexical_chunks;
+    size_t lexical_bytes;
 };
 enum err ret_engine_index_info(struct ret_engine *eng, int64_t collection_id, struct ret_index_info *ret_info);
 /* The number of IVF lists an approximate build over n vectors uses for

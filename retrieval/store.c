@@ -20,7 +20,7 @@
 #include <time.h>
 
 #define STORE_MAX_READERS 32
-#define STORE_MAX_QUERY_TERMS 32
+#define STORE_MAX_QUERY_TERMS RET_QUERY_MAX_WORDS
 
 struct ret_store {
     sqlite3 *writer;
@@ -32,6 +32,8 @@ struct ret_store {
     int nreaders;
     int free_stack[STORE_MAX_READERS]; /* indexes of idle readers */
     int nfree;
+
+    fts5_api *fts5; /* the writer connection's, for its tokenizers */
 };
 
 static const char schema_sql[] =
@@ -81,6 +83,19 @@ static enum err open_conn(const char *path, bool create, sqlite3 **ret_db) {
     return ERR_OK;
 }
 
+/* The connection's FTS5 API (the documented "SELECT fts5(?1)" handshake),
+ * or NULL. */
+static fts5_api *fts5_api_of(sqlite3 *db) {
+    fts5_api *api = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+        sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return api;
+}
+
 enum err ret_store_open(const char *path, int readers, struct ret_store **ret_store) {
     if (readers < 1)
         readers = 1;
@@ -94,6 +109,8 @@ enum err ret_store_open(const char *path, int readers, struct ret_store **ret_st
     pthread_cond_init(&s->read_cv, NULL);
     enum err e = open_conn(path, true, &s->writer);
     if (!e && sqlite3_exec(s->writer, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
+        e = ERR_STORAGE;
+    if (!e && !(s->fts5 = fts5_api_of(s->writer)))
         e = ERR_STORAGE;
     for (int i = 0; !e && i < readers; i++) {
         e = open_conn(path, false, &s->readers[i]);
@@ -773,26 +790,108 @@ enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct 
     return e;
 }
 
+/* ---- FTS5's tokenizer, for the in-memory lexical index ---- */
+
+struct ret_tokenizer {
+    fts5_tokenizer api;
+    Fts5Tokenizer *tok;
+};
+
+enum err ret_tokenizer_new(struct ret_store *s, struct ret_tokenizer **ret) {
+    /* as chunks_fts is declared: porter over unicode61 remove_diacritics 2 */
+    const char *args[] = {"unicode61", "remove_diacritics", "2"};
+    struct ret_tokenizer *t = calloc(1, sizeof(*t));
+    void *ud = NULL;
+    if (!t)
+        return ERR_NOMEM;
+    if (s->fts5->xFindTokenizer(s->fts5, "porter", &ud, &t->api) != SQLITE_OK ||
+        t->api.xCreate(ud, args, 3, &t->tok) != SQLITE_OK) {
+        free(t);
+        return ERR_STORAGE;
+    }
+    *ret = t;
+    return ERR_OK;
+}
+
+void ret_tokenizer_free(struct ret_tokenizer *t) {
+    if (!t)
+        return;
+    t->api.xDelete(t->tok);
+    free(t);
+}
+
+static int token_cb(void *ud, int flags, const char *tok, int n, int start, int end) {
+    (void)flags, (void)start, (void)end;
+    return ret_lex_tokens_add(ud, tok, (size_t)n) ? SQLITE_NOMEM : SQLITE_OK;
+}
+
+enum err ret_tokenize(struct ret_tokenizer *t, const char *text, size_t len, bool query, struct ret_lex_tokens *out) {
+    ret_lex_tokens_clear(out);
+    if (len > INT32_MAX)
+        return ERR_TOO_LARGE;
+    int rc = t->api.xTokenize(t->tok, out, query ? FTS5_TOKENIZE_QUERY : FTS5_TOKENIZE_DOCUMENT, text, (int)len,
+                              token_cb);
+    return rc == SQLITE_OK ? ERR_OK : rc == SQLITE_NOMEM ? ERR_NOMEM : ERR_STORAGE;
+}
+
+enum err ret_store_chunk_texts(struct ret_store *s, int64_t collection_id, int64_t after, int limit,
+                               enum err (*cb)(void *ud, int64_t id, const char *text, size_t len), void *ud,
+                               int64_t *ret_last, size_t *ret_n) {
+    int slot;
+    sqlite3 *db = reader_get(s, &slot);
+    sqlite3_stmt *st = NULL;
+    enum err e = ERR_STORAGE;
+    size_t n = 0;
+    int64_t last = after;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, text FROM chunks WHERE collection_id=?1 AND id>?2 ORDER BY id LIMIT ?3",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, collection_id);
+        sqlite3_bind_int64(st, 2, after);
+        sqlite3_bind_int(st, 3, limit);
+        int rc;
+        e = ERR_OK;
+        while (!e && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            last = sqlite3_column_int64(st, 0);
+            const char *text = (const char *)sqlite3_column_text(st, 1);
+            e = text ? cb(ud, last, text, (size_t)sqlite3_column_bytes(st, 1)) : ERR_NOMEM;
+            n++;
+        }
+        if (!e && rc != SQLITE_DONE)
+            e = ERR_STORAGE;
+    }
+    sqlite3_finalize(st);
+    reader_put(s, slot);
+    *ret_last = last;
+    *ret_n = n;
+    return e;
+}
+
+size_t ret_query_words(const char *q, char (*out)[64], size_t max) {
+    size_t qn = strlen(q), pos = 0, n = 0;
+    struct text_token t;
+    while (n < max && text_next_token(q, qn, &pos, &t)) {
+        text_token_lower(q, &t, out[n], sizeof out[n]);
+        if (!text_is_stopword(out[n]))
+            n++;
+    }
+    return n;
+}
+
 /* Builds `"t1" OR "t2" ...` from the query's content words.  Tokens contain
  * only word bytes (no quotes), so quoting them is enough to neutralise FTS5
  * syntax.  Returns false when the query has no usable term. */
 static bool build_match(const char *q, char *out, size_t outlen) {
-    size_t qn = strlen(q), pos = 0, used = 0;
-    int terms = 0;
-    struct text_token t;
+    char words[STORE_MAX_QUERY_TERMS][64];
+    size_t n = ret_query_words(q, words, STORE_MAX_QUERY_TERMS), used = 0;
     out[0] = '\0';
-    while (terms < STORE_MAX_QUERY_TERMS && text_next_token(q, qn, &pos, &t)) {
-        char w[64];
-        text_token_lower(q, &t, w, sizeof w);
-        if (text_is_stopword(w))
-            continue;
-        int n = snprintf(out + used, outlen - used, "%s\"%s\"", terms ? " OR " : "", w);
-        if (n < 0 || (size_t)n >= outlen - used)
+    for (size_t i = 0; i < n; i++) {
+        int w = snprintf(out + used, outlen - used, "%s\"%s\"", i ? " OR " : "", words[i]);
+        if (w < 0 || (size_t)w >= outlen - used)
             break;
-        used += (size_t)n;
-        terms++;
+        used += (size_t)w;
     }
-    return terms > 0;
+    return n > 0;
 }
 
 static const char fast_sql[] =

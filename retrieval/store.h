@@ -15,6 +15,7 @@
 #include "arena.h"
 #include "chunk.h"
 #include "err.h"
+#include "lexindex.h"
 
 struct ret_store;
 
@@ -137,5 +138,26 @@ enum err ret_search_lexical(struct ret_store *s, int64_t collection_id, const ch
                             struct arena *a, struct ret_hit **ret_hits, size_t *ret_n);
 
 enum err ret_store_stats(struct ret_store *s, struct ret_store_stats *ret_stats);
+
+/* ---- for the in-memory lexical index (lexindex.h) ---- */
+
+/* An instance of the tokenizer chunks_fts uses (porter over unicode61,
+ * remove_diacritics 2), so the in-memory index sees FTS5's very tokens.
+ * One per thread at a time; valid while the store is open. */
+struct ret_tokenizer;
+enum err ret_tokenizer_new(struct ret_store *s, struct ret_tokenizer **ret);
+void ret_tokenizer_free(struct ret_tokenizer *t);
+/* text's tokens into out (cleared first); query: as FTS5 tokenises a
+ * query phrase. */
+enum err ret_tokenize(struct ret_tokenizer *t, const char *text, size_t len, bool query, struct ret_lex_tokens *out);
+/* The query's content words as lexical search uses them (lower-cased,
+ * stop words dropped, at most max): each becomes one quoted FTS5 phrase. */
+size_t ret_query_words(const char *q, char (*out)[64], size_t max);
+#define RET_QUERY_MAX_WORDS 32
+/* Calls cb for up to limit chunks of the collection with id > after, in
+ * id order; *ret_last = the last id seen (after when none). */
+enum err ret_store_chunk_texts(struct ret_store *s, int64_t collection_id, int64_t after, int limit,
+                               enum err (*cb)(void *ud, int64_t id, const char *text, size_t len), void *ud,
+                               int64_t *ret_last, size_t *ret_n);
 
 #endif
