@@ -27,6 +27,11 @@ enum err ret_vindex_add(struct ret_vindex *vi, size_t n, const float *x, const i
 /* For each of nq queries writes k (score, id) pairs; missing results have id -1. */
 enum err ret_vindex_search(const struct ret_vindex *vi, size_t nq, const float *q, int k, float *ret_scores,
                            int64_t *ret_ids);
+/* The same, always through faiss_Index_search (ret_vindex_search scans a
+ * single query over a Flat index itself, see vindex.c): for benchmarks
+ * that compare with FAISS. */
+enum err ret_vindex_search_faiss(const struct ret_vindex *vi, size_t nq, const float *q, int k, float *ret_scores,
+                                 int64_t *ret_ids);
 enum err ret_vindex_remove(struct ret_vindex *vi, size_t n, const int64_t *ids, size_t *ret_removed);
 /* Sets a search-time parameter such as "nprobe" or "efSearch". */
 enum err ret_vindex_set_param(struct ret_vindex *vi, const char *name, double value);

@@ -16,6 +16,7 @@
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/IndexFlat_c.h>
 #include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/index_io_c.h>
@@ -26,6 +27,7 @@
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/index_io.h>
@@ -208,6 +210,22 @@ FaissIndexIDMap* faiss_IndexIDMap_cast(FaissIndex* index) {
 
 FaissIndex* faiss_IndexIDMap_sub_index(FaissIndexIDMap* index) {
     return reinterpret_cast<FaissIndex*>(reinterpret_cast<faiss::IndexIDMap*>(index)->index);
+}
+
+void faiss_IndexIDMap_id_map(FaissIndexIDMap* index, idx_t** p_id_map, size_t* p_size) {
+    auto* m = reinterpret_cast<faiss::IndexIDMap*>(index);
+    *p_id_map = m->id_map.data();
+    *p_size = m->id_map.size();
+}
+
+FaissIndexFlat* faiss_IndexFlat_cast(FaissIndex* index) {
+    return reinterpret_cast<FaissIndexFlat*>(dynamic_cast<faiss::IndexFlat*>(cxx(index)));
+}
+
+void faiss_IndexFlat_xb(FaissIndexFlat* index, float** p_xb, size_t* p_size) {
+    auto* f = reinterpret_cast<faiss::IndexFlat*>(index);
+    *p_xb = f->get_xb();
+    *p_size = f->codes.size() / sizeof(float);
 }
 
 FaissIndexIVF* faiss_IndexIVF_cast(FaissIndex* index) {

@@ -123,6 +123,66 @@ static void test_ivf_train_and_nprobe(void **state) {
     free(x);
 }
 
+/* One query over a Flat index is scanned by slorag's own AVX2 loop (when
+ * the CPU has it); a batch goes to FAISS.  The same query alone and in a
+ * batch must find the same ids with the same scores, also after removals
+ * (the IDMap's ids then no longer follow positions), with k beyond the
+ * count padded with -1, and for a dimension that is no multiple of 8. */
+static void test_single_query_matches_faiss(void **state) {
+    (void)state;
+    static const int dims[] = {256, 37};
+    for (size_t di = 0; di < 2; di++) {
+        int d = dims[di];
+        size_t n = 3000;
+        float *x = malloc(n * (size_t)d * sizeof(float));
+        int64_t *ids = malloc(n * sizeof(int64_t));
+        assert_non_null(x);
+        assert_non_null(ids);
+        unsigned seed = 5;
+        for (size_t i = 0; i < n * (size_t)d; i++)
+            x[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+        for (size_t i = 0; i < n; i++)
+            ids[i] = 100000 + (int64_t)i * 3;
+        struct ret_vindex *vi = NULL;
+        assert_int_equal(ret_vindex_new(d, "Flat", &vi), ERR_OK);
+        assert_int_equal(ret_vindex_add(vi, n, x, ids), ERR_OK);
+        int64_t gone[300];
+        for (int i = 0; i < 300; i++)
+            gone[i] = ids[i * 7];
+        for (int round = 0; round < 2; round++) {
+            for (int t = 0; t < 20; t++) {
+                const float *q = x + (size_t)(t * 97 % (int)n) * (size_t)d;
+                float pair[2 * 256], s1[50], s2[100];
+                int64_t i1[50], i2[100];
+                memcpy(pair, q, (size_t)d * sizeof(float));
+                memcpy(pair + d, q, (size_t)d * sizeof(float));
+                assert_int_equal(ret_vindex_search(vi, 1, q, 50, s1, i1), ERR_OK);
+                assert_int_equal(ret_vindex_search(vi, 2, pair, 50, s2, i2), ERR_OK);
+                for (int i = 0; i < 50; i++) {
+                    assert_true(fabsf(s1[i] - s2[i]) < 1e-4f);
+                    if (i + 1 < 50 && fabsf(s2[i] - s2[i + 1]) > 1e-4f && (i == 0 || fabsf(s2[i] - s2[i - 1]) > 1e-4f))
+                        assert_int_equal(i1[i], i2[i]);
+                }
+            }
+            assert_int_equal(ret_vindex_remove(vi, 300, gone, NULL), ERR_OK);
+        }
+        /* more asked than held */
+        struct ret_vindex *small = NULL;
+        assert_int_equal(ret_vindex_new(d, "Flat", &small), ERR_OK);
+        assert_int_equal(ret_vindex_add(small, 3, x, ids), ERR_OK);
+        float sc[5];
+        int64_t id[5];
+        assert_int_equal(ret_vindex_search(small, 1, x, 5, sc, id), ERR_OK);
+        assert_int_equal(id[0], ids[0]);
+        assert_int_equal(id[3], -1);
+        assert_int_equal(id[4], -1);
+        ret_vindex_free(small);
+        ret_vindex_free(vi);
+        free(x);
+        free(ids);
+    }
+}
+
 static void test_bad_factory(void **state) {
     (void)state;
     struct ret_vindex *vi = NULL;
@@ -135,6 +195,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flat_search_remove_save_load),
         cmocka_unit_test(test_ivf_train_and_nprobe),
+        cmocka_unit_test(test_single_query_matches_faiss),
         cmocka_unit_test(test_bad_factory),
     };
     return cmocka_run_group_tests_name("vindex", tests, NULL, NULL);
