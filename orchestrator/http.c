@@ -772,10 +772,13 @@ static void handle_collections_list(struct req *r) {
                                   (json_int_t)ix.vectors, "building", ix.building);
         if (ix.nlist)
             json_object_update_new(index, json_pack("{s:i, s:i}", "nlist", ix.nlist, "nprobe", ix.nprobe));
-        json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I, s:I, s:o}", "name", list[i].name, "documents",
-                                             (json_int_t)list[i].documents, "chunks", (json_int_t)list[i].chunks,
-                                             "bytes", (json_int_t)list[i].bytes, "created_at",
-                                             (json_int_t)list[i].created_at, "index", index));
+        json_t *lexical = json_pack("{s:b, s:I, s:I}", "ready", ix.lexical_ready, "chunks",
+                                    (json_int_t)ix.lexical_chunks, "bytes", (json_int_t)ix.lexical_bytes);
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "name", list[i].name,
+                                             "documents", (json_int_t)list[i].documents, "chunks",
+                                             (json_int_t)list[i].chunks, "bytes", (json_int_t)list[i].bytes,
+                                             "created_at", (json_int_t)list[i].created_at, "index", index,
+                                             "lexical", lexical));
     }
     set_json(r, 200, json_pack("{s:o}", "collections", arr));
 }

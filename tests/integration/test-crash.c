@@ -153,8 +153,39 @@ static int ledger_rows(void) {
     return n;
 }
 
+/* The crash collection's in-memory lexical index, as GET /v1/collections
+ * shows it; false when it is not listed. */
+static bool lexical_info(bool *ret_ready, double *ret_chunks, double *ret_stored) {
+    long status = 0;
+    json_t *j = get_json("/v1/collections", NULL, &status);
+    json_t *arr = json_object_get(j, "collections");
+    bool found = false;
+    for (size_t i = 0; status == 200 && i < json_array_size(arr); i++) {
+        json_t *c = json_array_get(arr, i);
+        if (strcmp(json_string_value(json_object_get(c, "name")), "crash") != 0)
+            continue;
+        json_t *lx = json_object_get(c, "lexical");
+        *ret_ready = json_is_true(json_object_get(lx, "ready"));
+        *ret_chunks = json_number_value(json_object_get(lx, "chunks"));
+        *ret_stored = json_number_value(json_object_get(c, "chunks"));
+        found = true;
+    }
+    json_decref(j);
+    return found;
+}
+
 static void verify(int upto) {
     int acked = 0, present_unacked = 0;
+    /* the restarted server builds the lexical index from SQLite in the
+     * background: wait for it, so the searches below use it */
+    bool ready = false, listed = true;
+    double lex_chunks = 0, stored = 0;
+    for (int i = 0; i < 400 && (listed = lexical_info(&ready, &lex_chunks, &stored)) && !ready; i++)
+        usleep(25 * 1000);
+    if (listed && !ready)
+        fail_msg("the lexical index was not ready 10 s after the restart");
+    if (lex_chunks != stored)
+        fail_msg("the lexical index holds %.0f chunks, the store %.0f", lex_chunks, stored);
     for (int i = 0; i < upto; i++) {
         int st = atomic_load(&doc_state[i]);
         if (st == DOC_NONE)
