@@ -15,6 +15,8 @@
 #include "text.h"
 
 #include <libstemmer.h>
+
+#include "stem.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,9 +39,9 @@ struct candidate {
 };
 
 static void stem_word(struct sb_stemmer *st, const char *w, char *out) {
-    const sb_symbol *s = sb_stemmer_stem(st, (const sb_symbol *)w, (int)strlen(w));
-    int n = s ? sb_stemmer_length(st) : 0;
-    if (!s || n <= 0 || n >= EX_WORD_MAX) {
+    const char *s = NULL;
+    int n = ret_stem(st, w, (int)strlen(w), &s);
+    if (n <= 0 || n >= EX_WORD_MAX) {
         snprintf(out, EX_WORD_MAX, "%s", w);
         return;
     }

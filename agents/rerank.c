@@ -21,6 +21,8 @@
 #include "text.h"
 
 #include <libstemmer.h>
+
+#include "stem.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,9 +53,9 @@ struct rr_item {
 };
 
 static void stem(struct sb_stemmer *st, const char *w, char *out) {
-    const sb_symbol *s = sb_stemmer_stem(st, (const sb_symbol *)w, (int)strlen(w));
-    int n = s ? sb_stemmer_length(st) : 0;
-    if (!s || n <= 0 || n >= RR_WORD_MAX) {
+    const char *s = NULL;
+    int n = ret_stem(st, w, (int)strlen(w), &s);
+    if (n <= 0 || n >= RR_WORD_MAX) {
         snprintf(out, RR_WORD_MAX, "%s", w);
         return;
     }

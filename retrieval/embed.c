@@ -12,6 +12,8 @@
 #include "text.h"
 
 #include <libstemmer.h>
+
+#include "stem.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -51,10 +53,10 @@ static void embed_one(struct sb_stemmer *st, int dim, const char *text, size_t l
         text_token_lower(text, &t, w, sizeof w);
         if (text_is_stopword(w))
             continue;
-        const sb_symbol *s = sb_stemmer_stem(st, (const sb_symbol *)w, (int)strlen(w));
-        int sl = s ? sb_stemmer_length(st) : 0;
+        const char *s = NULL;
+        int sl = ret_stem(st, w, (int)strlen(w), &s);
         char stem[EMBED_WORD_MAX + 2];
-        if (!s || sl <= 0 || sl >= EMBED_WORD_MAX) {
+        if (sl <= 0 || sl >= EMBED_WORD_MAX) {
             sl = (int)strlen(w);
             memcpy(stem + 1, w, (size_t)sl);
         } else {

@@ -50,7 +50,17 @@ static void omp_threads_for(size_t nq) {
  * batches of 2..19 are the common case on a loaded 2-core server, so any
  * batch goes to BLAS.  (Process-wide FAISS setting; set once.) */
 static pthread_once_t tune_once = PTHREAD_ONCE_INIT;
-static void tune(void) { faiss_set_distance_compute_blas_threshold(2); }
+/* OpenBLAS's own threads spin in sched_yield between calls: under a load
+ * of batched searches they took ~9% of the server's CPU doing nothing
+ * (perf, bench/overhead.sh).  Workers give the parallelism, so BLAS runs
+ * on the calling thread.  Weak, like the OpenMP calls above: a BLAS
+ * without it is left alone. */
+extern void openblas_set_num_threads(int n) __attribute__((weak));
+static void tune(void) {
+    faiss_set_distance_compute_blas_threshold(2);
+    if (openblas_set_num_threads)
+        openblas_set_num_threads(1);
+}
 
 const char *ret_vindex_last_error(void) {
     const char *m = faiss_get_last_error();

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "embed.h"
+#include "stem.h"
 
 static char err[512];
 
@@ -219,6 +220,32 @@ static void test_closed_port(void **state) {
     assert_string_equal(ret_error_detail(ERR_BACKEND), "backend failed");
 }
 
+/* The stem cache gives what the stemmer gives: for more words than it has
+ * slots (so slots are overwritten), twice over (so the second pass is
+ * mostly hits), and for words longer than it keeps. */
+static void test_stem_cache(void **state) {
+    (void)state;
+    struct sb_stemmer *st = sb_stemmer_new("english", "UTF_8"), *ref = sb_stemmer_new("english", "UTF_8");
+    assert_non_null(st);
+    assert_non_null(ref);
+    static const char *const suffix[] = {"", "s", "ing", "ed", "ation", "ness", "ies", "ly"};
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 12000; i++) {
+            char w[160];
+            int len = snprintf(w, sizeof w, "w%c%c%dx%s", 'a' + i % 26, 'a' + (i / 26) % 26, i, suffix[i % 8]);
+            if (i % 997 == 0) /* past the cache's 30 bytes */
+                len += snprintf(w + len, sizeof w - (size_t)len, "%s", "abcdefghijklmnopqrstuvwxyzabcdefghij");
+            const char *got = NULL;
+            int n = ret_stem(st, w, len, &got);
+            const sb_symbol *want = sb_stemmer_stem(ref, (const sb_symbol *)w, len);
+            assert_non_null(want);
+            assert_int_equal(n, sb_stemmer_length(ref));
+            assert_memory_equal(got, want, (size_t)n);
+        }
+    sb_stemmer_delete(st);
+    sb_stemmer_delete(ref);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
@@ -226,6 +253,7 @@ int main(void) {
         cmocka_unit_test(test_malformed),            cmocka_unit_test(test_base64_errors),
         cmocka_unit_test(test_dimension_rule),       cmocka_unit_test(test_opts_from_cfg),
         cmocka_unit_test(test_closed_port),
+        cmocka_unit_test(test_stem_cache),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -1,0 +1,65 @@
+/* stem.c - see stem.h.  Words and stems up to STEM_KEY_MAX bytes are
+ * cached (longer ones are rare and go to the stemmer each time); the cache
+ * is allocated on a thread's first call and freed when the thread ends. */
+#include "stem.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STEM_SLOTS 16384 /* a power of two: about 1 MB a thread */
+#define STEM_KEY_MAX 30
+
+struct slot {
+    uint32_t hash;
+    uint8_t wlen, slen; /* wlen 0: empty */
+    char w[STEM_KEY_MAX], s[STEM_KEY_MAX];
+};
+
+static pthread_key_t cache_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static __thread struct slot *cache;
+
+static void make_key(void) {
+    pthread_key_create(&cache_key, free);
+}
+
+static uint32_t hash_word(const char *w, int n) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < n; i++) {
+        h ^= (unsigned char)w[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret) {
+    if (!cache) {
+        pthread_once(&key_once, make_key);
+        cache = calloc(STEM_SLOTS, sizeof(*cache));
+        if (cache)
+            pthread_setspecific(cache_key, cache); /* freed at thread exit */
+    }
+    uint32_t h = hash_word(w, wlen);
+    struct slot *c = cache && wlen > 0 && wlen <= STEM_KEY_MAX ? &cache[h & (STEM_SLOTS - 1)] : NULL;
+    if (c && c->wlen == wlen && c->hash == h && memcmp(c->w, w, (size_t)wlen) == 0) {
+        *ret = c->s;
+        return c->slen;
+    }
+    const sb_symbol *s = sb_stemmer_stem(st, (const sb_symbol *)w, wlen);
+    if (!s)
+        return -1;
+    int n = sb_stemmer_length(st);
+    if (c && n >= 0 && n <= STEM_KEY_MAX) {
+        c->hash = h;
+        c->wlen = (uint8_t)wlen;
+        c->slen = (uint8_t)n;
+        memcpy(c->w, w, (size_t)wlen);
+        memcpy(c->s, s, (size_t)n);
+        *ret = c->s;
+    } else {
+        *ret = (const char *)s;
+    }
+    return n;
+}

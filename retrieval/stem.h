@@ -1,0 +1,18 @@
+/* stem.h - Snowball stems through a per-thread cache.
+ *
+ * The extractive reader, the reranker and the built-in embedder stem every
+ * word of every passage they read, the same few thousand words query after
+ * query: Snowball took 28% of the server's CPU under bench/overhead.sh's
+ * load.  Each thread keeps a direct-mapped cache of recent words and their
+ * stems; a miss asks the caller's stemmer. */
+#ifndef SLORAG_STEM_H
+#define SLORAG_STEM_H
+
+#include <libstemmer.h>
+
+/* The stem of w (wlen bytes): *ret points to the stem's bytes (valid until
+ * the next call on this thread) and its length is returned; -1 when the
+ * stemmer fails (out of memory). */
+int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret);
+
+#endif
