@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 
 struct pending {
@@ -139,7 +140,53 @@ static void *ledger_main(void *arg) {
     return NULL;
 }
 
-enum err ledger_open(const char *db_path, int max_batch, int max_delay_ms, struct ledger **ret_l) {
+/* Earlier versions kept the ledger table in the store's file (slorag.db).
+ * Every query's row then invalidated the page cache of every reader of the
+ * store (SQLite drops a connection's cache when another one has written to
+ * the file), costing ~50 page reads a query.  Its rows move here once:
+ * copied in one transaction, skipping rows already here (a crash between
+ * the two files' commits leaves rows in both, and the copy runs again),
+ * then the old table is dropped. */
+static enum err move_legacy_rows(sqlite3 *db, const char *legacy) {
+    if (!legacy || access(legacy, F_OK) != 0)
+        return ERR_OK;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS legacy", -1, &st, NULL) != SQLITE_OK)
+        return ERR_STORAGE;
+    sqlite3_bind_text(st, 1, legacy, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return ERR_STORAGE;
+    enum err e = ERR_OK;
+    bool present = false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM legacy.sqlite_master WHERE type = 'table' AND name = 'ledger'", -1, &st,
+                           NULL) != SQLITE_OK)
+        e = ERR_STORAGE;
+    else
+        present = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    static const char move_sql[] =
+        "BEGIN IMMEDIATE;"
+        "INSERT INTO main.ledger(ts_ms, tenant, request_id, intent, plan, cost, predicted_cost, latency_ms,"
+        " predicted_latency_ms, quality, predicted_quality, slo_met, slo_total, slo)"
+        " SELECT ts_ms, tenant, request_id, intent, plan, cost, predicted_cost, latency_ms, predicted_latency_ms,"
+        " quality, predicted_quality, slo_met, slo_total, slo FROM legacy.ledger o"
+        " WHERE NOT EXISTS (SELECT 1 FROM main.ledger m"
+        "  WHERE m.tenant = o.tenant AND m.request_id = o.request_id AND m.ts_ms = o.ts_ms)"
+        " ORDER BY o.id;"
+        "COMMIT;"
+        "DROP TABLE legacy.ledger;";
+    if (!e && present && sqlite3_exec(db, move_sql, NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        e = ERR_STORAGE;
+    }
+    sqlite3_exec(db, "DETACH DATABASE legacy", NULL, NULL, NULL);
+    return e;
+}
+
+enum err ledger_open(const char *db_path, const char *legacy_path, int max_batch, int max_delay_ms,
+                     struct ledger **ret_l) {
     struct ledger *l = calloc(1, sizeof(*l));
     if (!l)
         return ERR_NOMEM;
@@ -149,7 +196,8 @@ enum err ledger_open(const char *db_path, int max_batch, int max_delay_ms, struc
             SQLITE_OK ||
         sqlite3_busy_timeout(l->db, 5000) != SQLITE_OK ||
         sqlite3_exec(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(l->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(l->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+        move_legacy_rows(l->db, legacy_path) != ERR_OK) {
         sqlite3_close(l->db);
         free(l);
         return ERR_STORAGE;

@@ -312,13 +312,14 @@ static int cmd_serve(const struct cli *cli) {
         log_msg(LOG_INFO, "backend", LOG_S("name", c->backends[i].name), LOG_S("tier", c->backends[i].tier),
                 LOG_S("url", c->backends[i].url), LOG_S("model", c->backends[i].model),
                 LOG_I("max_concurrency", c->backends[i].max_concurrency), LOG_END);
-    char ledger_path[4096];
-    snprintf(ledger_path, sizeof ledger_path, "%s/slorag.db", c->data_dir);
+    char ledger_path[4096], store_path[4096];
+    snprintf(ledger_path, sizeof ledger_path, "%s/ledger.db", c->data_dir);
+    snprintf(store_path, sizeof store_path, "%s/slorag.db", c->data_dir);
     struct ledger *ledger = NULL;
     /* no wait for company: entries that arrive during one commit's fsync
      * go together in the next, so a loaded server still batches, and an
      * answer waits for one fsync, not a timer plus one (2 ms more here) */
-    if (ledger_open(ledger_path, 256, 0, &ledger) != ERR_OK) {
+    if (ledger_open(ledger_path, store_path, 256, 0, &ledger) != ERR_OK) {
         fprintf(stderr, "slorag: cannot open the usage ledger in %s\n", ledger_path);
         exec_pool_free(pool);
         agent_pool_free(llm);

@@ -1253,16 +1253,8 @@ static enum err dense_search(struct ret_engine *eng, int64_t cid, const char *qu
         hits[n].score = scores[i];
         n++;
     }
-    e = ret_store_fill_hits(eng->store, cid, hits, n, a);
-    if (e)
-        return e;
-    /* drop chunks deleted between the index search and the fill */
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++)
-        if (hits[i].chunk_id >= 0)
-            hits[kept++] = hits[i];
-    *ret_hits = hits;
-    *ret_n = kept;
+    *ret_hits = hits; /* ids and scores: ret_engine_search fills the ones it returns */
+    *ret_n = n;
     return ERR_OK;
 }
 
@@ -1311,15 +1303,8 @@ static enum err lex_search(struct ret_engine *eng, int64_t cid, const char *quer
         hits[i].chunk_id = ids[i];
         hits[i].score = scores[i];
     }
-    e = ret_store_fill_hits(eng->store, cid, hits, n, a);
-    if (e)
-        return e;
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++)
-        if (hits[i].chunk_id >= 0) /* deleted since the index was searched */
-            hits[kept++] = hits[i];
-    *ret_hits = hits;
-    *ret_n = kept;
+    *ret_hits = hits; /* ids and scores: ret_engine_search fills the ones it returns */
+    *ret_n = n;
     *ret_used = true;
     return ERR_OK;
 }
@@ -1389,6 +1374,34 @@ enum err ret_engine_search(struct ret_engine *eng, int64_t collection_id, const 
     }
     if (n > (size_t)k)
         n = (size_t)k;
+    /* Text, titles and offsets for what is returned, from one SQLite read
+     * (the in-memory indexes return ids): at most k lookups, not one per
+     * candidate of each retriever.  A chunk deleted since the search is
+     * dropped. */
+    struct ret_hit *fill = arena_calloc(a, n + 1, sizeof(*fill));
+    if (!fill)
+        return ERR_NOMEM;
+    size_t nfill = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!all[i].hit.text)
+            fill[nfill++] = all[i].hit;
+    if (nfill) {
+        e = ret_store_fill_hits(eng->store, collection_id, fill, nfill, a);
+        if (e)
+            return e;
+        size_t kept = 0;
+        for (size_t i = 0, f = 0; i < n; i++) {
+            if (!all[i].hit.text) {
+                struct ret_hit h = fill[f++];
+                if (h.chunk_id < 0)
+                    continue;
+                h.score = all[i].hit.score;
+                all[i].hit = h;
+            }
+            all[kept++] = all[i];
+        }
+        n = kept;
+    }
     for (size_t i = 0; i < n; i++)
         all[i].hit.score = all[i].fused_score;
     if (n > 0)

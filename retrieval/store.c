@@ -74,7 +74,7 @@ static enum err open_conn(const char *path, bool create, sqlite3 **ret_db) {
     sqlite3_busy_timeout(db, 5000);
     if (sqlite3_exec(db,
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                     "PRAGMA temp_store=MEMORY;",
+                     "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16000;",
                      NULL, NULL, NULL) != SQLITE_OK) {
         sqlite3_close(db);
         return ERR_STORAGE;
@@ -760,6 +760,8 @@ enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct 
     sqlite3 *db = reader_get(s, &slot);
     sqlite3_stmt *st = NULL;
     enum err e = ERR_STORAGE;
+    /* one read transaction for all of them: one snapshot, one lock */
+    bool txn = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
     if (sqlite3_prepare_v2(db,
                            "SELECT d.ext_id, d.title, c.text, c.start_off, c.end_off FROM chunks c"
                            " JOIN documents d ON d.id = c.document_id WHERE c.id=?1 AND c.collection_id=?2",
@@ -786,6 +788,8 @@ enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct 
         }
     }
     sqlite3_finalize(st);
+    if (txn)
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     reader_put(s, slot);
     return e;
 }

@@ -94,6 +94,7 @@
 #include "tenants.h"
 
 #define QUIET_MS 5           /* no byte for this long, and nothing pending: the exchange is over */
+                             /* (FUZZ_HTTP_QUIET_MS overrides it: campaigns run at 1 ms for speed) */
 #define STALL_MS 100         /* libmicrohttpd reading nothing for this long, slorag owing nothing: over too */
 #define HANG_MS 10000        /* longer than any answer takes here: a hang */
 #define OUT_MAX (32u << 20)  /* more reply than this to one small input is a bug too */
@@ -131,6 +132,7 @@ static struct {
     struct http_server *srv;
     char key[CFG_KEY_LEN + 1]; /* the tenant's API key */
     bool verbose;              /* FUZZ_HTTP_VERBOSE: print each response's head */
+    int quiet_ms;              /* QUIET_MS, or FUZZ_HTTP_QUIET_MS */
 } S;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -231,6 +233,15 @@ static void server_start(void) {
     signal(SIGHUP, SIG_IGN); /* POST /v1/admin/reload */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     S.verbose = getenv("FUZZ_HTTP_VERBOSE") != NULL;
+    S.quiet_ms = QUIET_MS;
+    const char *q = getenv("FUZZ_HTTP_QUIET_MS");
+    if (q) {
+        char *end;
+        long v = strtol(q, &end, 10);
+        if (*q == '\0' || *end != '\0' || v < 1 || v > 1000)
+            die("FUZZ_HTTP_QUIET_MS must be 1 to 1000 (ms), not \"%s\"", q);
+        S.quiet_ms = (int)v;
+    }
     snprintf(S.dir, sizeof S.dir, "/tmp/slorag-fuzz-http-XXXXXX");
     if (!mkdtemp(S.dir))
         die("mkdtemp: %s", strerror(errno));
@@ -261,10 +272,12 @@ static void server_start(void) {
         .chunk = {c->retrieval.chunk_tokens, c->retrieval.chunk_overlap_tokens},
     };
     struct ret_startup_report rep;
+    char ledger_db[160];
+    snprintf(ledger_db, sizeof ledger_db, "%s/ledger.db", S.dir);
     if (ret_store_open(db, c->server.workers, &S.store) != ERR_OK || cfg_tenants_open(db, &S.tenants) != ERR_OK ||
         ret_engine_open(S.store, &eo, &rep, &S.engine) != ERR_OK ||
         exec_pool_new(c->server.workers, (size_t)c->server.queue_max, &S.pool) != ERR_OK ||
-        agent_pool_new(c, &S.llm) != ERR_OK || ledger_open(db, 256, 2, &S.ledger) != ERR_OK ||
+        agent_pool_new(c, &S.llm) != ERR_OK || ledger_open(ledger_db, NULL, 256, 0, &S.ledger) != ERR_OK ||
         exec_slo_new(c->query.explore_rate, 0x510ab5eedULL, &S.slo) != ERR_OK)
         die("cannot start the server's parts in %s", S.dir);
     S.intents = intents_cache_new(S.tenants);
@@ -341,7 +354,7 @@ static void converse(int fd, const struct bytes *in, struct bytes *out, bool *re
     *ret_eof = false;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN | (sent < in->len ? POLLOUT : 0)};
-        int r = poll(&p, 1, QUIET_MS);
+        int r = poll(&p, 1, S.quiet_ms);
         if (r < 0 && errno != EINTR)
             die("poll: %s", strerror(errno));
         if (r > 0 && (p.revents & POLLOUT)) {
@@ -371,7 +384,7 @@ static void converse(int fd, const struct bytes *in, struct bytes *out, bool *re
         /* Over when the server read everything, or libmicrohttpd stopped
          * reading (a request head it can neither hold nor reject: see the
          * header comment), and slorag owes nothing. */
-        if (sent == in->len && now - last >= QUIET_MS && slorag_waits() &&
+        if (sent == in->len && now - last >= S.quiet_ms && slorag_waits() &&
             (left == 0 || now - unread_since >= STALL_MS))
             return;
         if (now - start > HANG_MS)

@@ -141,7 +141,7 @@ static double scrape_gauge(const char *name) {
 
 static int ledger_rows(void) {
     char db[160];
-    snprintf(db, sizeof db, "%s/slorag.db", D.dir);
+    snprintf(db, sizeof db, "%s/ledger.db", D.dir);
     sqlite3 *h = NULL;
     int n = -1;
     sqlite3_stmt *st = NULL;

@@ -234,7 +234,7 @@ static void test_survives_restart_and_kill(void **state) {
     /* acknowledged = durable: SIGKILL right after the response */
     assert_int_equal(daemon_stop(&D, SIGKILL, 5000), -1);
     char db[160];
-    snprintf(db, sizeof db, "%s/slorag.db", D.dir);
+    snprintf(db, sizeof db, "%s/ledger.db", D.dir);
     sqlite3 *h = NULL;
     assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st = NULL;
