@@ -18,7 +18,23 @@
 struct cfg_tenants {
     sqlite3 *db;
     pthread_mutex_t mu;
+    /* the two lookups every request makes, prepared once (under mu) */
+    sqlite3_stmt *get_st, *auth_st;
 };
+
+/* A statement kept for reuse: prepared on first use, reset after each. */
+static sqlite3_stmt *kept(sqlite3 *db, sqlite3_stmt **slot, const char *sql) {
+    if (!*slot && sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK) {
+        sqlite3_finalize(*slot);
+        *slot = NULL;
+    }
+    return *slot;
+}
+
+static void release(sqlite3_stmt *st) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS tenants("
@@ -58,6 +74,8 @@ enum err cfg_tenants_open(const char *db_path, struct cfg_tenants **ret_t) {
 
 struct cfg_tenants *cfg_tenants_free(struct cfg_tenants *t) {
     if (t) {
+        sqlite3_finalize(t->get_st);
+        sqlite3_finalize(t->auth_st);
         sqlite3_close(t->db);
         pthread_mutex_destroy(&t->mu);
         free(t);
@@ -172,13 +190,12 @@ enum err cfg_tenant_create(struct cfg_tenants *t, const char *id, char *ret_key,
 
 enum err cfg_tenant_get(struct cfg_tenants *t, const char *id, struct cfg_tenant *ret) {
     pthread_mutex_lock(&t->mu);
-    sqlite3_stmt *st = NULL;
     enum err e = ERR_STORAGE;
-    if (sqlite3_prepare_v2(t->db,
-                           "SELECT id, created_at, profile, rate_rps, tokens_per_min,"
-                           " (SELECT count(*) FROM api_keys k WHERE k.tenant_id = tenants.id AND k.revoked_at = 0)"
-                           " FROM tenants WHERE id=?1",
-                           -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_stmt *st = kept(t->db, &t->get_st,
+                            "SELECT id, created_at, profile, rate_rps, tokens_per_min,"
+                            " (SELECT count(*) FROM api_keys k WHERE k.tenant_id = tenants.id AND k.revoked_at = 0)"
+                            " FROM tenants WHERE id=?1");
+    if (st) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
@@ -196,8 +213,8 @@ enum err cfg_tenant_get(struct cfg_tenants *t, const char *id, struct cfg_tenant
         } else if (rc == SQLITE_DONE) {
             e = ERR_NOT_FOUND;
         }
+        release(st);
     }
-    sqlite3_finalize(st);
     pthread_mutex_unlock(&t->mu);
     return e;
 }
@@ -450,12 +467,11 @@ enum err cfg_key_authenticate(struct cfg_tenants *t, const char *key, char *ret_
     unsigned char hash[32];
     crypto_generichash(hash, sizeof hash, (const unsigned char *)key, strlen(key), NULL, 0);
     pthread_mutex_lock(&t->mu);
-    sqlite3_stmt *st = NULL;
     enum err e = ERR_STORAGE;
-    if (sqlite3_prepare_v2(t->db,
-                           "SELECT k.tenant_id, k.hash, t.rate_rps, t.tokens_per_min FROM api_keys k"
-                           " JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id=?1 AND k.revoked_at=0",
-                           -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_stmt *st = kept(t->db, &t->auth_st,
+                            "SELECT k.tenant_id, k.hash, t.rate_rps, t.tokens_per_min FROM api_keys k"
+                            " JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id=?1 AND k.revoked_at=0");
+    if (st) {
         sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         e = ERR_UNAUTHORIZED;
@@ -470,8 +486,8 @@ enum err cfg_key_authenticate(struct cfg_tenants *t, const char *key, char *ret_
         } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
             e = ERR_STORAGE;
         }
+        release(st);
     }
-    sqlite3_finalize(st);
     pthread_mutex_unlock(&t->mu);
     return e;
 }

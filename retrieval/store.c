@@ -29,6 +29,7 @@ struct ret_store {
     pthread_mutex_t read_mu;
     pthread_cond_t read_cv;
     sqlite3 *readers[STORE_MAX_READERS];
+    sqlite3_stmt *fill_st[STORE_MAX_READERS]; /* ret_store_fill_hits's, kept per reader */
     int nreaders;
     int free_stack[STORE_MAX_READERS]; /* indexes of idle readers */
     int nfree;
@@ -130,8 +131,10 @@ enum err ret_store_open(const char *path, int readers, struct ret_store **ret_st
 struct ret_store *ret_store_free(struct ret_store *s) {
     if (!s)
         return NULL;
-    for (int i = 0; i < s->nreaders; i++)
+    for (int i = 0; i < s->nreaders; i++) {
+        sqlite3_finalize(s->fill_st[i]);
         sqlite3_close(s->readers[i]);
+    }
     sqlite3_close(s->writer);
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->read_mu);
@@ -762,10 +765,16 @@ enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct 
     enum err e = ERR_STORAGE;
     /* one read transaction for all of them: one snapshot, one lock */
     bool txn = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
-    if (sqlite3_prepare_v2(db,
+    if (!s->fill_st[slot] &&
+        sqlite3_prepare_v3(db,
                            "SELECT d.ext_id, d.title, c.text, c.start_off, c.end_off FROM chunks c"
                            " JOIN documents d ON d.id = c.document_id WHERE c.id=?1 AND c.collection_id=?2",
-                           -1, &st, NULL) == SQLITE_OK) {
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->fill_st[slot], NULL) != SQLITE_OK) {
+        sqlite3_finalize(s->fill_st[slot]);
+        s->fill_st[slot] = NULL;
+    }
+    st = s->fill_st[slot];
+    if (st) {
         e = ERR_OK;
         for (size_t i = 0; !e && i < n; i++) {
             sqlite3_reset(st);
@@ -787,7 +796,8 @@ enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct 
             }
         }
     }
-    sqlite3_finalize(st);
+    if (st)
+        sqlite3_reset(st);
     if (txn)
         sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     reader_put(s, slot);
