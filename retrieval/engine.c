@@ -36,6 +36,10 @@
 #define RRF_K 60.0
 #define FUSION_DEPTH_MIN 20
 #define FUSION_DEPTH_MAX 200
+/* Collections at least this large run a hybrid query's two searches in
+ * parallel by default: below it the dense scan takes well under a
+ * millisecond and a thread's start would be a good share of it. */
+#define PARALLEL_HYBRID_MIN 20000
 
 /* One dense query waiting to be searched (see dense_batch). */
 struct dense_req {
@@ -114,6 +118,7 @@ struct ret_engine {
     void *ann_ud;
 
     bool lexical_index;          /* keep in-memory lexical indexes */
+    int64_t hybrid_parallel_min; /* see ret_engine_opts */
     int writers_waiting;         /* writes waiting for write_mu (atomic): the builder lets them in */
     pthread_t lexer;             /* builds them at open */
     bool lexer_started;
@@ -747,6 +752,7 @@ enum err ret_engine_open(struct ret_store *store, const struct ret_engine_opts *
     eng->ann_done = opts->ann_done;
     eng->ann_ud = opts->ann_ud;
     eng->lexical_index = opts->lexical_index;
+    eng->hybrid_parallel_min = opts->hybrid_parallel_min ? opts->hybrid_parallel_min : PARALLEL_HYBRID_MIN;
     enum err e = eng->index_dir && eng->factory && eng->ann_factory ? ERR_OK : ERR_NOMEM;
     if (!e && opts->http) {
         e = ret_embedder_http_new(opts->http, &eng->emb);
@@ -1309,6 +1315,64 @@ static enum err lex_search(struct ret_engine *eng, int64_t cid, const char *quer
     return ERR_OK;
 }
 
+
+static int64_t collection_vectors(struct ret_engine *eng, int64_t cid) {
+    struct dense_slot *s = slot_find(eng, cid);
+    int64_t n = 0;
+    if (s) {
+        pthread_rwlock_rdlock(&s->lock);
+        n = s->vi ? ret_vindex_count(s->vi) : 0;
+        pthread_rwlock_unlock(&s->lock);
+    }
+    return n;
+}
+
+/* A lexical search, on its own thread or the caller's. */
+struct lex_job {
+    struct ret_engine *eng;
+    int64_t cid;
+    const char *query;
+    int depth;
+    struct arena *a; /* the job's results live here */
+    pthread_t thread;
+    struct ret_hit *hits;
+    size_t n;
+    enum err e;
+};
+
+static void *lex_job_main(void *arg) {
+    struct lex_job *j = arg;
+    bool used = false;
+    j->e = lex_search(j->eng, j->cid, j->query, j->depth, j->a, &j->hits, &j->n, &used);
+    if (!j->e && !used)
+        j->e = ret_search_lexical(j->eng->store, j->cid, j->query, j->depth, j->a, &j->hits, &j->n);
+    return NULL;
+}
+
+static const char *dup_or_null(struct arena *a, const char *s, bool *ok) {
+    if (!s)
+        return NULL;
+    const char *d = arena_strdup(a, s);
+    *ok = *ok && d;
+    return d;
+}
+
+/* Hits from another arena into a. */
+static enum err copy_hits(struct arena *a, const struct ret_hit *from, size_t n, struct ret_hit **ret) {
+    struct ret_hit *h = arena_calloc(a, n + 1, sizeof(*h));
+    if (!h)
+        return ERR_NOMEM;
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = from[i];
+        h[i].document_id = dup_or_null(a, from[i].document_id, &ok);
+        h[i].title = dup_or_null(a, from[i].title, &ok);
+        h[i].text = dup_or_null(a, from[i].text, &ok);
+    }
+    *ret = h;
+    return ok ? ERR_OK : ERR_NOMEM;
+}
+
 static int cmp_fused(const void *x, const void *y) {
     const struct ret_scored *a = x, *b = y;
     if (a->fused_score != b->fused_score)
@@ -1329,14 +1393,33 @@ enum err ret_engine_search(struct ret_engine *eng, int64_t collection_id, const 
     struct ret_hit *lex = NULL, *den = NULL;
     size_t nlex = 0, nden = 0;
     enum err e = ERR_OK;
-    if (mode != RET_MODE_DENSE) {
-        bool used = false;
-        e = lex_search(eng, collection_id, query, depth, a, &lex, &nlex, &used);
-        if (!e && !used)
-            e = ret_search_lexical(eng->store, collection_id, query, depth, a, &lex, &nlex);
+    /* Hybrid over a large collection runs its two searches at once: the
+     * lexical one on a thread of its own (into its own arena), the dense
+     * one here, where concurrent dense queries batch. */
+    struct lex_job job = {.eng = eng, .cid = collection_id, .query = query, .depth = depth};
+    bool parallel = mode == RET_MODE_HYBRID && eng->hybrid_parallel_min >= 0 &&
+                    collection_vectors(eng, collection_id) >= eng->hybrid_parallel_min &&
+                    (job.a = arena_new(0)) != NULL;
+    if (parallel && pthread_create(&job.thread, NULL, lex_job_main, &job) != 0) {
+        job.a = arena_free(job.a);
+        parallel = false;
+    }
+    if (mode != RET_MODE_DENSE && !parallel) {
+        job.a = a;
+        lex_job_main(&job);
+        e = job.e;
+        lex = job.hits;
+        nlex = job.n;
     }
     if (!e && mode != RET_MODE_LEXICAL)
         e = dense_search(eng, collection_id, query, depth, a, &den, &nden);
+    if (parallel) {
+        pthread_join(job.thread, NULL);
+        if (!e)
+            e = job.e ? job.e : copy_hits(a, job.hits, job.n, &lex);
+        nlex = job.n;
+        arena_free(job.a);
+    }
     if (e)
         return e;
 

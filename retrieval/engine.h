@@ -49,6 +49,10 @@ struct ret_engine_opts {
      * FTS5 and search it instead: built from SQLite by a background thread
      * at open (FTS5 answers meanwhile), kept in step with every write. */
     bool lexical_index;
+    /* Hybrid searches of collections with at least this many vectors run
+     * the lexical search on a thread of its own while the dense one runs
+     * (0: 20000; negative: never). */
+    int64_t hybrid_parallel_min;
     struct ret_chunk_opts chunk;
 };
 

@@ -249,15 +249,19 @@ static int teardown(void **state) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static struct ret_engine *open_engine(struct ret_store **ret_store, bool lexical_index) {
+static struct ret_engine *open_engine_par(struct ret_store **ret_store, bool lexical_index, int64_t parallel_min) {
     struct ret_store *s = NULL;
     assert_int_equal(ret_store_open(dbpath, 4, &s), ERR_OK);
     struct ret_engine_opts o = {.index_dir = idxdir, .index_factory = "Flat", .dim = 32, .save_interval_ms = 100,
-                                .chunk = chunk, .lexical_index = lexical_index};
+                                .chunk = chunk, .lexical_index = lexical_index, .hybrid_parallel_min = parallel_min};
     struct ret_engine *eng = NULL;
     assert_int_equal(ret_engine_open(s, &o, NULL, &eng), ERR_OK);
     *ret_store = s;
     return eng;
+}
+
+static struct ret_engine *open_engine(struct ret_store **ret_store, bool lexical_index) {
+    return open_engine_par(ret_store, lexical_index, -1);
 }
 
 /* A document of sentences over the vocabulary, with some inflected forms
@@ -447,12 +451,68 @@ static void test_built_during_writes(void **state) {
     ret_store_free(s);
 }
 
+/* Hybrid with its two searches in parallel (every collection, here) gives
+ * what the sequential path gives, through the in-memory index and through
+ * FTS5 (whose hits carry their text from the other thread's arena). */
+static void test_parallel_hybrid(void **state) {
+    (void)state;
+    rng_state = 23;
+    struct ret_store *s = NULL;
+    struct ret_engine *eng = open_engine(&s, false);
+    int64_t cid;
+    assert_int_equal(ret_collection_ensure(s, "t", "c", &cid), ERR_OK);
+    char text[4096], id[32];
+    for (int d = 0; d < 200; d++) {
+        make_doc(text, sizeof text, 30 + (int)(rnd() % 100));
+        snprintf(id, sizeof id, "d%d", d);
+        put(eng, cid, id, text);
+    }
+    ret_engine_free(eng);
+    ret_store_free(s);
+    char queries[60][128];
+    for (int qi = 0; qi < 60; qi++)
+        snprintf(queries[qi], sizeof queries[qi], "%s %s %s", vocab[word()], vocab[rnd() % VOCAB], vocab[word()]);
+    /* reference: sequential, FTS5 */
+    struct arena *ra = arena_new(0);
+    struct ret_scored *ref[60];
+    size_t nref[60];
+    eng = open_engine_par(&s, false, -1);
+    for (int qi = 0; qi < 60; qi++)
+        assert_int_equal(ret_engine_search(eng, cid, queries[qi], 8, RET_MODE_HYBRID, ra, &ref[qi], &nref[qi], NULL),
+                         ERR_OK);
+    ret_engine_free(eng);
+    ret_store_free(s);
+    for (int variant = 0; variant < 2; variant++) {
+        eng = open_engine_par(&s, variant == 1, 1);
+        if (variant == 1)
+            wait_ready(eng, cid);
+        for (int qi = 0; qi < 60; qi++) {
+            struct arena *a = arena_new(0);
+            struct ret_scored *res = NULL;
+            size_t n = 0;
+            struct ret_signals sig;
+            assert_int_equal(ret_engine_search(eng, cid, queries[qi], 8, RET_MODE_HYBRID, a, &res, &n, &sig), ERR_OK);
+            assert_int_equal(n, nref[qi]);
+            for (size_t i = 0; i < n; i++) {
+                assert_non_null(res[i].hit.text);
+                assert_string_equal(res[i].hit.text, ref[qi][i].hit.text);
+                assert_true(fabs(res[i].hit.score - ref[qi][i].hit.score) < 1e-12);
+            }
+            arena_free(a);
+        }
+        ret_engine_free(eng);
+        ret_store_free(s);
+    }
+    arena_free(ra);
+}
+
 int main(void) {
     make_vocab();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_against_brute_force),
         cmocka_unit_test_setup_teardown(test_same_as_fts5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_built_during_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parallel_hybrid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
