@@ -386,6 +386,11 @@ static void load(struct run *r, int secs, bool timeline) {
                          atomic_load(&r->late), atomic_load(&r->bad));
         }
     }
+    for (int extra = 0; timeline && extra < o->until_each_fault_s; extra++) {
+        if (atomic_load(&r->lexical_fb) > 0 && atomic_load(&r->tier_fb) > 0 && atomic_load(&r->emb_errors) > 0)
+            break;
+        sleep_ms(1000);
+    }
     atomic_store(&r->stop, true);
     for (int i = 0; i < n; i++)
         pthread_join(th[i], NULL);

@@ -29,6 +29,12 @@ struct faultrun_opts {
     int down_from_s;      /* the embedding backend is stopped this far into the run ... */
     int down_for_s;       /* ... for this long (0 = never) */
     int sample_every_s;   /* 0 = no samples during the run */
+    /* when set, the load goes on past `seconds` (by up to this many
+     * seconds) until each kind of fault has shown: an answer after a
+     * lexical fallback, one by the extractive tier after the LLM failed,
+     * an error naming the embedder.  They are random, and a loaded
+     * machine makes fewer requests in the same time. */
+    int until_each_fault_s;
     /* called with each sample (t from the start of the run), e.g. to print it */
     void (*on_sample)(void *ud, int t, long rss_kb, long threads, int fds, long requests, long late, long bad);
     void *ud;

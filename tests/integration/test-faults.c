@@ -43,6 +43,7 @@ static void test_faults(void **state) {
         .deadline_ms = DEADLINE_MS,
         .down_from_s = 6,
         .down_for_s = 4,
+        .until_each_fault_s = 30,
     };
     static struct faultrun_report rep;
     if (!faultrun(&o, SLACK_MS, &rep))
