@@ -158,9 +158,11 @@ static void kb_down(struct kbest *h, int n, int i) {
 #include <immintrin.h>
 #define HAVE_SCAN_AVX2 1
 
-__attribute__((target("avx2,fma"))) static int scan_avx2(const float *xb, size_t n, int d, const float *q, int k,
-                                                          struct kbest *h) {
-    int nh = 0;
+/* Scores n vectors (xb, d floats each) against q into the min-heap h of
+ * at most k entries (*nh of them used); an entry's pos is ids[i], or i
+ * when ids is NULL. */
+__attribute__((target("avx2,fma"))) static void scan_avx2(const float *xb, size_t n, int d, const float *q,
+                                                           const int64_t *ids, int k, struct kbest *h, int *nh) {
     int d32 = d & ~31, d8 = d & ~7;
     for (size_t i = 0; i < n; i++) {
         const float *v = xb + i * (size_t)d;
@@ -181,19 +183,19 @@ __attribute__((target("avx2,fma"))) static int scan_avx2(const float *xb, size_t
         float s = _mm_cvtss_f32(s4);
         for (; j < d; j++)
             s += v[j] * q[j];
-        if (nh < k) {
-            h[nh] = (struct kbest){s, (int64_t)i};
-            for (int c = nh++; c > 0 && h[c].score < h[(c - 1) / 2].score; c = (c - 1) / 2) {
+        int64_t pos = ids ? ids[i] : (int64_t)i;
+        if (*nh < k) {
+            h[*nh] = (struct kbest){s, pos};
+            for (int c = (*nh)++; c > 0 && h[c].score < h[(c - 1) / 2].score; c = (c - 1) / 2) {
                 struct kbest x = h[c];
                 h[c] = h[(c - 1) / 2];
                 h[(c - 1) / 2] = x;
             }
         } else if (s > h[0].score) {
-            h[0] = (struct kbest){s, (int64_t)i};
-            kb_down(h, nh, 0);
+            h[0] = (struct kbest){s, pos};
+            kb_down(h, *nh, 0);
         }
     }
-    return nh;
 }
 
 static int cpu_has_avx2(void) {
@@ -224,7 +226,24 @@ static int own_scan_enabled(void) {
     return on;
 }
 
-/* True when it searched: one query over a Flat inner-product index. */
+#ifdef SLORAG_OWN_FAISS_C
+/* The own shim's view of an IVF-Flat index (retrieval/faiss_c/faiss_c.cpp):
+ * its coarse quantizer, and each list's vectors and ids. */
+int slorag_ivfflat_parts(FaissIndex *index, FaissIndex **ret_quantizer, size_t *ret_nlist, size_t *ret_nprobe);
+size_t slorag_ivfflat_list(FaissIndex *index, size_t list_no, const float **ret_vecs, const idx_t **ret_ids);
+#endif
+
+static void kbest_out(struct kbest *h, int nh, int k, const idx_t *idmap, float *ret_scores, int64_t *ret_ids) {
+    qsort(h, (size_t)nh, sizeof(*h), cmp_kbest_desc);
+    for (int i = 0; i < k; i++) {
+        ret_scores[i] = i < nh ? h[i].score : -INFINITY;
+        ret_ids[i] = i < nh ? (idmap ? idmap[h[i].pos] : h[i].pos) : -1;
+    }
+}
+
+/* True when it searched: one query over a Flat inner-product index, or,
+ * with the own shim, over an IVF-Flat one (the nprobe lists whose
+ * centroids score highest, as FAISS picks them, then their vectors). */
 static bool own_scan(const struct ret_vindex *vi, const float *q, int k, float *ret_scores, int64_t *ret_ids,
                      enum err *ret_e) {
 #ifdef HAVE_SCAN_AVX2
@@ -233,34 +252,75 @@ static bool own_scan(const struct ret_vindex *vi, const float *q, int k, float *
     FaissIndexIDMap *map = faiss_IndexIDMap_cast(vi->index);
     FaissIndex *inner = map ? faiss_IndexIDMap_sub_index(map) : vi->index;
     FaissIndexFlat *flat = faiss_IndexFlat_cast(inner);
-    if (!flat || faiss_Index_metric_type(inner) != METRIC_INNER_PRODUCT)
-        return false;
-    float *xb = NULL;
-    size_t nfloats = 0;
-    faiss_IndexFlat_xb(flat, &xb, &nfloats);
     int d = faiss_Index_d(inner);
-    size_t n = nfloats / (size_t)d;
-    idx_t *idmap = NULL;
-    size_t nids = n;
-    if (map)
-        faiss_IndexIDMap_id_map(map, &idmap, &nids);
-    if (nids != n)
-        return false; /* not what an IDMap over a Flat holds: let FAISS decide */
-    struct kbest stack[256], *h = k <= 256 ? stack : malloc((size_t)k * sizeof(*h));
-    if (!h) {
+    struct kbest stack[256];
+    if (flat && faiss_Index_metric_type(inner) == METRIC_INNER_PRODUCT) {
+        float *xb = NULL;
+        size_t nfloats = 0;
+        faiss_IndexFlat_xb(flat, &xb, &nfloats);
+        size_t n = nfloats / (size_t)d;
+        idx_t *idmap = NULL;
+        size_t nids = n;
+        if (map)
+            faiss_IndexIDMap_id_map(map, &idmap, &nids);
+        if (nids != n)
+            return false; /* not what an IDMap over a Flat holds: let FAISS decide */
+        struct kbest *h = k <= 256 ? stack : malloc((size_t)k * sizeof(*h));
+        if (!h) {
+            *ret_e = ERR_NOMEM;
+            return true;
+        }
+        int nh = 0;
+        scan_avx2(xb, n, d, q, NULL, k, h, &nh);
+        kbest_out(h, nh, k, idmap, ret_scores, ret_ids);
+        if (h != stack)
+            free(h);
+        *ret_e = ERR_OK;
+        return true;
+    }
+#ifdef SLORAG_OWN_FAISS_C
+    FaissIndex *quant = NULL;
+    size_t nlist = 0, nprobe = 0;
+    if (map || slorag_ivfflat_parts(vi->index, &quant, &nlist, &nprobe) != 0)
+        return false;
+    FaissIndexFlat *qflat = faiss_IndexFlat_cast(quant);
+    if (!qflat || faiss_Index_metric_type(quant) != METRIC_INNER_PRODUCT)
+        return false;
+    float *cxb = NULL;
+    size_t cfloats = 0;
+    faiss_IndexFlat_xb(qflat, &cxb, &cfloats);
+    if (cfloats / (size_t)d != nlist)
+        return false;
+    if (nprobe > nlist)
+        nprobe = nlist;
+    if (nprobe < 1)
+        nprobe = 1;
+    struct kbest *lists = malloc(nprobe * sizeof(*lists));
+    struct kbest *h = k <= 256 ? stack : malloc((size_t)k * sizeof(*h));
+    if (!lists || !h) {
+        free(lists);
+        if (h != stack)
+            free(h);
         *ret_e = ERR_NOMEM;
         return true;
     }
-    int nh = scan_avx2(xb, n, d, q, k, h);
-    qsort(h, (size_t)nh, sizeof(*h), cmp_kbest_desc);
-    for (int i = 0; i < k; i++) {
-        ret_scores[i] = i < nh ? h[i].score : -INFINITY;
-        ret_ids[i] = i < nh ? (idmap ? idmap[h[i].pos] : h[i].pos) : -1;
+    int nl = 0, nh = 0;
+    scan_avx2(cxb, nlist, d, q, NULL, (int)nprobe, lists, &nl);
+    for (int i = 0; i < nl; i++) {
+        const float *vecs = NULL;
+        const idx_t *ids = NULL;
+        size_t len = slorag_ivfflat_list(vi->index, (size_t)lists[i].pos, &vecs, &ids);
+        scan_avx2(vecs, len, d, q, ids, k, h, &nh);
     }
+    kbest_out(h, nh, k, NULL, ret_scores, ret_ids);
+    free(lists);
     if (h != stack)
         free(h);
     *ret_e = ERR_OK;
     return true;
+#else
+    return false;
+#endif
 #else
     (void)vi, (void)q, (void)k, (void)ret_scores, (void)ret_ids, (void)ret_e;
     return false;

@@ -30,6 +30,8 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/invlists/InvertedLists.h>
 #include <faiss/index_io.h>
 #include <faiss/utils/distances.h>
 
@@ -242,4 +244,27 @@ size_t faiss_IndexIVF_nprobe(const FaissIndexIVF* index) {
 
 void faiss_IndexIVF_set_nprobe(FaissIndexIVF* index, size_t nprobe) {
     reinterpret_cast<faiss::IndexIVF*>(index)->nprobe = nprobe;
+}
+
+/* ---- slorag's extensions (this shim only; see retrieval/vindex.c) ---- */
+
+extern "C" int slorag_ivfflat_parts(FaissIndex* index, FaissIndex** ret_quantizer, size_t* ret_nlist,
+                                    size_t* ret_nprobe) {
+    auto* ivf = dynamic_cast<faiss::IndexIVFFlat*>(cxx(index));
+    if (!ivf || ivf->metric_type != faiss::METRIC_INNER_PRODUCT ||
+        !dynamic_cast<faiss::ArrayInvertedLists*>(ivf->invlists) || ivf->code_size != ivf->d * sizeof(float))
+        return -1;
+    *ret_quantizer = reinterpret_cast<FaissIndex*>(ivf->quantizer);
+    *ret_nlist = ivf->nlist;
+    *ret_nprobe = ivf->nprobe;
+    return 0;
+}
+
+extern "C" size_t slorag_ivfflat_list(FaissIndex* index, size_t list_no, const float** ret_vecs,
+                                      const idx_t** ret_ids) {
+    auto* ivf = static_cast<faiss::IndexIVFFlat*>(cxx(index));
+    auto* lists = static_cast<faiss::ArrayInvertedLists*>(ivf->invlists);
+    *ret_vecs = reinterpret_cast<const float*>(lists->codes[list_no].data());
+    *ret_ids = lists->ids[list_no].data();
+    return lists->ids[list_no].size();
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,58 @@ static void test_single_query_matches_faiss(void **state) {
     }
 }
 
+/* The same for an IVF-Flat index: slorag's own scan of the nprobe lists
+ * (with the own FAISS C API shim) agrees with FAISS's search, before and
+ * after removals, for several nprobe. */
+static void test_single_query_ivf_matches_faiss(void **state) {
+    (void)state;
+    int d = 64;
+    size_t n = 4000;
+    float *x = malloc(n * (size_t)d * sizeof(float));
+    int64_t *ids = malloc(n * sizeof(int64_t));
+    assert_non_null(x);
+    assert_non_null(ids);
+    unsigned seed = 9;
+    for (size_t i = 0; i < n * (size_t)d; i++)
+        x[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = 7 + (int64_t)i * 2;
+    struct ret_vindex *vi = NULL;
+    assert_int_equal(ret_vindex_new(d, "IVF32,Flat", &vi), ERR_OK);
+    assert_int_equal(ret_vindex_train(vi, n, x), ERR_OK);
+    assert_int_equal(ret_vindex_add(vi, n, x, ids), ERR_OK);
+    int64_t gone[200];
+    for (int i = 0; i < 200; i++)
+        gone[i] = ids[i * 11];
+    static const int probes[] = {1, 5, 32, 100};
+    for (int round = 0; round < 2; round++) {
+        for (size_t p = 0; p < sizeof probes / sizeof probes[0]; p++) {
+            assert_int_equal(ret_vindex_set_nprobe(vi, probes[p]), ERR_OK);
+            for (int t = 0; t < 25; t++) {
+                const float *q = x + (size_t)(t * 131 % (int)n) * (size_t)d;
+                float s1[20], s2[20];
+                int64_t i1[20], i2[20];
+                assert_int_equal(ret_vindex_search(vi, 1, q, 20, s1, i1), ERR_OK);
+                assert_int_equal(ret_vindex_search_faiss(vi, 1, q, 20, s2, i2), ERR_OK);
+                for (int i = 0; i < 20; i++) {
+                    if (i2[i] < 0) {
+                        assert_int_equal(i1[i], -1);
+                        continue;
+                    }
+                    assert_true(fabsf(s1[i] - s2[i]) < 1e-4f);
+                    bool tie = (i > 0 && fabsf(s2[i] - s2[i - 1]) < 1e-4f) || (i + 1 < 20 && fabsf(s2[i] - s2[i + 1]) < 1e-4f);
+                    if (!tie)
+                        assert_int_equal(i1[i], i2[i]);
+                }
+            }
+        }
+        assert_int_equal(ret_vindex_remove(vi, 200, gone, NULL), ERR_OK);
+    }
+    ret_vindex_free(vi);
+    free(x);
+    free(ids);
+}
+
 static void test_bad_factory(void **state) {
     (void)state;
     struct ret_vindex *vi = NULL;
@@ -196,6 +249,7 @@ int main(void) {
         cmocka_unit_test(test_flat_search_remove_save_load),
         cmocka_unit_test(test_ivf_train_and_nprobe),
         cmocka_unit_test(test_single_query_matches_faiss),
+        cmocka_unit_test(test_single_query_ivf_matches_faiss),
         cmocka_unit_test(test_bad_factory),
     };
     return cmocka_run_group_tests_name("vindex", tests, NULL, NULL);
