@@ -45,6 +45,10 @@ struct rr_terms {
     /* adjacent pairs in question order, as term indexes */
     int pair[RR_MAX_TERMS][2];
     size_t npairs;
+    /* first bytes of the stems: the English Snowball stemmer only ever
+     * changes a word's ending, so a word whose first byte starts no stem
+     * cannot stem to one, and is not stemmed at all */
+    bool first[256];
 };
 
 struct rr_item {
@@ -89,11 +93,13 @@ static void question_terms(struct sb_stemmer *st, const char *question, struct r
     char s[RR_WORD_MAX];
     int prev = -1;
     q->n = q->npairs = 0;
+    memset(q->first, 0, sizeof q->first);
     while (next_stem(st, question, n, &pos, s)) {
         int i = term_index(q, s);
         if (i < 0 && q->n < RR_MAX_TERMS) {
             i = (int)q->n;
             memcpy(q->stem[q->n], s, sizeof s);
+            q->first[(unsigned char)s[0]] = true;
             q->weight[q->n++] = 1.0;
         }
         if (i >= 0 && prev >= 0 && prev != i && q->npairs < RR_MAX_TERMS) {
@@ -109,9 +115,19 @@ static void question_terms(struct sb_stemmer *st, const char *question, struct r
  * question), at most max long.  Returns its length. */
 static size_t passage_terms(struct sb_stemmer *st, const char *text, const struct rr_terms *q, int *seq, size_t max) {
     size_t n = strlen(text), pos = 0, len = 0;
-    char s[RR_WORD_MAX];
-    while (len < max && next_stem(st, text, n, &pos, s))
+    struct text_token t;
+    while (len < max && text_next_token(text, n, &pos, &t)) {
+        char w[RR_WORD_MAX], s[RR_WORD_MAX];
+        text_token_lower(text, &t, w, sizeof w);
+        if (text_is_stopword(w))
+            continue;
+        if (!q->first[(unsigned char)w[0]]) {
+            seq[len++] = -1;
+            continue;
+        }
+        stem(st, w, s);
         seq[len++] = term_index(q, s);
+    }
     return len;
 }
 
