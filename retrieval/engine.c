@@ -77,6 +77,7 @@ struct dense_slot {
     int64_t generation;      /* SQLite generation the in-memory index reflects */
     int64_t saved_generation;/* generation of the file on disk, -1 if none */
     bool dirty;
+    double next_save_s;      /* periodic saves wait until then (mono_s; saver thread only) */
     int conflict_dim;        /* dimension of stored embeddings unlike the embedder's; 0 = none (vi set) */
     /* In-memory lexical index (lexindex.h), when the engine keeps them.
      * Chunks with ids up to lex_cursor are in it, and changes to them are
@@ -343,10 +344,23 @@ static enum err build_from_store(struct ret_engine *eng, int64_t cid, struct ret
     return ERR_OK;
 }
 
-static enum err slot_save(struct ret_engine *eng, struct dense_slot *s) {
+static double mono_s(void);
+
+/* Writes s's index when it changed.  A save holds the collection's read
+ * lock, so writes to it wait meanwhile: at 1M vectors a save (1 GB, with
+ * its fsync) takes seconds, and saving every save_interval_ms kept
+ * ingestion waiting most of the time.  So a periodic save comes no sooner
+ * than four times its last duration after that one ended: the saver holds
+ * the lock a fifth of the time at most.  Final saves (periodic false)
+ * always write. */
+static enum err slot_save(struct ret_engine *eng, struct dense_slot *s, bool periodic) {
+    double t0 = mono_s();
+    if (periodic && t0 < s->next_save_s)
+        return ERR_OK;
     pthread_rwlock_rdlock(&s->lock);
     enum err e = ERR_OK;
     int64_t gen = s->generation;
+    bool saved = false;
     if (s->dirty && s->vi) {
         char path[4096];
         index_path(eng, s->cid, gen, path, sizeof path);
@@ -355,8 +369,13 @@ static enum err slot_save(struct ret_engine *eng, struct dense_slot *s) {
             s->saved_generation = gen;
             s->dirty = false;
         }
+        saved = true;
     }
     pthread_rwlock_unlock(&s->lock);
+    if (saved) {
+        double t1 = mono_s();
+        s->next_save_s = t1 + 4 * (t1 - t0);
+    }
     if (!e)
         remove_stale_files(eng, s->cid, s->saved_generation);
     return e;
@@ -405,7 +424,7 @@ static enum err slot_open(struct ret_engine *eng, int64_t cid, bool *ret_rebuilt
     }
     s->generation = gen;
     if (!e && s->dirty)
-        e = slot_save(eng, s);
+        e = slot_save(eng, s, false);
     if (!e && eng->lexical_index) {
         /* an empty collection's index is complete as it is; any other is
          * filled by the builder (lexer_main) */
@@ -679,7 +698,7 @@ enum err ret_engine_index_info(struct ret_engine *eng, int64_t collection_id, st
     return ERR_OK;
 }
 
-enum err ret_engine_flush(struct ret_engine *eng) {
+static enum err flush_slots(struct ret_engine *eng, bool periodic) {
     enum err first = ERR_OK;
     size_t n = 0;
     struct dense_slot **copy = slots_snapshot(eng, &n);
@@ -690,13 +709,17 @@ enum err ret_engine_flush(struct ret_engine *eng) {
      * own slot's read lock, so other collections' writers never wait. */
     pthread_mutex_lock(&eng->save_mu);
     for (size_t i = 0; i < n; i++) {
-        enum err e = slot_save(eng, copy[i]);
+        enum err e = slot_save(eng, copy[i], periodic);
         if (e && !first)
             first = e;
     }
     pthread_mutex_unlock(&eng->save_mu);
     free(copy);
     return first;
+}
+
+enum err ret_engine_flush(struct ret_engine *eng) {
+    return flush_slots(eng, false);
 }
 
 static void *saver_main(void *arg) {
@@ -721,7 +744,7 @@ static void *saver_main(void *arg) {
         pthread_mutex_unlock(&eng->saver_mu);
         if (builds)
             run_ann_builds(eng);
-        ret_engine_flush(eng); /* a failed save stays dirty and is retried */
+        flush_slots(eng, true); /* a failed save stays dirty and is retried */
         pthread_mutex_lock(&eng->saver_mu);
     }
     pthread_mutex_unlock(&eng->saver_mu);
