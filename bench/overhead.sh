@@ -103,6 +103,20 @@ PY
     build/slorag serve --data "$TMP/data" --listen "127.0.0.1:$PORT" >/dev/null 2>"$TMP/serve.log" &
     SERVER=$!
     wait_http "http://127.0.0.1:$PORT/healthz"
+    # the in-memory lexical index is built in the background after start
+    # (FTS5 answers meanwhile): measure the steady state
+    python3 - "$PORT" <<'PY'
+import json, sys, time, urllib.request
+t0 = time.time()
+while True:
+    d = json.load(urllib.request.urlopen("http://127.0.0.1:%s/v1/collections" % sys.argv[1], timeout=5))
+    if all(c.get("lexical", {}).get("ready") for c in d["collections"]):
+        break
+    if time.time() - t0 > 300:
+        sys.exit("the lexical index was not ready after 300 s")
+    time.sleep(0.1)
+print("lexical index ready %.1f s after the server answered" % (time.time() - t0))
+PY
 
     python3 - "$TMP" "$PORT" "$HPORT" <<'PY'
 import http.client, json, sys, time
