@@ -89,7 +89,8 @@ def merge(target, root):
     corpus = os.path.join(root, "tests", "fuzz", "corpus", target)
     binary = os.path.join(root, "build-fuzz", "fuzz-" + target)
     if target == "http":  # built by meson, see campaign.sh
-        binary = os.path.join(root, "build-fuzz-http", "tests", "fuzz", "fuzz-http")
+        d = "build-fuzz-http-undefined" if os.environ.get("FUZZ_SANITIZE") == "undefined" else "build-fuzz-http"
+        binary = os.path.join(root, d, "tests", "fuzz", "fuzz-http")
     before = len(os.listdir(corpus))
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([binary, "-merge=1", tmp, corpus], cwd=root, stdout=subprocess.DEVNULL,
