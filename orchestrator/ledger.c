@@ -1,9 +1,10 @@
 /* ledger.c - group-committed usage ledger (see ledger.h).
  *
  * Appenders push onto a list and signal; the ledger thread takes whatever
- * has accumulated (at most max_batch), waits up to max_delay_ms for more
- * when the batch is small, writes it in one transaction and then runs the
- * callbacks.  Under load one fsync covers many responses.
+ * has accumulated (at most max_batch), writes it in one transaction and
+ * then runs the callbacks.  It never waits for company: entries that
+ * arrive during one commit's fsync go together in the next, so under load
+ * one fsync covers many responses, and a lone answer waits for one.
  *
  * Spend per tenant for the current UTC day and month is kept by the SLO
  * module's aggregator (slo/ledger.c), rebuilt from the table at open, so a
@@ -39,7 +40,7 @@ struct ledger {
     pthread_cond_t cv;
     struct pending *head, *tail;
     bool stopping;
-    int max_batch, max_delay_ms;
+    int max_batch;
     int64_t committed;
     struct slo_ledger *spend; /* per-tenant day/month spend (slo/ledger.c) */
 };
@@ -100,20 +101,6 @@ static void *ledger_main(void *arg) {
             pthread_cond_wait(&l->cv, &l->mu);
         if (!l->head)
             break; /* stopping and drained */
-        /* a small batch waits briefly for company: one fsync for many */
-        int n = 0;
-        for (struct pending *p = l->head; p; p = p->next)
-            n++;
-        if (n < l->max_batch && !l->stopping && l->max_delay_ms > 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)l->max_delay_ms * 1000000L;
-            while (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&l->cv, &l->mu, &ts);
-        }
         /* take up to max_batch */
         struct pending *batch = l->head, *last = l->head;
         for (int i = 1; i < l->max_batch && last->next; i++)
@@ -185,13 +172,11 @@ static enum err move_legacy_rows(sqlite3 *db, const char *legacy) {
     return e;
 }
 
-enum err ledger_open(const char *db_path, const char *legacy_path, int max_batch, int max_delay_ms,
-                     struct ledger **ret_l) {
+enum err ledger_open(const char *db_path, const char *legacy_path, int max_batch, struct ledger **ret_l) {
     struct ledger *l = calloc(1, sizeof(*l));
     if (!l)
         return ERR_NOMEM;
     l->max_batch = max_batch > 0 ? max_batch : 256;
-    l->max_delay_ms = max_delay_ms >= 0 ? max_delay_ms : 2;
     if (sqlite3_open_v2(db_path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
         sqlite3_busy_timeout(l->db, 5000) != SQLITE_OK ||

@@ -32,11 +32,9 @@ typedef void (*ledger_done_fn)(void *ud, enum err e);
 
 /* Opens (creates) the ledger in db_path, its own SQLite file.  legacy_path:
  * the store's file, whose ledger table (earlier versions kept it there) is
- * moved here on first open; NULL for none.  max_batch entries at most per
- * commit; a commit of fewer waits up to max_delay_ms for more (0: never;
- * entries queued during a commit still share the next one). */
-enum err ledger_open(const char *db_path, const char *legacy_path, int max_batch, int max_delay_ms,
-                     struct ledger **ret_l);
+ * moved here on first open; NULL for none.  A commit takes what is queued,
+ * max_batch entries at most, without waiting for more. */
+enum err ledger_open(const char *db_path, const char *legacy_path, int max_batch, struct ledger **ret_l);
 /* Commits what is queued, then stops.  NULL-safe. */
 struct ledger *ledger_free(struct ledger *l);
 /* Queues e; done runs on the ledger thread after the commit (or failure).

@@ -316,10 +316,7 @@ static int cmd_serve(const struct cli *cli) {
     snprintf(ledger_path, sizeof ledger_path, "%s/ledger.db", c->data_dir);
     snprintf(store_path, sizeof store_path, "%s/slorag.db", c->data_dir);
     struct ledger *ledger = NULL;
-    /* no wait for company: entries that arrive during one commit's fsync
-     * go together in the next, so a loaded server still batches, and an
-     * answer waits for one fsync, not a timer plus one (2 ms more here) */
-    if (ledger_open(ledger_path, store_path, 256, 0, &ledger) != ERR_OK) {
+    if (ledger_open(ledger_path, store_path, 256, &ledger) != ERR_OK) {
         fprintf(stderr, "slorag: cannot open the usage ledger in %s\n", ledger_path);
         exec_pool_free(pool);
         agent_pool_free(llm);

@@ -277,7 +277,7 @@ static void server_start(void) {
     if (ret_store_open(db, c->server.workers, &S.store) != ERR_OK || cfg_tenants_open(db, &S.tenants) != ERR_OK ||
         ret_engine_open(S.store, &eo, &rep, &S.engine) != ERR_OK ||
         exec_pool_new(c->server.workers, (size_t)c->server.queue_max, &S.pool) != ERR_OK ||
-        agent_pool_new(c, &S.llm) != ERR_OK || ledger_open(ledger_db, NULL, 256, 0, &S.ledger) != ERR_OK ||
+        agent_pool_new(c, &S.llm) != ERR_OK || ledger_open(ledger_db, NULL, 256, &S.ledger) != ERR_OK ||
         exec_slo_new(c->query.explore_rate, 0x510ab5eedULL, &S.slo) != ERR_OK)
         die("cannot start the server's parts in %s", S.dir);
     S.intents = intents_cache_new(S.tenants);

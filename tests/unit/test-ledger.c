@@ -81,7 +81,7 @@ static void test_moves_legacy_rows_once(void **state) {
     (void)state;
     make_legacy();
     struct ledger *l = NULL;
-    assert_int_equal(ledger_open(ledger_db, store_db, 16, 0, &l), ERR_OK);
+    assert_int_equal(ledger_open(ledger_db, store_db, 16, &l), ERR_OK);
     double day = 0, month = 0;
     ledger_spent(l, "a", (int64_t)time(NULL), &day, &month);
     assert_true(fabs(month - 0.75) < 1e-9);
@@ -99,7 +99,7 @@ static void test_moves_legacy_rows_once(void **state) {
     assert_int_equal(count(store_db, "SELECT count(*) FROM sqlite_master WHERE name = 'keep_me'"), 1);
 
     /* reopening moves nothing more */
-    assert_int_equal(ledger_open(ledger_db, store_db, 16, 0, &l), ERR_OK);
+    assert_int_equal(ledger_open(ledger_db, store_db, 16, &l), ERR_OK);
     ledger_spent(l, "a", (int64_t)time(NULL), &day, &month);
     assert_true(fabs(month - 0.875) < 1e-9);
     ledger_free(l);
@@ -113,7 +113,7 @@ static void test_crash_between_commits(void **state) {
     make_legacy();
     struct ledger *l = NULL;
     /* the copy, as it was committed before the crash */
-    assert_int_equal(ledger_open(ledger_db, NULL, 16, 0, &l), ERR_OK);
+    assert_int_equal(ledger_open(ledger_db, NULL, 16, &l), ERR_OK);
     ledger_free(l);
     char sql[512];
     snprintf(sql, sizeof sql,
@@ -121,7 +121,7 @@ static void test_crash_between_commits(void **state) {
              " SELECT ts_ms, tenant, request_id, cost FROM legacy.ledger WHERE request_id <> 'r3';",
              store_db);
     exec_sql(ledger_db, sql);
-    assert_int_equal(ledger_open(ledger_db, store_db, 16, 0, &l), ERR_OK);
+    assert_int_equal(ledger_open(ledger_db, store_db, 16, &l), ERR_OK);
     double day = 0, month = 0;
     ledger_spent(l, "a", (int64_t)time(NULL), &day, &month);
     assert_true(fabs(month - 0.75) < 1e-9);
@@ -136,11 +136,11 @@ static void test_crash_between_commits(void **state) {
 static void test_nothing_to_move(void **state) {
     (void)state;
     struct ledger *l = NULL;
-    assert_int_equal(ledger_open(ledger_db, store_db, 16, 0, &l), ERR_OK);
+    assert_int_equal(ledger_open(ledger_db, store_db, 16, &l), ERR_OK);
     ledger_free(l);
     assert_int_equal(access(store_db, F_OK), -1); /* not created by the attempt */
     exec_sql(store_db, "CREATE TABLE other(x);");
-    assert_int_equal(ledger_open(ledger_db, store_db, 16, 0, &l), ERR_OK);
+    assert_int_equal(ledger_open(ledger_db, store_db, 16, &l), ERR_OK);
     assert_int_equal(ledger_committed(l), 0);
     ledger_free(l);
 }
