@@ -39,14 +39,7 @@ struct candidate {
 };
 
 static void stem_word(struct sb_stemmer *st, const char *w, char *out) {
-    const char *s = NULL;
-    int n = ret_stem(st, w, (int)strlen(w), &s);
-    if (n <= 0 || n >= EX_WORD_MAX) {
-        snprintf(out, EX_WORD_MAX, "%s", w);
-        return;
-    }
-    memcpy(out, s, (size_t)n);
-    out[n] = '\0';
+    ret_stem_into(st, w, out, EX_WORD_MAX);
 }
 
 /* Marks in `seen` which terms occur in text[start, end). */

@@ -57,14 +57,7 @@ struct rr_item {
 };
 
 static void stem(struct sb_stemmer *st, const char *w, char *out) {
-    const char *s = NULL;
-    int n = ret_stem(st, w, (int)strlen(w), &s);
-    if (n <= 0 || n >= RR_WORD_MAX) {
-        snprintf(out, RR_WORD_MAX, "%s", w);
-        return;
-    }
-    memcpy(out, s, (size_t)n);
-    out[n] = '\0';
+    ret_stem_into(st, w, out, RR_WORD_MAX);
 }
 
 /* Reads the next content word of s as a stem; false at the end. */

@@ -53,19 +53,12 @@ static void embed_one(struct sb_stemmer *st, int dim, const char *text, size_t l
         text_token_lower(text, &t, w, sizeof w);
         if (text_is_stopword(w))
             continue;
-        const char *s = NULL;
-        int sl = ret_stem(st, w, (int)strlen(w), &s);
         char stem[EMBED_WORD_MAX + 2];
-        if (sl <= 0 || sl >= EMBED_WORD_MAX) {
-            sl = (int)strlen(w);
-            memcpy(stem + 1, w, (size_t)sl);
-        } else {
-            memcpy(stem + 1, s, (size_t)sl);
-        }
-        add_feature(v, dim, stem + 1, (size_t)sl, 1, 1.0f);
+        size_t sl = ret_stem_into(st, w, stem + 1, EMBED_WORD_MAX);
+        add_feature(v, dim, stem + 1, sl, 1, 1.0f);
         stem[0] = '^';
         stem[sl + 1] = '$';
-        size_t n = (size_t)sl + 2;
+        size_t n = sl + 2;
         for (size_t i = 0; i + 3 <= n; i++)
             add_feature(v, dim, stem + i, 3, 2, TRIGRAM_WEIGHT);
     }

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,4 +63,16 @@ int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret) {
         *ret = (const char *)s;
     }
     return n;
+}
+
+size_t ret_stem_into(struct sb_stemmer *st, const char *w, char *out, size_t outlen) {
+    const char *s = NULL;
+    int n = ret_stem(st, w, (int)strlen(w), &s);
+    if (n <= 0 || (size_t)n >= outlen) {
+        int m = snprintf(out, outlen, "%s", w);
+        return m < 0 ? 0 : (size_t)m < outlen ? (size_t)m : outlen - 1;
+    }
+    memcpy(out, s, (size_t)n);
+    out[n] = '\0';
+    return (size_t)n;
 }

@@ -9,10 +9,15 @@
 #define SLORAG_STEM_H
 
 #include <libstemmer.h>
+#include <stddef.h>
 
 /* The stem of w (wlen bytes): *ret points to the stem's bytes (valid until
  * the next call on this thread) and its length is returned; -1 when the
  * stemmer fails (out of memory). */
 int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret);
+/* The stem of the NUL-terminated word w into out (outlen bytes, always
+ * NUL-terminated); w itself, cut to fit, when the stemmer fails or the
+ * stem does not fit.  Returns the length written. */
+size_t ret_stem_into(struct sb_stemmer *st, const char *w, char *out, size_t outlen);
 
 #endif
