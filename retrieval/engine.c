@@ -344,7 +344,11 @@ static enum err build_from_store(struct ret_engine *eng, int64_t cid, struct ret
     return ERR_OK;
 }
 
-static double mono_s(void);
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* Writes s's index when it changed.  A save holds the collection's read
  * lock, so writes to it wait meanwhile: at 1M vectors a save (1 GB, with
@@ -597,12 +601,6 @@ static enum err make_ann(struct ret_engine *eng, const struct collect *c, struct
     *ret_nlist = ivf_lists;
     *ret_nprobe = nprobe;
     return ERR_OK;
-}
-
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Builds s's approximate index off every lock but the store's readers,
@@ -984,6 +982,12 @@ static void *lexer_main(void *arg) {
     return NULL;
 }
 
+static void lex_tokens_free(struct ret_lex_tokens *toks, size_t n) {
+    for (size_t i = 0; toks && i < n; i++)
+        ret_lex_tokens_done(&toks[i]);
+    free(toks);
+}
+
 /* Tokenises a prepared document's chunks for lex_apply (outside every
  * lock).  NULL when the engine keeps no lexical index or the tokenizer
  * fails: the change then reaches only removals, and additions are lost
@@ -999,19 +1003,11 @@ static struct ret_lex_tokens *lex_tokenize(struct ret_engine *eng, const struct 
         e = ret_tokenize(tok, doc->text + prep->spans[i].start, prep->spans[i].end - prep->spans[i].start, false,
                          &toks[i]);
     ret_tokenizer_free(tok);
-    if (e && toks) {
-        for (size_t i = 0; i < prep->n; i++)
-            ret_lex_tokens_done(&toks[i]);
-        free(toks);
+    if (e) {
+        lex_tokens_free(toks, prep->n);
         toks = NULL;
     }
     return toks;
-}
-
-static void lex_tokens_free(struct ret_lex_tokens *toks, size_t n) {
-    for (size_t i = 0; toks && i < n; i++)
-        ret_lex_tokens_done(&toks[i]);
-    free(toks);
 }
 
 /* Applies a committed change to cid's index (caller holds write_mu).  If
@@ -1337,7 +1333,6 @@ static enum err lex_search(struct ret_engine *eng, int64_t cid, const char *quer
     *ret_used = true;
     return ERR_OK;
 }
-
 
 static int64_t collection_vectors(struct ret_engine *eng, int64_t cid) {
     struct dense_slot *s = slot_find(eng, cid);

@@ -128,9 +128,11 @@ enum err ret_vindex_add(struct ret_vindex *vi, size_t n, const float *x, const i
  * arithmetic, is then the limit).  So for a single query over a Flat index
  * (inner product) on a CPU that has them, slorag reads the vectors FAISS
  * stores (faiss_IndexFlat_xb, and the IDMap's ids) and scans them itself,
- * keeping the k best in a heap.  Batches of queries still go to FAISS,
- * which hands them to BLAS; so do IVF indexes and other CPUs.  Scores
- * agree with FAISS's to float rounding (the sums run in another order). */
+ * keeping the k best in a heap; with slorag's own FAISS C API layer, an
+ * IVF-Flat index too (own_scan).  Batches of queries still go to FAISS,
+ * which hands them to BLAS; so do other index kinds and other CPUs.
+ * Scores agree with FAISS's to float rounding (the sums run in another
+ * order). */
 
 struct kbest {
     float score;
