@@ -124,6 +124,21 @@ static void test_ivf_train_and_nprobe(void **state) {
     free(x);
 }
 
+/* n vectors of d uniform values in [-0.5, 0.5] from seed, and their ids
+ * id0, id0 + step, ... (both malloc'd). */
+static void random_set(size_t n, int d, unsigned seed, int64_t id0, int64_t step, float **ret_x, int64_t **ret_ids) {
+    float *x = malloc(n * (size_t)d * sizeof(float));
+    int64_t *ids = malloc(n * sizeof(int64_t));
+    assert_non_null(x);
+    assert_non_null(ids);
+    for (size_t i = 0; i < n * (size_t)d; i++)
+        x[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = id0 + (int64_t)i * step;
+    *ret_x = x;
+    *ret_ids = ids;
+}
+
 /* One query over a Flat index is scanned by slorag's own AVX2 loop (when
  * the CPU has it); a batch goes to FAISS.  The same query alone and in a
  * batch must find the same ids with the same scores, also after removals
@@ -135,15 +150,9 @@ static void test_single_query_matches_faiss(void **state) {
     for (size_t di = 0; di < 2; di++) {
         int d = dims[di];
         size_t n = 3000;
-        float *x = malloc(n * (size_t)d * sizeof(float));
-        int64_t *ids = malloc(n * sizeof(int64_t));
-        assert_non_null(x);
-        assert_non_null(ids);
-        unsigned seed = 5;
-        for (size_t i = 0; i < n * (size_t)d; i++)
-            x[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
-        for (size_t i = 0; i < n; i++)
-            ids[i] = 100000 + (int64_t)i * 3;
+        float *x = NULL;
+        int64_t *ids = NULL;
+        random_set(n, d, 5, 100000, 3, &x, &ids);
         struct ret_vindex *vi = NULL;
         assert_int_equal(ret_vindex_new(d, "Flat", &vi), ERR_OK);
         assert_int_equal(ret_vindex_add(vi, n, x, ids), ERR_OK);
@@ -191,15 +200,9 @@ static void test_single_query_ivf_matches_faiss(void **state) {
     (void)state;
     int d = 64;
     size_t n = 4000;
-    float *x = malloc(n * (size_t)d * sizeof(float));
-    int64_t *ids = malloc(n * sizeof(int64_t));
-    assert_non_null(x);
-    assert_non_null(ids);
-    unsigned seed = 9;
-    for (size_t i = 0; i < n * (size_t)d; i++)
-        x[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
-    for (size_t i = 0; i < n; i++)
-        ids[i] = 7 + (int64_t)i * 2;
+    float *x = NULL;
+    int64_t *ids = NULL;
+    random_set(n, d, 9, 7, 2, &x, &ids);
     struct ret_vindex *vi = NULL;
     assert_int_equal(ret_vindex_new(d, "IVF32,Flat", &vi), ERR_OK);
     assert_int_equal(ret_vindex_train(vi, n, x), ERR_OK);
