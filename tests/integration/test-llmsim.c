@@ -34,8 +34,10 @@ struct sim {
 
 static struct sim S;
 
+/* %s: the answer key's path (key_json, written beside the config) */
 static const char config_json[] =
     "{\"seed\": 7, \"embedding_dim\": 64, \"hang_ms\": 1000, \"max_body_bytes\": 65536,\n"
+    " \"answer_key\": \"%s\",\n"
     " \"models\": [\n"
     "  {\"name\": \"fast\", \"ttft_ms\": 5, \"ms_per_token\": 1, \"max_concurrency\": 64},\n"
     "  {\"name\": \"paced\", \"ttft_ms\": 30, \"ms_per_token\": 20, \"max_concurrency\": 8},\n"
@@ -54,6 +56,16 @@ static const char config_json[] =
     " ]}\n";
 
 #define NMODELS 13
+
+/* The answer key (SQuAD v2.0): questions none of the other tests ask. */
+static const char key_json[] =
+    "{\"version\": \"v2.0\", \"data\": [{\"title\": \"Harbour\", \"paragraphs\": [{\"context\": \"...\", \"qas\": [\n"
+    " {\"id\": \"k1\", \"question\": \"Where is the fish market held?\",\n"
+    "  \"answers\": [{\"text\": \"the old quay\", \"answer_start\": 0}]},\n"
+    " {\"id\": \"k2\", \"question\": \"Who keeps the lighthouse?\",\n"
+    "  \"answers\": [{\"text\": \"Mara Lind\", \"answer_start\": 0}]},\n"
+    " {\"id\": \"k3\", \"question\": \"What colour is the lighthouse?\", \"is_impossible\": true,\n"
+    "  \"answers\": []}]}]}]}\n";
 
 /* The crafted prompt: passages in the user message, a Question: line. */
 #define DOCS                                                                                                 \
@@ -103,10 +115,16 @@ static bool sim_start(void) {
     snprintf(S.log_path, sizeof S.log_path, "%s/llmsim.log", S.dir);
     char cfg[128];
     snprintf(cfg, sizeof cfg, "%s/llmsim.json", S.dir);
-    FILE *f = fopen(cfg, "w");
+    char key[128];
+    snprintf(key, sizeof key, "%s/key.json", S.dir);
+    FILE *f = fopen(key, "w");
     if (!f)
         return false;
-    fputs(config_json, f);
+    fputs(key_json, f);
+    fclose(f);
+    if (!(f = fopen(cfg, "w")))
+        return false;
+    fprintf(f, config_json, key);
     fclose(f);
     int out[2];
     if (pipe(out) != 0)
@@ -454,6 +472,53 @@ static void test_chat_answer(void **state) {
     assert_int_equal(jint(j, "usage", "completion_tokens"), 3);
     json_decref(j);
     resp_done(&r);
+}
+
+/* With an answer key a tier reads perfectly and errs at its rates: the
+ * gold answer when a passage holds it, an abstention when none does or the
+ * question is unanswerable; questions outside the key go to the reader. */
+static void test_answer_key(void **state) {
+    (void)state;
+    static const struct {
+        const char *model, *question, *want;
+    } cases[] = {
+        {"fast", "Where is the fish market held?", "the old quay [3]"},
+        {"fast", "where IS  the fish market held?", "the old quay [3]"}, /* case and spacing folded */
+        {"fast", "Who keeps the lighthouse?", ABSTAIN},      /* the gold answer is in no passage */
+        {"fast", "What colour is the lighthouse?", ABSTAIN}, /* unanswerable */
+        {"fast", "How tall is the lighthouse?", LIGHTHOUSE_ANSWER}, /* not in the key: the reader */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct resp r;
+        char *body = chat_body(cases[i].model, cases[i].question, NULL);
+        post("/v1/chat/completions", body, &r);
+        free(body);
+        char *c = completion_content(&r);
+        if (strcmp(c, cases[i].want) != 0)
+            fail_msg("%s: \"%s\", want \"%s\"", cases[i].question, c, cases[i].want);
+        free(c);
+        resp_done(&r);
+    }
+    /* the weak tier (wrong 0.4, abstain 0.3): the gold answer exactly when
+     * the outcome is correct, at about its rate */
+    int gold = 0, n = 120;
+    for (int v = 0; v < n; v++) {
+        char extra[64];
+        snprintf(extra, sizeof extra, "\"user\": \"k%d\"", v);
+        char *body = chat_body("weak", "Where is the fish market held?", extra);
+        struct resp r;
+        post("/v1/chat/completions", body, &r);
+        free(body);
+        char *c = completion_content(&r);
+        bool correct = strstr(r.headers, "X-Llmsim-Outcome: correct") != NULL;
+        if (correct != (strcmp(c, "the old quay [3]") == 0))
+            fail_msg("outcome %s with \"%s\"", correct ? "correct" : "not correct", c);
+        gold += correct;
+        free(c);
+        resp_done(&r);
+    }
+    if (gold < n * 15 / 100 || gold > n * 45 / 100) /* 0.3 expected; 120 draws: sd 0.042 */
+        fail_msg("%d of %d answers correct, want about 30%%", gold, n);
 }
 
 /* Streams body and checks the framing; returns the reassembled content and
@@ -1139,6 +1204,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_models),
         cmocka_unit_test(test_chat_answer),
+        cmocka_unit_test(test_answer_key),
         cmocka_unit_test(test_chat_stream),
         cmocka_unit_test(test_stream_paced),
         cmocka_unit_test(test_embeddings),

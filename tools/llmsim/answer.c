@@ -395,6 +395,42 @@ static enum err abstain(struct arena *a, struct sim_answer *ans) {
     return ans->text ? ERR_OK : ERR_NOMEM;
 }
 
+/* The answer when the key holds the question: a reader of perfect
+ * ability that errs and abstains at the tier's rates. */
+static enum err keyed(struct arena *a, const struct reading *rd, const struct sim_key_entry *ke, long best,
+                      const char *question, const struct sim_answer_params *p, struct sim_answer *ans) {
+    size_t gi = 0, pi = 0;
+    bool there = false;
+    for (gi = 0; gi < ke->nanswers && !there; gi++)
+        for (pi = 0; pi < rd->npassages && !there; pi++)
+            there = sim_key_locate(rd->passages[pi].text.p, rd->passages[pi].text.n, ke->answers[gi]) >= 0;
+    ans->found = there;
+    if (p->u_outcome < p->abstain_rate) {
+        ans->outcome = SIM_OUT_ABSTAIN;
+        return abstain(a, ans);
+    }
+    if (p->u_outcome < p->abstain_rate + p->wrong_rate) {
+        long w = wrong_sentence(rd, best, p->u_pick);
+        ans->outcome = w >= 0 ? SIM_OUT_WRONG : SIM_OUT_ABSTAIN;
+        return w >= 0 ? render(a, rd, w, question, p->spans, ans) : abstain(a, ans);
+    }
+    ans->outcome = SIM_OUT_CORRECT;
+    if (ke->impossible || !there)
+        return abstain(a, ans);
+    const char *gold = ke->answers[gi - 1];
+    int num = rd->passages[pi - 1].num;
+    size_t n = strlen(gold);
+    char *out = arena_alloc(a, n + 16);
+    if (!out)
+        return ERR_NOMEM;
+    memcpy(out, gold, n);
+    n += (size_t)snprintf(out + n, 16, " [%d]", num);
+    ans->text = out;
+    ans->len = n;
+    ans->cited = num;
+    return ERR_OK;
+}
+
 enum err sim_answer_compose(const struct sim_msg *msgs, size_t nmsgs, const struct sim_answer_params *p,
                             struct arena *a, struct sim_answer *ret_answer) {
     struct reading rd = {0};
@@ -437,7 +473,11 @@ enum err sim_answer_compose(const struct sim_msg *msgs, size_t nmsgs, const stru
     struct sim_answer ans = {0};
     long best = e ? -1 : best_sentence(&rd, p->min_overlap);
     ans.found = best >= 0;
-    if (!e) {
+    const struct sim_key_entry *ke = !e && question.n ? sim_key_find(p->key, question.p, question.n) : NULL;
+    if (ke) {
+        ans.keyed = true;
+        e = keyed(a, &rd, ke, best, qbuf, p, &ans);
+    } else if (!e) {
         if (p->u_outcome < p->abstain_rate) {
             ans.outcome = SIM_OUT_ABSTAIN;
             e = abstain(a, &ans);

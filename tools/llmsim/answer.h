@@ -5,7 +5,9 @@
  * the question is a "Question:" line of the last user message, else that
  * message's text outside its passages.  The answer is the passage sentence
  * that covers the most question terms, followed by " [N]", or the fixed
- * abstention when no sentence covers enough of them. */
+ * abstention when no sentence covers enough of them.  With an answer key
+ * entry for the question (key.h) a correct outcome is the gold answer, as
+ * found in a passage, instead. */
 #ifndef SLORAG_LLMSIM_ANSWER_H
 #define SLORAG_LLMSIM_ANSWER_H
 
@@ -14,6 +16,7 @@
 
 #include "arena.h"
 #include "err.h"
+#include "key.h"
 
 #define SIM_ABSTAIN_TEXT "I cannot answer from the documents."
 
@@ -36,13 +39,15 @@ struct sim_answer_params {
     double u_outcome;    /* uniform draw in [0,1) deciding abstain/wrong/correct */
     double u_pick;       /* uniform draw in [0,1) choosing the wrong sentence */
     bool spans;          /* answer with the span the question asks for, when the sentence has one */
+    const struct sim_key *key; /* the answer key, or NULL */
 };
 
 struct sim_answer {
     char *text;   /* in the caller's arena, NUL-terminated */
     size_t len;
     int cited;    /* passage number cited, 0 for an abstention */
-    bool found;   /* the reader found a supporting sentence */
+    bool found;   /* the reader found a supporting sentence (keyed: a passage holds the gold answer) */
+    bool keyed;   /* the question was in the answer key */
     enum sim_outcome outcome;
 };
 

@@ -277,6 +277,19 @@ static int load_root(struct sim_cfg *c, json_t *root, char *errbuf, size_t errle
                 return -1;
             }
             c->seed = (uint64_t)json_integer_value(val);
+        } else if (strcmp(key, "answer_key") == 0) {
+            char msg[400];
+            if (!json_is_string(val) || !json_string_length(val)) {
+                fail(errbuf, errlen, "answer_key: must be the path of a SQuAD-format file");
+                return -1;
+            }
+            sim_key_free(c->key);
+            c->key = NULL;
+            enum err e = sim_key_load(json_string_value(val), msg, sizeof msg, &c->key);
+            if (e) {
+                fail(errbuf, errlen, "answer_key: %s", e == ERR_NOMEM ? "out of memory" : msg);
+                return -1;
+            }
         } else {
             int rc = set_numeric(c, top_fields, ARRAY_SIZE(top_fields), key, val, key, errbuf, errlen);
             if (rc > 0)
@@ -324,6 +337,7 @@ enum err sim_cfg_load(const char *path, char *errbuf, size_t errlen, struct sim_
 struct sim_cfg *sim_cfg_free(struct sim_cfg *c) {
     if (c) {
         free(c->models);
+        sim_key_free(c->key);
         free(c);
     }
     return NULL;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "key.h"
 
 /* Per-request outcomes other than a normal answer, in the order their
  * probabilities are stacked on one draw.  ERROR is the model's error_rate;
@@ -55,6 +56,7 @@ struct sim_cfg {
     int max_connections;
     size_t nmodels;
     struct sim_model *models; /* owned */
+    struct sim_key *key;      /* "answer_key" (key.h), NULL without one; owned */
 };
 
 /* Loads and validates the file.  On failure writes a message naming the

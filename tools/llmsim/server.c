@@ -604,6 +604,7 @@ static enum MHD_Result handle_chat(struct sim_req *r) {
         .spans = q.model->spans != 0,
         .u_outcome = d.outcome,
         .u_pick = d.pick,
+        .key = cfg->key,
     };
     struct sim_answer ans;
     enum err e = sim_answer_compose(q.msgs, q.nmsgs, &p, r->arena, &ans);
