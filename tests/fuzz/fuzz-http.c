@@ -10,7 +10,10 @@
  * before sending; the admin and dashboard keys are fixed (below).  Before
  * each input the baseline is restored when an earlier input changed it
  * (the tenant deleted or given limits or a profile, the collection
- * dropped), so an input means the same thing whenever it runs.
+ * dropped), and what the server learns from answering (the SLO model, the
+ * planner's exploration count, the tenant's cached intents) starts afresh,
+ * so an input means the same thing, and reaches the same code, whenever it
+ * runs.
  *
  * Each input is the byte stream of one client connection: one end of a
  * socketpair is handed to libmicrohttpd (http_add_connection, as if
@@ -90,6 +93,7 @@
 #include "intents.h"
 #include "ledger.h"
 #include "log.h"
+#include "model.h"
 #include "pool.h"
 #include "tenants.h"
 
@@ -204,6 +208,18 @@ static void restore_baseline(void) {
     int64_t cid;
     if (ret_collection_find(S.store, TENANT, "default", &cid) != ERR_OK)
         put_docs();
+    /* No request is in flight here (the last input's all ended), so
+     * nothing holds the model. */
+    struct slo_model *m;
+    if (slo_model_new(&m) != ERR_OK)
+        die("no memory for a fresh SLO model");
+    pthread_rwlock_wrlock(&S.slo->lock);
+    slo_model_free(S.slo->model);
+    S.slo->model = m;
+    atomic_store(&S.slo->counter, 0);
+    pthread_rwlock_unlock(&S.slo->lock);
+    if (!fresh)
+        intents_cache_invalidate(S.intents, TENANT);
 }
 
 static void server_stop(void) {
