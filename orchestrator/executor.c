@@ -299,10 +299,11 @@ static enum err run_rerank(struct query_run *q) {
 /* Adaptive depth, "expand": when the answer is weak and the request's cost
  * ceiling, budget and deadline still allow, one more generator call on a
  * stronger tier (or one more replica) — decided by slo_gate_escalate.  At
- * most once per request; a tier the client forced is respected. */
+ * most once per request; a tier or configuration the client forced is
+ * respected. */
 static bool maybe_escalate(struct query_run *q) {
-    if (!q->slo || q->escalated || q->decision.config < 0 || q->pin.hints.tier >= 0 || q->io.nhits == 0 ||
-        !q->env.pool)
+    if (!q->slo || q->escalated || q->decision.config < 0 || q->pin.hints.tier >= 0 || q->pin.hints.pin > 0 ||
+        q->io.nhits == 0 || !q->env.pool)
         return false;
     double confidence = q->io.abstained ? 0 : q->io.confidence;
     if (confidence >= SLO_GATE_ESCALATE_CONFIDENCE)
@@ -693,7 +694,7 @@ void exec_query_start(const struct exec_env *env, const struct cfg *cfg, const s
     struct slo_plan_limits lim;
     limits_from(cfg, &lim);
     int forced_tier = req->tier >= 0 ? req->tier : (lim.default_tier_forced ? (int)lim.default_tier : -1);
-    struct slo_request_hints hints = {req->k, req->deadline_ms, req->mode, forced_tier};
+    struct slo_request_hints hints = {req->k, req->deadline_ms, req->mode, forced_tier, req->pin};
     q->call_ms = -1;
     if (req->ret_config)
         *req->ret_config = -1;

@@ -25,6 +25,7 @@ struct exec_query_req {
     int deadline_ms; /* 0 = profile default */
     int mode;        /* enum ret_mode, -1 = planner decides */
     int tier;        /* enum slo_tier, -1 = planner decides */
+    int pin;         /* a configuration's space index + 1 (the request's "config"), 0 = planner decides */
     int64_t arrived_us; /* clock_us() when the request arrived */
     uint64_t cancel_key; /* non-zero: agent_pool_cancel(pool, key) cancels its LLM calls,
                           * and the query then ends with ERR_CANCELLED */

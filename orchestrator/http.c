@@ -372,7 +372,8 @@ static bool only_known(json_t *obj, const char *const *known, size_t nknown, con
 /* Parses the shared body of /v1/query and /v1/retrieve into q.  Returns
  * ERR_OK, or an error with msg set. */
 static enum err parse_question(struct req *r, json_t *root, struct exec_query_req *q, char *msg, size_t msglen) {
-    static const char *const known[] = {"question", "collection", "k", "deadline_ms", "mode", "tier", "stream", "slo"};
+    static const char *const known[] = {"question", "collection", "k",   "deadline_ms", "mode",
+                                        "tier",     "config",     "stream", "slo"};
     *q = (struct exec_query_req){
         .request_id = r->request_id,
         .tenant = r->tenant,
@@ -435,6 +436,22 @@ static enum err parse_question(struct req *r, json_t *root, struct exec_query_re
     if (!opt_int(root, "k", 1, r->cfg->query.max_k, &q->k, msg, msglen) ||
         !opt_int(root, "deadline_ms", 1, 600000, &q->deadline_ms, msg, msglen))
         return ERR_INVALID_FIELD;
+    json_t *config = json_object_get(root, "config");
+    if (config) {
+        int index = json_is_string(config) ? slo_space_find(json_string_value(config)) : -1;
+        if (index < 0) {
+            snprintf(msg, msglen,
+                     "config: must be a configuration key such as \"hybrid/k5/medium/t256\" (docs/slo.md, The "
+                     "configuration space)");
+            return ERR_INVALID_FIELD;
+        }
+        const char *other = tier ? "tier" : mode ? "mode" : q->k ? "k" : NULL;
+        if (other) {
+            snprintf(msg, msglen, "config: cannot be combined with %s (the configuration fixes it)", other);
+            return ERR_INVALID_FIELD;
+        }
+        q->pin = index + 1;
+    }
     if (!q->question || !q->collection)
         return ERR_NOMEM;
     return ERR_OK;

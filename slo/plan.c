@@ -6,6 +6,7 @@
  * pick the retriever and tighten k and the deadline but never exceed the
  * configured maxima. */
 #include "plan.h"
+#include "space.h"
 
 #include <string.h>
 
@@ -58,6 +59,12 @@ void slo_plan_make(const struct slo_plan_limits *lim, const struct slo_intent_re
         p.tier = (enum slo_tier)hints->tier;
     if (hints->retriever >= 0)
         p.retriever = (enum slo_retriever)hints->retriever;
+    if (hints->pin > 0 && hints->pin <= SLO_SPACE_SIZE) {
+        struct slo_config c;
+        slo_space_config(hints->pin - 1, &c);
+        slo_space_apply(&c, p.max_tokens, &p);
+        p.reason = "client-requested configuration";
+    }
     if (p.k > lim->max_k)
         p.k = lim->max_k;
     if (hints->deadline_ms > 0 && hints->deadline_ms < p.deadline_ms)

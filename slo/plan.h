@@ -52,6 +52,7 @@ struct slo_request_hints {
     int deadline_ms;
     int retriever; /* enum slo_retriever, or -1 for "planner decides" */
     int tier;      /* enum slo_tier, or -1 for "planner decides" */
+    int pin;       /* a configuration's space index + 1: use exactly it; 0 = planner decides */
 };
 
 const char *slo_retriever_name(enum slo_retriever r);

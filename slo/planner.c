@@ -83,6 +83,7 @@ struct filter {
     int retriever; /* -1 = any */
     int tier;      /* -1 = any */
     int k;         /* forced k level value, 0 = any */
+    int pin;       /* the one space index allowed, -1 = any */
 };
 
 /* Predicts every configuration f allows into out; returns how many. */
@@ -116,7 +117,7 @@ static int collect(const struct slo_planner_input *in, const struct filter *f, s
                 if (rr && !f->lim.reranker)
                     continue;
                 for (int g = 0; g < SLO_SPACE_GENERATORS; g++) {
-                    if (!gen_ok[g])
+                    if (!gen_ok[g] || (f->pin >= 0 && index + g != f->pin))
                         continue;
                     int idx = index + g;
                     const struct slo_cell *cell = &in->model->cells[idx][in->intent];
@@ -303,7 +304,7 @@ void slo_planner_choose(const struct slo_planner_input *in, struct slo_plan *ret
     d.cost_cap = o.cost_max * d.pace;
 
     /* ---- the space this request may use ---- */
-    struct filter f = {.lim = in->limits, .retriever = -1, .tier = -1};
+    struct filter f = {.lim = in->limits, .retriever = -1, .tier = -1, .pin = -1};
     for (int t = SLO_TIER_SMALL; t < SLO_TIERS; t++)
         if (!in->tiers[t].usable)
             f.lim.tiers &= ~SLO_TIER_BIT(t);
@@ -321,13 +322,24 @@ void slo_planner_choose(const struct slo_planner_input *in, struct slo_plan *ret
     }
     if (in->hints.k > 0)
         f.k = nearest_k(in->hints.k < f.lim.max_k || f.lim.max_k <= 0 ? in->hints.k : f.lim.max_k, f.lim.max_k);
+    if (in->hints.pin > 0 && in->hints.pin <= SLO_SPACE_SIZE) {
+        struct slo_config pc;
+        slo_space_config(in->hints.pin - 1, &pc);
+        if (degraded && pc.tier != SLO_TIER_EXTRACTIVE) {
+            d.hint_dropped = true;
+        } else {
+            f.pin = in->hints.pin - 1;
+            f.retriever = f.tier = -1; /* the configuration says both */
+            f.k = 0;
+        }
+    }
 
     struct cand cands[SLO_SPACE_SIZE];
     int n = collect(in, &f, cands);
-    /* A forced tier that is unusable, or that the budget cannot pay for,
-     * gives way: the request is still answered. */
-    if (f.tier >= 0 && (n == 0 || affordable(cands, n, hard) == 0)) {
-        f.tier = -1;
+    /* A forced tier or configuration that is unusable, or that the budget
+     * cannot pay for, gives way: the request is still answered. */
+    if ((f.tier >= 0 || f.pin >= 0) && (n == 0 || affordable(cands, n, hard) == 0)) {
+        f.tier = f.pin = -1;
         d.hint_dropped = true;
         n = collect(in, &f, cands);
     }
@@ -394,7 +406,7 @@ void slo_planner_choose(const struct slo_planner_input *in, struct slo_plan *ret
     slo_space_config(w->index, &c);
     p = (struct slo_plan){.deadline_ms = o.deadline_ms, .min_confidence = in->min_confidence, .reason = reason};
     slo_space_apply(&c, f.lim.max_tokens, &p);
-    if (in->hints.k > 0)
+    if (in->hints.k > 0 && f.pin < 0)
         p.k = in->hints.k;
     if (f.lim.max_k > 0 && p.k > f.lim.max_k)
         p.k = f.lim.max_k;
@@ -421,9 +433,13 @@ void slo_planner_choose(const struct slo_planner_input *in, struct slo_plan *ret
         else
             len += snprintf(d.reason + len, sizeof d.reason - len, "; latency_p95_ms %d", o.latency_p95_ms);
     }
-    if (d.hint_dropped && len > 0 && (size_t)len < sizeof d.reason)
-        snprintf(d.reason + len, sizeof d.reason - len, "; requested tier %s unavailable or unaffordable",
-                 slo_tier_name((enum slo_tier)in->hints.tier));
+    if (d.hint_dropped && len > 0 && (size_t)len < sizeof d.reason) {
+        char what[SLO_KEY_MAX + 16] = "";
+        if (in->hints.pin > 0 && in->hints.pin <= SLO_SPACE_SIZE)
+            slo_space_key(in->hints.pin - 1, what, sizeof what);
+        snprintf(d.reason + len, sizeof d.reason - len, "; requested %s %s unavailable or unaffordable",
+                 what[0] ? "configuration" : "tier", what[0] ? what : slo_tier_name((enum slo_tier)in->hints.tier));
+    }
     *ret_plan = p;
     *ret_decision = d;
 }

@@ -48,7 +48,7 @@ struct slo_planner_input {
     const struct slo_model *model;    /* required; read only (hold its read lock) */
     struct slo_tier_live tiers[SLO_TIERS]; /* [extractive] is ignored: always usable */
     struct slo_space_limits limits;   /* what exists: tiers, retrievers, reranker, caps */
-    struct slo_request_hints hints;   /* client: k > 0, deadline_ms > 0, retriever/tier >= 0 force */
+    struct slo_request_hints hints;   /* client: k > 0, deadline_ms > 0, retriever/tier >= 0, pin > 0 force */
     double min_confidence;            /* copied into the plan: below it the answer abstains */
     uint64_t seed, counter;           /* exploration draws are a hash of both */
     double explore_rate;              /* 0..SLO_EXPLORE_RATE_MAX */
@@ -64,7 +64,7 @@ struct slo_decision {
     bool refuse;                 /* do not answer: budget spent with when_spent refuse */
     int retry_after_s;           /* refusals: until the spent day or month rolls over */
     bool budget_spent, degraded, exploring;
-    bool hint_dropped;           /* the forced tier was unusable or unaffordable */
+    bool hint_dropped;           /* the forced tier or configuration was unusable or unaffordable */
     int considered;              /* configurations evaluated */
     int feasible;                /* of those, meeting every objective */
     double cost_cap;             /* cost_max after pacing */

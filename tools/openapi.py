@@ -67,6 +67,8 @@ schemas = {
         "deadline_ms": {"type": "integer", "minimum": 1, "maximum": 600000},
         "mode": {"type": "string", "enum": ["lexical", "dense", "hybrid"]},
         "tier": {"type": "string", "enum": ["extractive", "small", "medium", "large"]},
+        "config": {"type": "string", "example": "hybrid/k5/medium/t256",
+                   "description": "use exactly this configuration (not with tier, mode or k)"},
         "stream": {"type": "boolean", "default": False},
         "slo": {"type": "object", "description": "tighten the tenant's objectives for this request",
                 "properties": {"quality_min": {"type": "number"}, "cost_max": {"type": "number"},

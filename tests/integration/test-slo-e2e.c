@@ -286,6 +286,47 @@ static void test_escalation(void **state) {
     json_decref(j);
 }
 
+/* A request's "config" pins the whole configuration: the planner neither
+ * chooses, explores nor escalates; a bad key or a combination with what
+ * the key already fixes is a 422 naming the field. */
+static void test_pinned_config(void **state) {
+    (void)state;
+    json_t *j = ask("balanced",
+                    "{\"question\": \"What colour is the harbour master's cat?\", \"collection\": \"kb\","
+                    " \"config\": \"lexical/k3/small/x2/vote/t256\"}",
+                    200);
+    json_t *d = json_object_get(j, "decision"), *plan = json_object_get(d, "plan");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(d, "planner"), "config")),
+                        "lexical/k3/small/x2/vote/t256");
+    assert_string_equal(json_string_value(json_object_get(plan, "retriever")), "lexical");
+    assert_int_equal(json_integer_value(json_object_get(plan, "k")), 3);
+    assert_string_equal(tier_of(j), "small");
+    assert_int_equal(json_integer_value(json_object_get(plan, "replicas")), 2);
+    assert_string_equal(json_string_value(json_object_get(plan, "aggregation")), "vote");
+    json_t *exp = json_object_get(d, "expanded");
+    for (size_t i = 0; i < json_array_size(exp); i++) /* the unpinned ask escalates (test_escalation) */
+        assert_string_not_equal(json_string_value(json_object_get(json_array_get(exp, i), "stage")), "escalate");
+    json_decref(j);
+    static const struct {
+        const char *body, *message;
+    } bad[] = {
+        {"{\"question\": \"x\", \"config\": \"hybrid/k4/medium/t256\"}", "config: must be a configuration key"},
+        {"{\"question\": \"x\", \"config\": 7}", "config: must be a configuration key"},
+        {"{\"question\": \"x\", \"config\": \"hybrid/k5/medium/t256\", \"tier\": \"large\"}",
+         "config: cannot be combined with tier"},
+        {"{\"question\": \"x\", \"config\": \"hybrid/k5/medium/t256\", \"k\": 4}", "config: cannot be combined with k"},
+        {"{\"question\": \"x\", \"config\": \"hybrid/k5/medium/t256\", \"mode\": \"dense\"}",
+         "config: cannot be combined with mode"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        j = ask("balanced", bad[i].body, 422);
+        const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        if (!msg || !strstr(msg, bad[i].message))
+            fail_msg("%s: message \"%s\", want \"%s\"", bad[i].body, msg ? msg : "", bad[i].message);
+        json_decref(j);
+    }
+}
+
 static int count_stage(json_t *list, const char *stage, const char **ret_reason) {
     int n = 0;
     for (size_t i = 0; i < json_array_size(list); i++)
@@ -400,6 +441,7 @@ int main(void) {
         cmocka_unit_test(test_budgets),
         cmocka_unit_test(test_feedback),
         cmocka_unit_test(test_escalation),
+        cmocka_unit_test(test_pinned_config),
         cmocka_unit_test(test_replicas_stop_early),
         cmocka_unit_test(test_judge),
     };

@@ -125,6 +125,17 @@ static void s_forced_unusable(struct slo_planner_input *in) {
     in->hints.tier = SLO_TIER_LARGE;
     in->tiers[SLO_TIER_LARGE].usable = false;
 }
+static void s_pinned(struct slo_planner_input *in) {
+    in->hints.pin = slo_space_find("lexical/k3/small/x2/vote/t256") + 1;
+}
+static void s_pinned_unusable(struct slo_planner_input *in) {
+    in->hints.pin = slo_space_find("dense/k5/large/t256") + 1;
+    in->tiers[SLO_TIER_LARGE].usable = false;
+}
+static void s_pinned_degrade(struct slo_planner_input *in) {
+    s_day_spent_degrade(in);
+    in->hints.pin = slo_space_find("dense/k5/medium/t256") + 1;
+}
 static void s_medium_breaker(struct slo_planner_input *in) { in->tiers[SLO_TIER_MEDIUM].usable = false; }
 static void s_deadline_hint(struct slo_planner_input *in) { in->hints.deadline_ms = 1000; }
 
@@ -163,6 +174,9 @@ static void test_plans(void **state) {
          false, true, true},
         {"forced tier, retriever, k", s_forced, "dense/k8/large/t256", 12, "cost,quality,latency", false, false, false},
         {"forced tier unusable", s_forced_unusable, "hybrid/k8/medium/t256", 8, "", false, false, true},
+        {"pinned configuration", s_pinned, "lexical/k3/small/x2/vote/t256", 3, "cost,quality", false, false, false},
+        {"pinned configuration unusable", s_pinned_unusable, "hybrid/k8/medium/t256", 8, "", false, false, true},
+        {"pinned, day spent, degrade", s_pinned_degrade, "hybrid/k8/extractive", 8, "cost,quality", false, true, true},
         {"medium breaker open", s_medium_breaker, "hybrid/k8/small/x3/judge/t256", 8, "", false, false, false},
         {"client deadline 1000 ms", s_deadline_hint, "hybrid/k5/small/t256", 5, "cost,quality", false, false, false},
     };
@@ -437,6 +451,14 @@ static void test_exploration(void **state) {
     }
     if (explored < 330 || explored > 470)
         fail_msg("explored %d of 2000 at rate 1.0 (cap %.2f)", explored, SLO_EXPLORE_RATE_MAX);
+    /* a pinned configuration is never explored away from */
+    in.hints.pin = slo_space_find("dense/k5/medium/t256") + 1;
+    for (uint64_t c = 0; c < 2000; c++) {
+        in.counter = c;
+        slo_planner_choose(&in, &p, &d);
+        assert_false(d.exploring);
+        assert_string_equal(d.key, "dense/k5/medium/t256");
+    }
 }
 
 static void test_gates(void **state) {
