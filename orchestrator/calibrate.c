@@ -10,13 +10,22 @@
  * answerable questions (an abstention scores 0) and, on unanswerable ones,
  * 1 for abstaining; never anything the simulator knows about itself.
  *
+ * For each LLM tier two more passes pin replicas with their aggregation
+ * (hybrid/k5, x3 vote and x2 judge): what voting and judging add depends
+ * on how independent the tier's errors are, which the built-in priors can
+ * only guess.
+ *
  * The measured configuration gets the figures as measured (per intent when
  * the dataset has at least CAL_MIN_INTENT questions of that intent, and
- * "*" overall).  Every other configuration of the same (retriever, tier) —
- * other k, rerank, token levels, replicas — keeps the built-in prior's
- * shape, moved by what the measurement changed: quality shifted by the
- * difference, cost and latency scaled by the ratio, with the default prior
- * weight, so live traffic can still correct it quickly. */
+ * "*" overall), with the mean of the generator's own quality signal
+ * ("signal": what the service learns from at run time, read against this
+ * mean).  Every other configuration of a measured tier keeps the built-in
+ * prior's shape, moved by what the nearest measurement changed: quality
+ * shifted by the difference, cost and latency scaled by the ratio, with
+ * the default prior weight, so live traffic can still correct it quickly.
+ * Nearest: its retriever's single call; with replicas, the aggregated pass
+ * of the same replicas and aggregation, moved again by how its retriever
+ * differed from hybrid in the single calls. */
 #include "eval.h"
 #include "model.h"
 #include "plan.h"
@@ -37,6 +46,7 @@ struct measured {
     bool ok;
     int config;            /* space index of what ran */
     double q, cost, p95;   /* overall */
+    double signal;         /* the generator's own quality signal, mean (eval's "signal") */
     int n;
     json_t *intents;       /* the eval report's per-intent rows (borrowed from report) */
     json_t *report;
@@ -67,6 +77,14 @@ static int config_of(json_t *plan) {
                   : strcmp(r, "dense") == 0 ? SLO_RETRIEVER_DENSE
                                             : SLO_RETRIEVER_HYBRID;
     c.tier = (enum slo_tier)tier;
+    const char *agg = json_string_value(json_object_get(plan, "aggregation"));
+    int replicas = (int)json_integer_value(json_object_get(plan, "replicas"));
+    if (c.tier != SLO_TIER_EXTRACTIVE && replicas > 1 && agg) {
+        c.replicas = replicas;
+        c.aggregate = strcmp(agg, "vote") == 0         ? SLO_AGG_VOTE
+                      : strcmp(agg, "confidence") == 0 ? SLO_AGG_CONFIDENCE
+                                                       : SLO_AGG_JUDGE;
+    }
     int k = (int)json_integer_value(json_object_get(plan, "k"));
     /* the space's k level nearest to what ran */
     c.k = k <= 4 ? 3 : k <= 6 ? 5 : 8;
@@ -77,9 +95,66 @@ static int config_of(json_t *plan) {
     return slo_space_index(&c);
 }
 
-static json_t *cell(double q, double cost, double p95, int n) {
-    return json_pack("{s:f, s:f, s:f, s:i}", "quality", clamp(q, 0.01, 0.99), "cost", cost < 0 ? 0 : cost,
-                     "latency_p95_ms", p95 < 1 ? 1 : p95, "n", n < 1 ? 1 : n > CAL_MAX_N ? CAL_MAX_N : n);
+static json_t *cell(double q, double cost, double p95, int n, double signal) {
+    return json_pack("{s:f, s:f, s:f, s:i, s:f}", "quality", clamp(q, 0.01, 0.99), "cost", cost < 0 ? 0 : cost,
+                     "latency_p95_ms", p95 < 1 ? 1 : p95, "n", n < 1 ? 1 : n > CAL_MAX_N ? CAL_MAX_N : n,
+                     "signal", clamp(signal, 0, 1));
+}
+
+/* The built-in prior of a configuration averaged over intents, as a
+ * dataset's overall figure is. */
+static void prior_mean(int config, double *ret_q, double *ret_cost, double *ret_p95) {
+    double q, co, l;
+    *ret_q = *ret_cost = *ret_p95 = 0;
+    for (int i = 0; i < SLO_INTENT__COUNT; i++) {
+        slo_model_prior(config, (enum slo_intent)i, &q, &co, &l);
+        *ret_q += q / SLO_INTENT__COUNT;
+        *ret_cost += co / SLO_INTENT__COUNT;
+        *ret_p95 += l / SLO_INTENT__COUNT;
+    }
+}
+
+/* What a measurement changed against the built-in prior of what ran. */
+struct shift {
+    double dq, rcost, rlat, signal;
+};
+
+static struct shift shift_of(const struct measured *x) {
+    double bq, bc, bl;
+    prior_mean(x->config, &bq, &bc, &bl);
+    return (struct shift){x->q - bq, bc > 0 ? x->cost / bc : 1, bl > 0 ? x->p95 / bl : 1, x->signal};
+}
+
+/* The aggregated passes: replicas and aggregation, at the hybrid
+ * retriever, the default k and the first token level. */
+static const struct {
+    int replicas;
+    enum slo_aggregate aggregate;
+} agg_passes[] = {{3, SLO_AGG_VOTE}, {2, SLO_AGG_JUDGE}};
+#define NAGG (sizeof agg_passes / sizeof agg_passes[0])
+
+/* Runs one pass and reads its report into *x; 0 or 1 (an error was printed). */
+static int run_pass(const struct cfg *c, struct eval_opts *eo, const char *what, const char *tmp,
+                    struct measured *x) {
+    fprintf(stderr, "calibrating %s ...\n", what);
+    if (eval_run(c, eo) != 0)
+        return 1;
+    json_error_t je;
+    json_t *rep = json_load_file(tmp, 0, &je);
+    json_t *ov = json_object_get(rep, "overall");
+    int cfg = config_of(json_object_get(rep, "plan"));
+    if (!rep || !ov || cfg < 0) {
+        fprintf(stderr, "slorag eval --calibrate: no usable report for %s\n", what);
+        json_decref(rep);
+        return 1;
+    }
+    *x = (struct measured){.ok = true, .config = cfg, .q = quality_of(ov),
+                           .cost = json_number_value(json_object_get(ov, "cost_per_query")),
+                           .p95 = json_number_value(json_object_get(ov, "latency_p95_ms")),
+                           .signal = json_number_value(json_object_get(ov, "signal")),
+                           .n = (int)json_integer_value(json_object_get(ov, "questions")),
+                           .intents = json_object_get(rep, "intents"), .report = rep};
+    return 0;
 }
 
 int eval_calibrate(const struct cfg *c, const struct eval_opts *o, const char *out_path) {
@@ -93,6 +168,8 @@ int eval_calibrate(const struct cfg *c, const struct eval_opts *o, const char *o
         return 1;
     }
     close(fd);
+    struct measured ag[SLO_TIERS][NAGG];
+    memset(ag, 0, sizeof ag);
     int rc = 0, passes = 0;
     for (int t = 0; t < SLO_TIERS && !rc; t++) {
         bool have = t == SLO_TIER_EXTRACTIVE;
@@ -106,88 +183,102 @@ int eval_calibrate(const struct cfg *c, const struct eval_opts *o, const char *o
             eo.mode = modes[r];
             eo.out_json = tmp;
             eo.quiet = true;
-            fprintf(stderr, "calibrating %s/%s ...\n", modes[r], eo.tier);
-            if (eval_run(c, &eo) != 0) {
-                rc = 1;
-                break;
-            }
-            passes++;
-            json_error_t je;
-            json_t *rep = json_load_file(tmp, 0, &je);
-            json_t *ov = json_object_get(rep, "overall");
-            int cfg = config_of(json_object_get(rep, "plan"));
-            if (!rep || !ov || cfg < 0) {
-                fprintf(stderr, "slorag eval --calibrate: no usable report for %s/%s\n", modes[r], eo.tier);
-                json_decref(rep);
-                rc = 1;
-                break;
-            }
-            struct measured *x = &m[t][r];
-            *x = (struct measured){.ok = true, .config = cfg, .q = quality_of(ov),
-                                   .cost = json_number_value(json_object_get(ov, "cost_per_query")),
-                                   .p95 = json_number_value(json_object_get(ov, "latency_p95_ms")),
-                                   .n = (int)json_integer_value(json_object_get(ov, "questions")),
-                                   .intents = json_object_get(rep, "intents"), .report = rep};
+            char what[64];
+            snprintf(what, sizeof what, "%s/%s", modes[r], eo.tier);
+            rc = run_pass(c, &eo, what, tmp, &m[t][r]);
+            passes += !rc;
+        }
+        /* replicas and their aggregation, pinned whole */
+        for (size_t a = 0; t != SLO_TIER_EXTRACTIVE && a < NAGG && !rc; a++) {
+            struct slo_config sc = {.retriever = SLO_RETRIEVER_HYBRID, .k = slo_space_k_levels[1],
+                                    .tier = (enum slo_tier)t, .replicas = agg_passes[a].replicas,
+                                    .aggregate = agg_passes[a].aggregate, .max_tokens = slo_space_token_levels[0]};
+            int idx = slo_space_index(&sc);
+            char what[SLO_KEY_MAX];
+            slo_space_key(idx, what, sizeof what);
+            struct eval_opts eo = *o;
+            eo.tier = NULL;
+            eo.mode = NULL;
+            eo.pin = idx + 1;
+            eo.out_json = tmp;
+            eo.quiet = true;
+            rc = run_pass(c, &eo, what, tmp, &ag[t][a]);
+            passes += !rc;
         }
     }
     unlink(tmp);
 
     json_t *configs = json_object();
     json_t *summary = json_array();
-    for (int t = 0; !rc && t < SLO_TIERS; t++)
-        for (int r = 0; r < 3; r++) {
-            struct measured *x = &m[t][r];
+    for (int t = 0; !rc && t < SLO_TIERS; t++) {
+        struct measured *all[3 + NAGG];
+        size_t nall = 0;
+        for (int r = 0; r < 3; r++)
+            all[nall++] = &m[t][r];
+        for (size_t a = 0; a < NAGG; a++)
+            all[nall++] = &ag[t][a];
+        for (size_t i = 0; i < nall; i++) {
+            struct measured *x = all[i];
             if (!x->ok)
                 continue;
-            /* the built-in prior of what ran, averaged over intents as the
-             * dataset's overall figure is */
-            double bq = 0, bc = 0, bl = 0;
-            for (int i = 0; i < SLO_INTENT__COUNT; i++) {
-                double q, co, l;
-                slo_model_prior(x->config, (enum slo_intent)i, &q, &co, &l);
-                bq += q / SLO_INTENT__COUNT;
-                bc += co / SLO_INTENT__COUNT;
-                bl += l / SLO_INTENT__COUNT;
-            }
-            double dq = x->q - bq, rcost = bc > 0 ? x->cost / bc : 1, rlat = bl > 0 ? x->p95 / bl : 1;
+            double bq, bc, bl;
+            prior_mean(x->config, &bq, &bc, &bl);
             char key[SLO_KEY_MAX];
             slo_space_key(x->config, key, sizeof key);
-            json_array_append_new(summary, json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:i}", "config", key, "quality",
-                                                     x->q, "prior_quality", bq, "cost", x->cost, "latency_p95_ms",
-                                                     x->p95, "prior_latency_p95_ms", bl, "questions", x->n));
-            /* every configuration of this (retriever, tier) */
-            for (int idx = 0; idx < SLO_SPACE_SIZE; idx++) {
-                struct slo_config sc;
-                slo_space_config(idx, &sc);
-                if ((int)sc.tier != t || (int)sc.retriever != r)
-                    continue;
-                char k2[SLO_KEY_MAX];
-                slo_space_key(idx, k2, sizeof k2);
-                json_t *intents = json_object();
-                if (idx == x->config) {
-                    json_object_set_new(intents, "*", cell(x->q, x->cost, x->p95, x->n));
-                    const char *in;
-                    json_t *row;
-                    json_object_foreach(x->intents, in, row) {
-                        int qn = (int)json_integer_value(json_object_get(row, "questions"));
-                        if (qn >= CAL_MIN_INTENT)
-                            json_object_set_new(intents, in,
-                                                cell(quality_of(row), json_number_value(json_object_get(row, "cost_per_query")),
-                                                     json_number_value(json_object_get(row, "latency_p95_ms")), qn));
-                    }
-                } else {
-                    double q, co, l, aq = 0, ac = 0, al = 0;
-                    for (int i = 0; i < SLO_INTENT__COUNT; i++) {
-                        slo_model_prior(idx, (enum slo_intent)i, &q, &co, &l);
-                        aq += q / SLO_INTENT__COUNT;
-                        ac += co / SLO_INTENT__COUNT;
-                        al += l / SLO_INTENT__COUNT;
-                    }
-                    json_object_set_new(intents, "*", cell(aq + dq, ac * rcost, al * rlat, 5));
-                }
-                json_object_set_new(configs, k2, intents);
-            }
+            json_array_append_new(summary, json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:i, s:f}", "config", key,
+                                                     "quality", x->q, "prior_quality", bq, "cost", x->cost,
+                                                     "latency_p95_ms", x->p95, "prior_latency_p95_ms", bl,
+                                                     "questions", x->n, "signal", x->signal));
         }
+    }
+    /* Every configuration of a measured tier: the measurement itself, or
+     * the built-in prior's shape moved by what was measured nearest to it
+     * (its retriever's single call; with replicas, the aggregated pass of
+     * the same replicas and aggregation, moved again by how its retriever
+     * differed from hybrid in the single calls). */
+    for (int idx = 0; !rc && idx < SLO_SPACE_SIZE; idx++) {
+        struct slo_config sc;
+        slo_space_config(idx, &sc);
+        int t = (int)sc.tier, r = (int)sc.retriever;
+        if (!m[t][r].ok)
+            continue;
+        const struct measured *x = &m[t][r];
+        const struct measured *agx = NULL;
+        for (size_t a = 0; a < NAGG && sc.replicas > 1; a++)
+            if (ag[t][a].ok && agg_passes[a].replicas == sc.replicas && agg_passes[a].aggregate == sc.aggregate)
+                agx = &ag[t][a];
+        if (agx)
+            x = agx;
+        char k2[SLO_KEY_MAX];
+        slo_space_key(idx, k2, sizeof k2);
+        json_t *intents = json_object();
+        if (idx == x->config) {
+            json_object_set_new(intents, "*", cell(x->q, x->cost, x->p95, x->n, x->signal));
+            const char *in;
+            json_t *row;
+            json_object_foreach(x->intents, in, row) {
+                int qn = (int)json_integer_value(json_object_get(row, "questions"));
+                if (qn >= CAL_MIN_INTENT)
+                    json_object_set_new(intents, in,
+                                        cell(quality_of(row), json_number_value(json_object_get(row, "cost_per_query")),
+                                             json_number_value(json_object_get(row, "latency_p95_ms")), qn,
+                                             json_number_value(json_object_get(row, "signal"))));
+            }
+        } else {
+            struct shift d = shift_of(x);
+            if (agx && m[t][SLO_RETRIEVER_HYBRID].ok && r != SLO_RETRIEVER_HYBRID) {
+                struct shift here = shift_of(&m[t][r]), hyb = shift_of(&m[t][SLO_RETRIEVER_HYBRID]);
+                d.dq += here.dq - hyb.dq;
+                d.rcost *= hyb.rcost > 0 ? here.rcost / hyb.rcost : 1;
+                d.rlat *= hyb.rlat > 0 ? here.rlat / hyb.rlat : 1;
+                d.signal += here.signal - hyb.signal;
+            }
+            double aq, ac, al;
+            prior_mean(idx, &aq, &ac, &al);
+            json_object_set_new(intents, "*", cell(aq + d.dq, ac * d.rcost, al * d.rlat, 5, d.signal));
+        }
+        json_object_set_new(configs, k2, intents);
+    }
     if (!rc && passes == 0) {
         fprintf(stderr, "slorag eval --calibrate: nothing was measured\n");
         rc = 1;
@@ -213,19 +304,21 @@ int eval_calibrate(const struct cfg *c, const struct eval_opts *o, const char *o
         }
         if (!rc) {
             printf("## slorag eval --calibrate: %s -> %s\n\n", o->dataset, out_path);
-            printf("| configuration | questions | quality | built-in prior | cost/query | p95 ms | built-in p95 ms |\n");
-            printf("|---|---|---|---|---|---|---|\n");
+            printf("| configuration | questions | quality | built-in prior | cost/query | p95 ms | built-in p95 ms | "
+                   "signal |\n");
+            printf("|---|---|---|---|---|---|---|---|\n");
             size_t i;
             json_t *row;
             json_array_foreach(summary, i, row)
-                printf("| %s | %lld | %.3f | %.3f | %.6f | %.1f | %.1f |\n",
+                printf("| %s | %lld | %.3f | %.3f | %.6f | %.1f | %.1f | %.3f |\n",
                        json_string_value(json_object_get(row, "config")),
                        (long long)json_integer_value(json_object_get(row, "questions")),
                        json_number_value(json_object_get(row, "quality")),
                        json_number_value(json_object_get(row, "prior_quality")),
                        json_number_value(json_object_get(row, "cost")),
                        json_number_value(json_object_get(row, "latency_p95_ms")),
-                       json_number_value(json_object_get(row, "prior_latency_p95_ms")));
+                       json_number_value(json_object_get(row, "prior_latency_p95_ms")),
+                       json_number_value(json_object_get(row, "signal")));
             printf("\n%d configurations written; start slorag with \"query\": {\"calibration\": \"%s\"}.\n",
                    (int)json_object_size(configs), out_path);
         }
@@ -234,8 +327,11 @@ int eval_calibrate(const struct cfg *c, const struct eval_opts *o, const char *o
         json_decref(summary);
         json_decref(configs);
     }
-    for (int t = 0; t < SLO_TIERS; t++)
+    for (int t = 0; t < SLO_TIERS; t++) {
         for (int r = 0; r < 3; r++)
             json_decref(m[t][r].report);
+        for (size_t a = 0; a < NAGG; a++)
+            json_decref(ag[t][a].report);
+    }
     return rc;
 }

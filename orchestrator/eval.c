@@ -123,7 +123,8 @@ static void on_done(void *ud, enum err e, json_t *body, const char *errmsg) {
 struct bucket {
     int n, answerable, em, abstain_tp, abstain_fp, abstain_fn, unanswerable;
     double f1, cost;
-    double *lat; /* ms, for percentiles */
+    double signal; /* sum of the generator's own quality signal (confidence, 0 when abstaining) */
+    double *lat;   /* ms, for percentiles */
 };
 
 static int cmp_double(const void *a, const void *b) {
@@ -143,11 +144,12 @@ static json_t *bucket_json(struct bucket *b) {
     int ans = b->answerable ? b->answerable : 1;
     double precision = b->abstain_tp + b->abstain_fp ? (double)b->abstain_tp / (b->abstain_tp + b->abstain_fp) : 0;
     double recall = b->unanswerable ? (double)b->abstain_tp / b->unanswerable : 0;
-    return json_pack("{s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:f, s:f, s:f, s:f}", "questions", b->n, "answerable",
+    return json_pack("{s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:f, s:f, s:f, s:f, s:f}", "questions", b->n, "answerable",
                      b->answerable, "exact_match", (double)b->em / ans, "f1", b->f1 / ans, "abstain_precision",
                      precision, "abstain_recall", recall, "unanswerable", b->unanswerable, "cost_per_query",
                      b->n ? b->cost / b->n : 0, "latency_p50_ms", pct(b->lat, b->n, 0.5), "latency_p95_ms",
-                     pct(b->lat, b->n, 0.95), "latency_p99_ms", pct(b->lat, b->n, 0.99));
+                     pct(b->lat, b->n, 0.95), "latency_p99_ms", pct(b->lat, b->n, 0.99), "signal",
+                     b->n ? b->signal / b->n : 0);
 }
 
 int eval_run(const struct cfg *c, const struct eval_opts *o) {
@@ -223,6 +225,7 @@ int eval_run(const struct cfg *c, const struct eval_opts *o) {
                     struct exec_query_req req = {.request_id = rid, .tenant = "eval", .question = question,
                                                  .collection = "eval", .arrived_us = clock_us(),
                                                  .mode = o->mode ? ret_mode_parse(o->mode) : -1,
+                                                 .pin = o->pin,
                                                  .tier = o->tier ? slo_tier_parse(o->tier) : -1};
                     struct exec_env env = {.engine = eng, .pool = pool};
                     exec_query_start(&env, c, &req, ar, on_done, &w);
@@ -252,12 +255,18 @@ int eval_run(const struct cfg *c, const struct eval_opts *o) {
                 struct bucket *bs[2] = {&overall, ii < SLO_INTENT__COUNT_MAX ? &per[ii] : &overall};
                 double lat = json_number_value(json_object_get(json_object_get(w.body, "timings"), "total_ms"));
                 double cost = json_number_value(json_object_get(json_object_get(w.body, "usage"), "cost"));
+                /* what the service itself would learn from this answer (executor.c, slo_finish) */
+                double signal = abstained ? 0
+                                          : json_number_value(json_object_get(
+                                                json_object_get(json_object_get(w.body, "decision"), "actual"),
+                                                "confidence"));
                 for (int k = 0; k < 2; k++) {
                     struct bucket *b = bs[k];
                     if (k == 1 && b == &overall)
                         break;
                     b->lat[b->n++] = lat;
                     b->cost += cost;
+                    b->signal += signal;
                     if (impossible) {
                         b->unanswerable++;
                         if (abstained)

@@ -9,6 +9,7 @@ struct eval_opts {
     const char *dataset;
     const char *tier;     /* NULL = the config's default tier */
     const char *mode;     /* retriever, NULL = default */
+    int pin;              /* a configuration's space index + 1 to use exactly (in-process), 0 = none */
     const char *out_json; /* also write the report as JSON here, or NULL */
     int limit;            /* at most this many questions, 0 = all */
     bool quiet;           /* no Markdown report on stdout */
@@ -26,10 +27,11 @@ int eval_run(const struct cfg *c, const struct eval_opts *o);
  * single call at the config's default k and token limit, and writes a
  * calibration document (slo_model_calibrate's format) with the measured
  * quality (F1, and abstention on unanswerable questions), cost and p95
- * latency per intent.  Configurations not measured directly (other k,
- * rerank, replicas, token levels) get the built-in prior shifted by what
- * the measurement changed for their (retriever, tier).  The file is
- * written whole or not at all.  Returns an exit status. */
+ * latency per intent, and the generator's own signal's mean; for each LLM
+ * tier also x3 vote and x2 judge, pinned whole.  Configurations not
+ * measured directly get the built-in prior shifted by what the nearest
+ * measurement changed (calibrate.c).  The file is written whole or not at
+ * all.  Returns an exit status. */
 int eval_calibrate(const struct cfg *c, const struct eval_opts *o, const char *out_path);
 
 /* SQuAD answer normalisation and scores, exposed for tests. */

@@ -235,8 +235,9 @@ static void note(json_t *list, const char *stage, const char *reason) {
 /* SLO bookkeeping for an answered query: judge each objective, add the
  * prediction and the objectives to the decision record, and teach the
  * model what this configuration really cost and took.  The generator's
- * grounding confidence is a weak quality signal (weight 1); user feedback
- * counts more (exec_slo_feedback). */
+ * grounding confidence is a weak quality signal (weight 1, read against
+ * its calibrated mean: slo_model_observe_signal); user feedback counts more
+ * (exec_slo_feedback). */
 static void slo_finish(struct query_run *q, json_t *body, double total_ms) {
     json_t *d = json_object_get(body, "decision");
     double quality = q->io.abstained ? 0 : q->io.confidence;
@@ -257,7 +258,7 @@ static void slo_finish(struct query_run *q, json_t *body, double total_ms) {
                                  .now_s = (int64_t)time(NULL)};
     pthread_rwlock_wrlock(&q->env.slo->lock);
     slo_model_observe(q->env.slo->model, q->decision.config, q->intent.intent, &ob);
-    slo_model_observe_quality(q->env.slo->model, q->decision.config, q->intent.intent, quality, 1.0);
+    slo_model_observe_signal(q->env.slo->model, q->decision.config, q->intent.intent, quality, 1.0);
     pthread_rwlock_unlock(&q->env.slo->lock);
 }
 

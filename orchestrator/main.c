@@ -6,6 +6,7 @@
 #include "backend.h"
 #include "config.h"
 #include "eval.h"
+#include "space.h"
 #include "eval_retrieval.h"
 #include "plan.h"
 #include "executor.h"
@@ -37,6 +38,7 @@ static const char usage_text[] =
     "       slorag ingest [--config FILE] [--data DIR] [--collection NAME] PATH...\n"
     "       slorag eval-retrieval --dataset FILE [--json] [--config FILE]\n"
     "       slorag eval --dataset FILE [--tier T] [--mode M] [--limit N] [--json-out FILE] [--config FILE]\n"
+    "       slorag eval --dataset FILE --plan CONFIGURATION [--limit N] [--json-out FILE] [--config FILE]\n"
     "       slorag eval --dataset FILE --calibrate PRIORS.json [--limit N] [--config FILE]\n"
     "       slorag eval --dataset FILE --url http://HOST:PORT [--tier T] [--mode M] [--limit N]   (key: $SLORAG_API_KEY)\n"
     "       slorag tenant create ID | list | show ID | delete ID | key ID | revoke ID KEY_ID\n"
@@ -63,7 +65,7 @@ struct cli {
     const char *collection;
     const char *dataset;
     bool json;
-    const char *tier, *mode, *json_out, *calibrate, *url;
+    const char *tier, *mode, *json_out, *calibrate, *url, *plan;
     int limit;
 };
 
@@ -76,6 +78,7 @@ static int parse_flags(int argc, char **argv, struct cli *cli) {
         {"tier", required_argument, NULL, 't'},     {"mode", required_argument, NULL, 'm'},
         {"json-out", required_argument, NULL, 'o'}, {"limit", required_argument, NULL, 'L'},
         {"calibrate", required_argument, NULL, 'C'}, {"url", required_argument, NULL, 'U'},
+        {"plan", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     optind = 1;
@@ -90,6 +93,7 @@ static int parse_flags(int argc, char **argv, struct cli *cli) {
         case 'j': cli->json = true; break;
         case 't': cli->tier = optarg; break;
         case 'm': cli->mode = optarg; break;
+        case 'P': cli->plan = optarg; break;
         case 'o': cli->json_out = optarg; break;
         case 'L': cli->limit = atoi(optarg); break;
         case 'C': cli->calibrate = optarg; break;
@@ -632,11 +636,18 @@ int main(int argc, char **argv) {
             fputs("slorag eval: --tier is extractive|small|medium|large, --mode lexical|dense|hybrid\n", stderr);
             return 2;
         }
+        int pin = cli.plan ? slo_space_find(cli.plan) : -1;
+        if (cli.plan && (pin < 0 || cli.tier || cli.mode || cli.url || cli.calibrate)) {
+            fprintf(stderr, "slorag eval: --plan takes a configuration key such as hybrid/k5/medium/t256 "
+                            "(docs/slo.md), runs in-process, and not with --tier, --mode or --calibrate\n");
+            return 2;
+        }
         struct cfg *c = load_config(&cli);
         if (!c)
             return 2;
         struct eval_opts eo = {.dataset = cli.dataset, .tier = cli.tier, .mode = cli.mode, .out_json = cli.json_out,
-                               .limit = cli.limit, .url = cli.url, .api_key = getenv("SLORAG_API_KEY")};
+                               .limit = cli.limit, .url = cli.url, .api_key = getenv("SLORAG_API_KEY"),
+                               .pin = pin + 1};
         if (cli.url && cli.calibrate) {
             fputs("slorag eval: --calibrate runs in-process; it does not take --url\n", stderr);
             cfg_unref(c);

@@ -174,7 +174,7 @@ static void model_init(struct slo_model *m) {
             slo_model_prior(i, (enum slo_intent)in, &q, &cost, &p95);
             *c = (struct slo_cell){.prior_quality = (float)q, .prior_n = SLO_MODEL_PRIOR_N, .prior_cost = (float)cost,
                                    .prior_p95_ms = (float)p95, .prior_weight0 = SLO_MODEL_PRIOR_WEIGHT,
-                                   .prior_weight = SLO_MODEL_PRIOR_WEIGHT};
+                                   .prior_weight = SLO_MODEL_PRIOR_WEIGHT, .signal_base = -1};
             cell_refresh(c);
         }
     }
@@ -258,6 +258,16 @@ void slo_model_observe_quality(struct slo_model *m, int config, enum slo_intent 
     }
     c->nq++;
     cell_refresh(c);
+}
+
+double slo_model_observe_signal(struct slo_model *m, int config, enum slo_intent intent, double signal,
+                                double weight) {
+    if (!valid_cell(config, intent) || !(signal >= 0 && signal <= 1))
+        return -1;
+    const struct slo_cell *c = &m->cells[config][intent];
+    double v = c->signal_base >= 0 ? clamp(c->prior_quality + (signal - c->signal_base), 0, 1) : signal;
+    slo_model_observe_quality(m, config, intent, v, weight);
+    return v;
 }
 
 double slo_model_tier_factor(const struct slo_model *m, enum slo_tier t, int64_t now_s) {
@@ -529,13 +539,13 @@ enum err slo_model_load_json(struct slo_model *m, const json_t *j, char *errbuf,
 /* ---- calibration ---- */
 
 struct prior_patch {
-    double quality, cost, p95, n; /* < 0: keep */
+    double quality, cost, p95, n, signal; /* < 0: keep */
 };
 
 static enum err parse_patch(const json_t *j, const char *path, char *errbuf, size_t errlen, struct prior_patch *ret) {
     if (!json_is_object(j))
         return fail(errbuf, errlen, "%s: must be an object", path);
-    struct prior_patch p = {-1, -1, -1, -1};
+    struct prior_patch p = {-1, -1, -1, -1, -1};
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)j, key, v) {
@@ -549,6 +559,9 @@ static enum err parse_patch(const json_t *j, const char *path, char *errbuf, siz
             if (!num_in(v, 0, SLO_MS_MAX, &p.p95) || p.p95 <= 0)
                 return fail(errbuf, errlen, "%s.latency_p95_ms: must be a number in (0, %d]", path,
                             SLO_MS_MAX);
+        } else if (strcmp(key, "signal") == 0) {
+            if (!num_in(v, 0, 1, &p.signal))
+                return fail(errbuf, errlen, "%s.signal: must be a number in 0..1", path);
         } else if (strcmp(key, "n") == 0) {
             if (!num_in(v, 0, SLO_MODEL_QUALITY_WEIGHT_MAX, &p.n) || p.n <= 0)
                 return fail(errbuf, errlen, "%s.n: must be a number in (0, %g]", path, SLO_MODEL_QUALITY_WEIGHT_MAX);
@@ -567,6 +580,8 @@ static void apply_patch(struct slo_cell *c, const struct prior_patch *p) {
         c->prior_cost = (float)p->cost;
     if (p->p95 > 0)
         c->prior_p95_ms = (float)p->p95;
+    if (p->signal >= 0)
+        c->signal_base = (float)p->signal;
     if (p->n > 0) {
         c->prior_n = (float)p->n;
         c->prior_weight0 = (float)(p->n < 10 ? p->n : 10);
@@ -608,7 +623,7 @@ static enum err calibrate(struct slo_model *m, const json_t *j, bool apply, char
                     return fail(errbuf, errlen, "configs.%s.%s: unknown intent", key, ikey);
                 char path[SLO_KEY_MAX + 48];
                 snprintf(path, sizeof path, "configs.%s.%s", key, ikey);
-                struct prior_patch p = {-1, -1, -1, -1};
+                struct prior_patch p = {-1, -1, -1, -1, -1};
                 enum err e = parse_patch(iv, path, errbuf, errlen, &p);
                 if (e != ERR_OK)
                     return e;

@@ -56,6 +56,8 @@ struct slo_cell {
     float prior_p95_ms;  /* at the nominal tier level; prior mean is 0.7 x this */
     float prior_weight0; /* the cost/latency priors' weight before any observation */
     float prior_weight;  /* what is left of it: x SLO_MODEL_DECAY per observation */
+    float signal_base;   /* the generator's own quality signal, mean, where prior_quality was
+                          * measured (calibration "signal"); < 0: not measured */
     /* observations; latencies at the nominal tier level */
     float q_sum, q_w;            /* quality: weighted sum, total weight */
     float w;                     /* decayed cost/latency observation weight */
@@ -118,6 +120,15 @@ void slo_model_observe(struct slo_model *m, int config, enum slo_intent intent, 
 /* One quality signal in 0..1 with a weight > 0: a user rating, replica
  * agreement, generator confidence, a judge score... */
 void slo_model_observe_quality(struct slo_model *m, int config, enum slo_intent intent, double value, double weight);
+/* The generator's own signal (its grounding confidence, 0 for an
+ * abstention): a weak, biased measure of quality.  Where calibration
+ * measured the signal's mean beside the gold quality (signal_base), what is
+ * learned is the calibrated quality moved by the signal's departure from
+ * that mean: a backend that starts answering worse lowers it, a signal
+ * that merely runs high does not raise it.  Elsewhere the signal counts as
+ * quality itself.  Returns the value observed. */
+double slo_model_observe_signal(struct slo_model *m, int config, enum slo_intent intent, double signal,
+                                double weight);
 
 /* Estimates at now_s (0 = ignore staleness). */
 void slo_model_estimate(const struct slo_model *m, int config, enum slo_intent intent, int64_t now_s,

@@ -55,6 +55,8 @@ static void test_calibrate_and_plan_from_it(void **state) {
     double q = json_real_value(json_object_get(base, "quality"));
     assert_true(q > 0.05 && q < 0.95);
     assert_int_equal(json_array_size(json_object_get(doc, "measured")), 3);
+    double sig = json_number_value(json_object_get(base, "signal")); /* the confidence signal's mean */
+    assert_true(json_is_number(json_object_get(base, "signal")) && sig > 0 && sig <= 1);
 
     write_config(cal);
     assert_int_equal(daemon_ingest(&D, "default", getenv("SLORAG_TEST_DOCS")), 0);
@@ -93,6 +95,72 @@ static void test_calibrate_and_plan_from_it(void **state) {
     if (f)
         fclose(f);
     assert_true(seen);
+}
+
+/* With an LLM tier: besides a single call per retriever, replicas with
+ * their aggregation are measured whole (x3 vote, x2 judge, pinned at
+ * hybrid/k5), and the other retrievers' configurations of the same
+ * replicas and aggregation are moved by that measurement. */
+static void test_calibrate_llm_tier(void **state) {
+    (void)state;
+    pid_t sim;
+    int port;
+    /* the simulated tier reads as well as the answer key allows and errs
+     * 30% of the time (docs/llmsim.md, Answer key): independent errors
+     * that three votes can outvote */
+    char simconf[1024];
+    snprintf(simconf, sizeof simconf,
+             "{\"seed\": 3, \"answer_key\": \"%s/tests/data/squad-mini.json\", \"models\": [{\"name\": \"small\","
+             " \"ttft_ms\": 1, \"ms_per_token\": 0, \"max_concurrency\": 64, \"wrong_rate\": 0.3, \"spans\": 1}]}",
+             getenv("SLORAG_SOURCE_ROOT"));
+    assert_true(sim_start(D.dir, simconf, NULL, &sim, &port));
+    char conf[160], cal[160], cmd[1024];
+    snprintf(conf, sizeof conf, "%s/llm.json", D.dir);
+    FILE *f = fopen(conf, "w");
+    fprintf(f,
+            "{\"backends\": [{\"name\": \"s\", \"tier\": \"small\", \"url\": \"http://127.0.0.1:%d\","
+            " \"model\": \"small\", \"price_in_per_1k\": 0.001, \"price_out_per_1k\": 0.002}]}",
+            port);
+    fclose(f);
+    snprintf(cal, sizeof cal, "%s/priors-llm.json", D.dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' eval --dataset '%s/tests/data/squad-mini.json' --calibrate '%s' --config '%s' > '%s/cal2.out' 2>&1",
+             getenv("SLORAG_BIN"), getenv("SLORAG_SOURCE_ROOT"), cal, conf, D.dir);
+    int rc = run(cmd);
+    proc_stop(sim, SIGTERM, 10000);
+    assert_int_equal(rc, 0);
+    json_error_t je;
+    json_t *doc = json_load_file(cal, 0, &je);
+    assert_non_null(doc);
+    /* extractive and small on three retrievers, and small's two aggregated passes */
+    json_t *measured = json_object_get(doc, "measured");
+    assert_int_equal(json_array_size(measured), 3 + 3 + 2);
+    bool vote = false, judge = false;
+    for (size_t i = 0; i < json_array_size(measured); i++) {
+        const char *k = json_string_value(json_object_get(json_array_get(measured, i), "config"));
+        vote = vote || strcmp(k, "hybrid/k5/small/x3/vote/t256") == 0;
+        judge = judge || strcmp(k, "hybrid/k5/small/x2/judge/t256") == 0;
+    }
+    assert_true(vote && judge);
+    json_t *configs = json_object_get(doc, "configs");
+    json_t *m = json_object_get(json_object_get(configs, "hybrid/k5/small/x3/vote/t256"), "*");
+    json_t *one = json_object_get(json_object_get(configs, "hybrid/k5/small/t256"), "*");
+    json_t *derived = json_object_get(json_object_get(configs, "lexical/k5/small/x3/vote/t256"), "*");
+    assert_non_null(m);
+    assert_non_null(one);
+    assert_non_null(derived);
+    assert_int_equal(json_integer_value(json_object_get(m, "n")), 30);
+    assert_int_equal(json_integer_value(json_object_get(derived, "n")), 5);
+    /* three votes of a tier wrong 30% of the time beat one call */
+    double qv = json_number_value(json_object_get(m, "quality")), q1 = json_number_value(json_object_get(one, "quality"));
+    if (!(qv > q1))
+        fail_msg("x3 vote %.3f, one call %.3f", qv, q1);
+    json_t *cells[] = {m, one, derived};
+    for (size_t i = 0; i < 3; i++) {
+        double sig = json_number_value(json_object_get(cells[i], "signal"));
+        assert_true(json_is_number(json_object_get(cells[i], "signal")) && sig >= 0 && sig <= 1);
+    }
+    json_decref(doc);
 }
 
 static void test_bad_calibration_stops_startup(void **state) {
@@ -135,6 +203,7 @@ int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calibrate_and_plan_from_it),
+        cmocka_unit_test(test_calibrate_llm_tier),
         cmocka_unit_test(test_bad_calibration_stops_startup),
     };
     int rc = cmocka_run_group_tests_name("calibrate", tests, NULL, stop);

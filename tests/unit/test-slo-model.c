@@ -56,6 +56,46 @@ static void test_priors(void **state) {
     slo_model_free(m);
 }
 
+/* The generator's own signal is read against its calibrated mean: a
+ * signal at that mean keeps the calibrated quality, a lower one lowers it
+ * by the difference; without a calibrated mean it is quality itself. */
+static void test_signal(void **state) {
+    (void)state;
+    struct slo_model *m;
+    assert_int_equal(slo_model_new(&m), ERR_OK);
+    json_t *doc = json_loads("{\"configs\": {\"hybrid/k5/small/t256\": {\"*\": {\"quality\": 0.6, \"n\": 30,"
+                             " \"signal\": 0.95}}}}",
+                             0, NULL);
+    char err[160];
+    assert_int_equal(slo_model_calibrate(m, doc, err, sizeof err), ERR_OK);
+    json_decref(doc);
+    int cfg = key("hybrid/k5/small/t256"), other = key("hybrid/k5/medium/t256");
+    enum slo_intent in = SLO_INTENT_FACTOID;
+    struct slo_estimate e;
+    /* a high signal at its usual level teaches nothing new */
+    for (int i = 0; i < 100; i++)
+        assert_true(fabs(slo_model_observe_signal(m, cfg, in, 0.95, 1) - 0.6) < 1e-6);
+    slo_model_estimate(m, cfg, in, 0, &e);
+    assert_true(fabs(e.quality - 0.6) < 1e-4);
+    /* the signal drops by 0.3: quality heads for 0.3 */
+    for (int i = 0; i < 1000; i++)
+        slo_model_observe_signal(m, cfg, in, 0.65, 1);
+    slo_model_estimate(m, cfg, in, 0, &e);
+    if (!(e.quality < 0.35 && e.quality > 0.29))
+        fail_msg("quality %.4f after the signal fell to 0.65, want about 0.3", e.quality);
+    /* clamped to 0..1 */
+    assert_true(slo_model_observe_signal(m, cfg, in, 0.0, 1) == 0.0);
+    /* no calibrated mean: the signal is the quality */
+    assert_true(fabs(slo_model_observe_signal(m, other, in, 0.42, 1) - 0.42) < 1e-6);
+    assert_true(slo_model_observe_signal(m, other, in, 1.5, 1) < 0); /* out of range: ignored */
+    /* a calibration signal out of range fails with its path */
+    doc = json_loads("{\"configs\": {\"hybrid/k5/small/t256\": {\"*\": {\"signal\": 2}}}}", 0, NULL);
+    assert_int_equal(slo_model_calibrate(m, doc, err, sizeof err), ERR_INVALID_FIELD);
+    assert_non_null(strstr(err, "configs.hybrid/k5/small/t256.*.signal"));
+    json_decref(doc);
+    slo_model_free(m);
+}
+
 static void test_learning(void **state) {
     (void)state;
     struct slo_model *m;
@@ -325,7 +365,8 @@ static void test_calibration(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_priors),     cmocka_unit_test(test_learning),    cmocka_unit_test(test_tier_level),
+        cmocka_unit_test(test_priors),     cmocka_unit_test(test_learning),
+        cmocka_unit_test(test_signal),    cmocka_unit_test(test_tier_level),
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_calibration),
     };
     return cmocka_run_group_tests_name("slo-model", tests, NULL, NULL);
