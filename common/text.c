@@ -49,9 +49,23 @@ static int cmp_word(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Bit (c - 'a') is set when a stopword starts with c; no stopword is longer
+ * than STOPWORD_MAX bytes.  Most words are ruled out by one of the two
+ * before the search (test-text checks both against the list). */
+#define STOPWORD_FIRST 0x15c51afu
+#define STOPWORD_MAX 7
+
 bool text_is_stopword(const char *lower_word) {
+    unsigned char c = (unsigned char)lower_word[0];
+    if (c < 'a' || c > 'z' || !((STOPWORD_FIRST >> (c - 'a')) & 1u) || strnlen(lower_word, STOPWORD_MAX + 1) > STOPWORD_MAX)
+        return false;
     return bsearch(&lower_word, stopwords, sizeof stopwords / sizeof stopwords[0], sizeof stopwords[0],
                    cmp_word) != NULL;
+}
+
+size_t text_stopwords(const char *const **ret_list) {
+    *ret_list = stopwords;
+    return sizeof stopwords / sizeof stopwords[0];
 }
 
 size_t text_count_words(const char *s, size_t n) {

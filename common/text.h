@@ -21,6 +21,8 @@ bool text_next_token(const char *s, size_t n, size_t *pos, struct text_token *re
 void text_token_lower(const char *s, const struct text_token *t, char *out, size_t outlen);
 /* Common English function words that carry no retrieval signal. */
 bool text_is_stopword(const char *lower_word);
+/* The stopword list (sorted), for tests. */
+size_t text_stopwords(const char *const **ret_list);
 /* Whitespace-separated word count, the project's token estimate. */
 size_t text_count_words(const char *s, size_t n);
 

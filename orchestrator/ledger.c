@@ -31,6 +31,16 @@ struct pending {
     void *ud;
 };
 
+enum { W_BEGIN, W_INSERT, W_COMMIT, W_ROLLBACK, W__COUNT };
+static const char *const write_sql[W__COUNT] = {
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_INSERT] = "INSERT INTO ledger(ts_ms, tenant, request_id, intent, plan, cost, predicted_cost,"
+                 " latency_ms, predicted_latency_ms, quality, predicted_quality, slo_met, slo_total, slo)"
+                 " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+};
+
 struct ledger {
     sqlite3 *db;        /* the ledger thread's */
     sqlite3 *reader;    /* lookups from request threads, under read_mu */
@@ -43,6 +53,7 @@ struct ledger {
     int max_batch;
     int64_t committed;
     struct slo_ledger *spend; /* per-tenant day/month spend (slo/ledger.c) */
+    sqlite3_stmt *st[W__COUNT]; /* write_batch's, prepared once on the ledger thread */
 };
 
 static const char schema[] =
@@ -53,43 +64,59 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS ledger_by_tenant_ts ON ledger(tenant, ts_ms);"
     "CREATE INDEX IF NOT EXISTS ledger_by_request ON ledger(tenant, request_id);";
 
-static enum err write_batch(struct ledger *l, struct pending *batch) {
-    if (sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return ERR_STORAGE;
-    sqlite3_stmt *st = NULL;
-    enum err e = ERR_STORAGE;
-    if (sqlite3_prepare_v2(l->db,
-                           "INSERT INTO ledger(ts_ms, tenant, request_id, intent, plan, cost, predicted_cost,"
-                           " latency_ms, predicted_latency_ms, quality, predicted_quality, slo_met, slo_total, slo)"
-                           " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
-                           -1, &st, NULL) == SQLITE_OK) {
-        e = ERR_OK;
-        for (struct pending *p = batch; p && !e; p = p->next) {
-            const struct ledger_entry *x = &p->e;
-            sqlite3_reset(st);
-            sqlite3_bind_int64(st, 1, x->ts_ms);
-            sqlite3_bind_text(st, 2, x->tenant, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, x->request_id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 4, x->intent, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 5, x->plan, -1, SQLITE_STATIC);
-            sqlite3_bind_double(st, 6, x->cost);
-            sqlite3_bind_double(st, 7, x->predicted_cost);
-            sqlite3_bind_double(st, 8, x->latency_ms);
-            sqlite3_bind_double(st, 9, x->predicted_latency_ms);
-            sqlite3_bind_double(st, 10, x->quality);
-            sqlite3_bind_double(st, 11, x->predicted_quality);
-            sqlite3_bind_int(st, 12, x->slo_met);
-            sqlite3_bind_int(st, 13, x->slo_total);
-            sqlite3_bind_text(st, 14, x->slo_json, -1, SQLITE_STATIC);
-            if (sqlite3_step(st) != SQLITE_DONE)
-                e = ERR_STORAGE;
-        }
+/* The kept statement, reset (NULL when it cannot be prepared). */
+static sqlite3_stmt *wstmt(struct ledger *l, int which) {
+    if (!l->st[which] &&
+        sqlite3_prepare_v3(l->db, write_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &l->st[which], NULL) != SQLITE_OK) {
+        sqlite3_finalize(l->st[which]);
+        l->st[which] = NULL;
     }
-    sqlite3_finalize(st);
-    if (!e && sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (l->st[which])
+        sqlite3_reset(l->st[which]);
+    return l->st[which];
+}
+
+static bool wexec(struct ledger *l, int which) {
+    sqlite3_stmt *st = wstmt(l, which);
+    bool ok = st && sqlite3_step(st) == SQLITE_DONE;
+    if (st)
+        sqlite3_reset(st);
+    return ok;
+}
+
+static enum err write_batch(struct ledger *l, struct pending *batch) {
+    if (!wexec(l, W_BEGIN))
+        return ERR_STORAGE;
+    sqlite3_stmt *st = wstmt(l, W_INSERT);
+    enum err e = st ? ERR_OK : ERR_STORAGE;
+    for (struct pending *p = batch; p && !e; p = p->next) {
+        const struct ledger_entry *x = &p->e;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, x->ts_ms);
+        sqlite3_bind_text(st, 2, x->tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, x->request_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, x->intent, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, x->plan, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 6, x->cost);
+        sqlite3_bind_double(st, 7, x->predicted_cost);
+        sqlite3_bind_double(st, 8, x->latency_ms);
+        sqlite3_bind_double(st, 9, x->predicted_latency_ms);
+        sqlite3_bind_double(st, 10, x->quality);
+        sqlite3_bind_double(st, 11, x->predicted_quality);
+        sqlite3_bind_int(st, 12, x->slo_met);
+        sqlite3_bind_int(st, 13, x->slo_total);
+        sqlite3_bind_text(st, 14, x->slo_json, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            e = ERR_STORAGE;
+    }
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st); /* the texts were bound SQLITE_STATIC and are freed after the batch */
+    }
+    if (!e && !wexec(l, W_COMMIT))
         e = ERR_STORAGE;
     if (e)
-        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+        wexec(l, W_ROLLBACK);
     return e;
 }
 
@@ -265,6 +292,8 @@ struct ledger *ledger_free(struct ledger *l) {
     pthread_mutex_unlock(&l->mu);
     pthread_join(l->thread, NULL);
     slo_ledger_free(l->spend);
+    for (int i = 0; i < W__COUNT; i++)
+        sqlite3_finalize(l->st[i]);
     sqlite3_close(l->db);
     sqlite3_close(l->reader);
     pthread_mutex_destroy(&l->read_mu);

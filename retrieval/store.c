@@ -22,6 +22,17 @@
 #define STORE_MAX_READERS 32
 #define STORE_MAX_QUERY_TERMS RET_QUERY_MAX_WORDS
 
+/* The read path's per-query statements, prepared once per reader
+ * connection (SQLITE_PREPARE_PERSISTENT) instead of parsed on every call. */
+enum kept_sql { KEPT_BEGIN, KEPT_COMMIT, KEPT_FIND, KEPT_FILL, KEPT__COUNT };
+static const char *const kept_sql[KEPT__COUNT] = {
+    [KEPT_BEGIN] = "BEGIN",
+    [KEPT_COMMIT] = "COMMIT",
+    [KEPT_FIND] = "SELECT id FROM collections WHERE tenant=?1 AND name=?2",
+    [KEPT_FILL] = "SELECT d.ext_id, d.title, c.text, c.start_off, c.end_off FROM chunks c"
+                  " JOIN documents d ON d.id = c.document_id WHERE c.id=?1 AND c.collection_id=?2",
+};
+
 struct ret_store {
     sqlite3 *writer;
     pthread_mutex_t write_mu;
@@ -29,7 +40,7 @@ struct ret_store {
     pthread_mutex_t read_mu;
     pthread_cond_t read_cv;
     sqlite3 *readers[STORE_MAX_READERS];
-    sqlite3_stmt *fill_st[STORE_MAX_READERS]; /* ret_store_fill_hits's, kept per reader */
+    sqlite3_stmt *kept[STORE_MAX_READERS][KEPT__COUNT]; /* reader_stmt's, per reader connection */
     int nreaders;
     int free_stack[STORE_MAX_READERS]; /* indexes of idle readers */
     int nfree;
@@ -132,7 +143,8 @@ struct ret_store *ret_store_free(struct ret_store *s) {
     if (!s)
         return NULL;
     for (int i = 0; i < s->nreaders; i++) {
-        sqlite3_finalize(s->fill_st[i]);
+        for (int k = 0; k < KEPT__COUNT; k++)
+            sqlite3_finalize(s->kept[i][k]);
         sqlite3_close(s->readers[i]);
     }
     sqlite3_close(s->writer);
@@ -173,10 +185,29 @@ bool ret_name_valid(const char *name) {
     return true;
 }
 
-static enum err collection_lookup(sqlite3 *db, const char *tenant, const char *name, int64_t *ret_id) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT id FROM collections WHERE tenant=?1 AND name=?2", -1, &st, NULL))
-        return ERR_STORAGE;
+/* The reader's kept statement, reset; NULL when it cannot be prepared. */
+static sqlite3_stmt *reader_stmt(struct ret_store *s, int slot, enum kept_sql which) {
+    sqlite3_stmt **st = &s->kept[slot][which];
+    if (!*st && sqlite3_prepare_v3(s->readers[slot], kept_sql[which], -1, SQLITE_PREPARE_PERSISTENT, st, NULL) !=
+                    SQLITE_OK) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+    }
+    if (*st)
+        sqlite3_reset(*st);
+    return *st;
+}
+
+/* Runs a kept BEGIN or COMMIT; true when it succeeded. */
+static bool reader_exec(struct ret_store *s, int slot, enum kept_sql which) {
+    sqlite3_stmt *st = reader_stmt(s, slot, which);
+    bool ok = st && sqlite3_step(st) == SQLITE_DONE;
+    if (st)
+        sqlite3_reset(st);
+    return ok;
+}
+
+static enum err lookup_step(sqlite3_stmt *st, const char *tenant, const char *name, int64_t *ret_id) {
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
@@ -185,14 +216,27 @@ static enum err collection_lookup(sqlite3 *db, const char *tenant, const char *n
         *ret_id = sqlite3_column_int64(st, 0);
     else
         e = rc == SQLITE_DONE ? ERR_NOT_FOUND : ERR_STORAGE;
+    return e;
+}
+
+static enum err collection_lookup(sqlite3 *db, const char *tenant, const char *name, int64_t *ret_id) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, kept_sql[KEPT_FIND], -1, &st, NULL))
+        return ERR_STORAGE;
+    enum err e = lookup_step(st, tenant, name, ret_id);
     sqlite3_finalize(st);
     return e;
 }
 
 enum err ret_collection_find(struct ret_store *s, const char *tenant, const char *name, int64_t *ret_id) {
     int slot;
-    sqlite3 *db = reader_get(s, &slot);
-    enum err e = collection_lookup(db, tenant, name, ret_id);
+    reader_get(s, &slot);
+    sqlite3_stmt *st = reader_stmt(s, slot, KEPT_FIND);
+    enum err e = st ? lookup_step(st, tenant, name, ret_id) : ERR_STORAGE;
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st); /* the names were bound SQLITE_STATIC */
+    }
     reader_put(s, slot);
     return e;
 }
@@ -760,20 +804,11 @@ enum err ret_store_embeddings(struct ret_store *s, int64_t collection_id, int di
 enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct ret_hit *hits, size_t n,
                              struct arena *a) {
     int slot;
-    sqlite3 *db = reader_get(s, &slot);
-    sqlite3_stmt *st = NULL;
+    reader_get(s, &slot);
     enum err e = ERR_STORAGE;
     /* one read transaction for all of them: one snapshot, one lock */
-    bool txn = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
-    if (!s->fill_st[slot] &&
-        sqlite3_prepare_v3(db,
-                           "SELECT d.ext_id, d.title, c.text, c.start_off, c.end_off FROM chunks c"
-                           " JOIN documents d ON d.id = c.document_id WHERE c.id=?1 AND c.collection_id=?2",
-                           -1, SQLITE_PREPARE_PERSISTENT, &s->fill_st[slot], NULL) != SQLITE_OK) {
-        sqlite3_finalize(s->fill_st[slot]);
-        s->fill_st[slot] = NULL;
-    }
-    st = s->fill_st[slot];
+    bool txn = reader_exec(s, slot, KEPT_BEGIN);
+    sqlite3_stmt *st = reader_stmt(s, slot, KEPT_FILL);
     if (st) {
         e = ERR_OK;
         for (size_t i = 0; !e && i < n; i++) {
@@ -799,7 +834,7 @@ enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct 
     if (st)
         sqlite3_reset(st);
     if (txn)
-        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        reader_exec(s, slot, KEPT_COMMIT);
     reader_put(s, slot);
     return e;
 }

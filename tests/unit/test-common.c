@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "arena.h"
@@ -121,6 +122,23 @@ static void test_text_tokens(void **state) {
     assert_false(text_next_token(s, strlen(s), &pos, &t));
     assert_true(text_is_stopword("the"));
     assert_false(text_is_stopword("paris"));
+    /* the fast rejections (first letter, length) never reject a stopword,
+     * the list is sorted (bsearch), and near misses are not stopwords */
+    const char *const *list;
+    size_t n = text_stopwords(&list);
+    assert_true(n > 50);
+    for (size_t i = 0; i < n; i++) {
+        if (!text_is_stopword(list[i]))
+            fail_msg("\"%s\" is on the list but not a stopword", list[i]);
+        if (i && strcmp(list[i - 1], list[i]) >= 0)
+            fail_msg("the list is not sorted at \"%s\"", list[i]);
+        char longer[32];
+        snprintf(longer, sizeof longer, "%sz", list[i]);
+        assert_false(text_is_stopword(longer));
+    }
+    assert_false(text_is_stopword(""));
+    assert_false(text_is_stopword("because1"));
+    assert_false(text_is_stopword("Because")); /* lower-cased words only */
     assert_int_equal(text_count_words("  a b\n\tc  ", 10), 3);
 }
 
