@@ -152,22 +152,20 @@ static enum err extractive_run(void *state, struct agent_ctx *ctx, struct agent_
 
     /* Rarer terms among the retrieved passages say more. */
     bool seen[EX_MAX_TERMS];
+    bool hit_seen[64][EX_MAX_TERMS]; /* which terms each passage holds: read once, used twice */
     double chunk_cov[64] = {0};
     size_t df[EX_MAX_TERMS] = {0};
     size_t nh = io->nhits < 64 ? io->nhits : 64;
     for (size_t h = 0; h < nh; h++) {
         const char *text = io->hits[h].text;
-        terms_in(st, text, 0, strlen(text), terms, nterms, seen);
+        terms_in(st, text, 0, strlen(text), terms, nterms, hit_seen[h]);
         for (size_t i = 0; i < nterms; i++)
-            df[i] += seen[i];
+            df[i] += hit_seen[h][i];
     }
     for (size_t i = 0; i < nterms; i++)
         terms[i].weight = 1.0 + log((1.0 + (double)nh) / (1.0 + (double)df[i]));
-    for (size_t h = 0; h < nh; h++) {
-        const char *text = io->hits[h].text;
-        terms_in(st, text, 0, strlen(text), terms, nterms, seen);
-        chunk_cov[h] = coverage_of(terms, nterms, seen);
-    }
+    for (size_t h = 0; h < nh; h++)
+        chunk_cov[h] = coverage_of(terms, nterms, hit_seen[h]);
 
     /* the three best sentences: the span picker may prefer the second or
      * third when only it holds the kind of answer asked for */

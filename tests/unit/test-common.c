@@ -108,7 +108,7 @@ static void test_text_tokens(void **state) {
     (void)state;
     const char *s = "Hello, Wörld! x2";
     size_t pos = 0;
-    struct text_token t;
+    struct text_token t = {0};
     char w[32];
     assert_true(text_next_token(s, strlen(s), &pos, &t));
     text_token_lower(s, &t, w, sizeof w);
