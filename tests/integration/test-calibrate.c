@@ -155,6 +155,14 @@ static void test_calibrate_llm_tier(void **state) {
     double qv = json_number_value(json_object_get(m, "quality")), q1 = json_number_value(json_object_get(one, "quality"));
     if (!(qv > q1))
         fail_msg("x3 vote %.3f, one call %.3f", qv, q1);
+    /* slorag eval --plan: one configuration pinned; a key that is not one is a usage error */
+    snprintf(cmd, sizeof cmd, "'%s' eval --dataset '%s/tests/data/squad-mini.json' --plan lexical/k3/extractive --limit 4 "
+             "> '%s/plan.out' 2>&1 && grep -q '| overall | 4 |' '%s/plan.out'",
+             getenv("SLORAG_BIN"), getenv("SLORAG_SOURCE_ROOT"), D.dir, D.dir);
+    assert_int_equal(run(cmd), 0);
+    snprintf(cmd, sizeof cmd, "'%s' eval --dataset '%s/tests/data/squad-mini.json' --plan hybrid/k4/extractive "
+             "> /dev/null 2>&1", getenv("SLORAG_BIN"), getenv("SLORAG_SOURCE_ROOT"));
+    assert_int_equal(run(cmd), 2);
     json_t *cells[] = {m, one, derived};
     for (size_t i = 0; i < 3; i++) {
         double sig = json_number_value(json_object_get(cells[i], "signal"));
