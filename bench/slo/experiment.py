@@ -312,6 +312,7 @@ def main():
                 row["plan"] = j["decision"].get("planner", {}).get("config") or ""
                 row["backend"] = j["decision"].get("actual", {}).get("backend") or ""
                 row["intent"] = j["decision"].get("intent", "")
+                row["exploring"] = bool(j["decision"].get("planner", {}).get("exploring"))
                 if q["impossible"]:
                     row["f1"] = 1.0 if j["abstained"] else 0.0
                 else:
