@@ -12,6 +12,14 @@ A target whose last new edge came in the first half of its run, with the
 second half adding none, is reported as "plateau"; otherwise "rising".
 The raw logs go to build-fuzz/TARGET.log.
 
+With --replay, the inputs the campaign had found by 25%, 50%, 75% and 100%
+of it (with the corpus it started from) are then loaded into a fresh
+process each: the coverage inputs reproduce on their own.  The http target
+runs one long-lived server whose state grows over hundreds of thousands of
+inputs (its database, timers, background threads), so the campaign's own
+count also holds edges no input reaches by itself; "replay_verdict" judges
+the plateau on the reproducible count.
+
 With --merge, each corpus is then minimised with libFuzzer's -merge=1:
 inputs named by their hash (the fuzzer's own) that add no coverage are
 removed; hand-named seeds and regressions are always kept.
@@ -30,12 +38,46 @@ STATUS = re.compile(r"^#(\d+)\s+(\w+)\s+cov: (\d+) ft: (\d+)")
 CRASH = re.compile(r"(ERROR: AddressSanitizer|ERROR: libFuzzer|runtime error:|==\d+==ERROR)")
 
 
-def run(target, seconds, root):
+def binary_of(target, root):
+    if target == "http":  # built by meson, see campaign.sh
+        d = "build-fuzz-http-undefined" if os.environ.get("FUZZ_SANITIZE") == "undefined" else "build-fuzz-http"
+        return os.path.join(root, d, "tests", "fuzz", "fuzz-http")
+    return os.path.join(root, "build-fuzz", "fuzz-" + target)
+
+
+def replayed(target, root, before, start_wall, total):
+    """Coverage that inputs reproduce: at each checkpoint, the corpus as it
+    was before the campaign plus the inputs the campaign had written by then,
+    loaded once into a fresh process (-runs=0).  A target whose server keeps
+    state across inputs (http) counts edges in the campaign that no input
+    reaches on its own; these numbers leave them out."""
+    corpus = os.path.join(root, "tests", "fuzz", "corpus", target)
+    out = {}
+    for frac in (0.25, 0.5, 0.75, 1.0):
+        cut = start_wall + frac * total
+        with tempfile.TemporaryDirectory() as tmp:
+            n = 0
+            for name in os.listdir(corpus):
+                path = os.path.join(corpus, name)
+                if name in before or os.path.getmtime(path) <= cut:
+                    shutil.copy(path, tmp)
+                    n += 1
+            r = subprocess.run([binary_of(target, root), "-runs=0", "-timeout=30", tmp], cwd=root,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
+            m = re.search(r"INITED cov: (\d+) ft: (\d+)", r.stderr)
+            out[str(frac)] = {"inputs": n, "cov": int(m.group(1)) if m else None, "ft": int(m.group(2)) if m else None}
+    return out
+
+
+def run(target, seconds, root, replay=False):
     os.makedirs(os.path.join(root, "build-fuzz"), exist_ok=True)
     log_path = os.path.join(root, "build-fuzz", target + ".log")
     points = []  # (t, execs, cov, ft)
     crash = None
     start = None
+    corpus = os.path.join(root, "tests", "fuzz", "corpus", target)
+    before = set(os.listdir(corpus)) if os.path.isdir(corpus) else set()
+    start_wall = None
     with open(log_path, "w") as log:
         p = subprocess.Popen(["sh", "tests/fuzz/campaign.sh", target, str(seconds)], cwd=root,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
@@ -46,6 +88,7 @@ def run(target, seconds, root):
                 now = time.monotonic()
                 if start is None:  # the first status line ends the build
                     start = now
+                    start_wall = time.time()
                 points.append((now - start, int(m.group(1)), int(m.group(3)), int(m.group(4))))
             elif CRASH.search(line) and not crash:
                 crash = line.strip()
@@ -66,7 +109,11 @@ def run(target, seconds, root):
         if cur[2] > prev[2]:
             last_new_edge = cur[0]
     half = at(0.5)
+    rep = replayed(target, root, before, start_wall, total) if replay else None
     return {
+        "replayed": rep,
+        "replay_verdict": (None if not rep else
+                           "plateau" if rep["0.5"]["cov"] == rep["1.0"]["cov"] else "rising"),
         "target": target,
         "rc": rc,
         "crash": crash,
@@ -87,10 +134,7 @@ HASH_NAME = re.compile(r"^[0-9a-f]{40}$")
 
 def merge(target, root):
     corpus = os.path.join(root, "tests", "fuzz", "corpus", target)
-    binary = os.path.join(root, "build-fuzz", "fuzz-" + target)
-    if target == "http":  # built by meson, see campaign.sh
-        d = "build-fuzz-http-undefined" if os.environ.get("FUZZ_SANITIZE") == "undefined" else "build-fuzz-http"
-        binary = os.path.join(root, d, "tests", "fuzz", "fuzz-http")
+    binary = binary_of(target, root)
     before = len(os.listdir(corpus))
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([binary, "-merge=1", tmp, corpus], cwd=root, stdout=subprocess.DEVNULL,
@@ -110,13 +154,16 @@ def main():
     ap.add_argument("--seconds", type=int, default=600)
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--merge", action="store_true", help="minimise each corpus afterwards")
+    ap.add_argument("--replay", action="store_true",
+                    help="afterwards, replay the inputs found by 25/50/75/100%% of the campaign (with the corpus it "
+                         "started from) in a fresh process: the coverage inputs reproduce")
     ap.add_argument("targets", nargs="+")
     a = ap.parse_args()
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     results = []
     for i, t in enumerate(a.targets):
         print(f"[{i + 1}/{len(a.targets)}] {t}: {a.seconds} s campaign ...", file=sys.stderr, flush=True)
-        r = run(t, a.seconds, root)
+        r = run(t, a.seconds, root, a.replay)
         results.append(r)
         if "error" in r:
             print(f"  {t}: {r['error']} (see {r['log']})", flush=True)
@@ -126,6 +173,9 @@ def main():
               f"last new edge at {r['last_new_edge_s']} s -> {r['verdict']}"
               + (f"; CRASH: {r['crash']}" if r["crash"] else ""), flush=True)
         print(f"  {cps}", flush=True)
+        if r.get("replayed"):
+            rp = "  ".join(f"{int(float(k) * 100)}%: {v['inputs']} inputs cov {v['cov']}" for k, v in r["replayed"].items())
+            print(f"  replayed: {rp} -> {r['replay_verdict']}", flush=True)
         if a.merge:
             before, after = merge(t, root)
             r["corpus_before"], r["corpus_after"] = before, after
