@@ -6,6 +6,7 @@
  * mode or an explicit transaction, so a revoked key is refused by the very
  * next request. */
 #include "tenants.h"
+#include "sqlkept.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -21,15 +22,6 @@ struct cfg_tenants {
     /* the two lookups every request makes, prepared once (under mu) */
     sqlite3_stmt *get_st, *auth_st;
 };
-
-/* A statement kept for reuse: prepared on first use, reset after each. */
-static sqlite3_stmt *kept(sqlite3 *db, sqlite3_stmt **slot, const char *sql) {
-    if (!*slot && sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK) {
-        sqlite3_finalize(*slot);
-        *slot = NULL;
-    }
-    return *slot;
-}
 
 static void release(sqlite3_stmt *st) {
     sqlite3_reset(st);
@@ -191,7 +183,7 @@ enum err cfg_tenant_create(struct cfg_tenants *t, const char *id, char *ret_key,
 enum err cfg_tenant_get(struct cfg_tenants *t, const char *id, struct cfg_tenant *ret) {
     pthread_mutex_lock(&t->mu);
     enum err e = ERR_STORAGE;
-    sqlite3_stmt *st = kept(t->db, &t->get_st,
+    sqlite3_stmt *st = sql_kept(t->db, &t->get_st,
                             "SELECT id, created_at, profile, rate_rps, tokens_per_min,"
                             " (SELECT count(*) FROM api_keys k WHERE k.tenant_id = tenants.id AND k.revoked_at = 0)"
                             " FROM tenants WHERE id=?1");
@@ -468,7 +460,7 @@ enum err cfg_key_authenticate(struct cfg_tenants *t, const char *key, char *ret_
     crypto_generichash(hash, sizeof hash, (const unsigned char *)key, strlen(key), NULL, 0);
     pthread_mutex_lock(&t->mu);
     enum err e = ERR_STORAGE;
-    sqlite3_stmt *st = kept(t->db, &t->auth_st,
+    sqlite3_stmt *st = sql_kept(t->db, &t->auth_st,
                             "SELECT k.tenant_id, k.hash, t.rate_rps, t.tokens_per_min FROM api_keys k"
                             " JOIN tenants t ON t.id = k.tenant_id WHERE k.key_id=?1 AND k.revoked_at=0");
     if (st) {

@@ -10,6 +10,7 @@
  * module's aggregator (slo/ledger.c), rebuilt from the table at open, so a
  * budget check is a lookup. */
 #include "ledger.h"
+#include "sqlkept.h"
 #include "util.h"
 
 #include "../slo/ledger.h"
@@ -64,24 +65,13 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS ledger_by_tenant_ts ON ledger(tenant, ts_ms);"
     "CREATE INDEX IF NOT EXISTS ledger_by_request ON ledger(tenant, request_id);";
 
-/* The kept statement, reset (NULL when it cannot be prepared). */
+/* The ledger thread's kept statements (sqlkept.h). */
 static sqlite3_stmt *wstmt(struct ledger *l, int which) {
-    if (!l->st[which] &&
-        sqlite3_prepare_v3(l->db, write_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &l->st[which], NULL) != SQLITE_OK) {
-        sqlite3_finalize(l->st[which]);
-        l->st[which] = NULL;
-    }
-    if (l->st[which])
-        sqlite3_reset(l->st[which]);
-    return l->st[which];
+    return sql_kept(l->db, &l->st[which], write_sql[which]);
 }
 
 static bool wexec(struct ledger *l, int which) {
-    sqlite3_stmt *st = wstmt(l, which);
-    bool ok = st && sqlite3_step(st) == SQLITE_DONE;
-    if (st)
-        sqlite3_reset(st);
-    return ok;
+    return sql_kept_exec(l->db, &l->st[which], write_sql[which]);
 }
 
 static enum err write_batch(struct ledger *l, struct pending *batch) {

@@ -10,6 +10,7 @@
 #include "store.h"
 #include "chunk.h"
 #include "embed.h"
+#include "sqlkept.h"
 #include "text.h"
 
 #include <pthread.h>
@@ -185,26 +186,14 @@ bool ret_name_valid(const char *name) {
     return true;
 }
 
-/* The reader's kept statement, reset; NULL when it cannot be prepared. */
+/* The reader's kept statement (sqlkept.h), reset; NULL when it cannot be
+ * prepared. */
 static sqlite3_stmt *reader_stmt(struct ret_store *s, int slot, enum kept_sql which) {
-    sqlite3_stmt **st = &s->kept[slot][which];
-    if (!*st && sqlite3_prepare_v3(s->readers[slot], kept_sql[which], -1, SQLITE_PREPARE_PERSISTENT, st, NULL) !=
-                    SQLITE_OK) {
-        sqlite3_finalize(*st);
-        *st = NULL;
-    }
-    if (*st)
-        sqlite3_reset(*st);
-    return *st;
+    return sql_kept(s->readers[slot], &s->kept[slot][which], kept_sql[which]);
 }
 
-/* Runs a kept BEGIN or COMMIT; true when it succeeded. */
 static bool reader_exec(struct ret_store *s, int slot, enum kept_sql which) {
-    sqlite3_stmt *st = reader_stmt(s, slot, which);
-    bool ok = st && sqlite3_step(st) == SQLITE_DONE;
-    if (st)
-        sqlite3_reset(st);
-    return ok;
+    return sql_kept_exec(s->readers[slot], &s->kept[slot][which], kept_sql[which]);
 }
 
 static enum err lookup_step(sqlite3_stmt *st, const char *tenant, const char *name, int64_t *ret_id) {
