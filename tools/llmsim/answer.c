@@ -395,30 +395,22 @@ static enum err abstain(struct arena *a, struct sim_answer *ans) {
     return ans->text ? ERR_OK : ERR_NOMEM;
 }
 
-/* The answer when the key holds the question: a reader of perfect
- * ability that errs and abstains at the tier's rates. */
-static enum err keyed(struct arena *a, const struct reading *rd, const struct sim_key_entry *ke, long best,
-                      const char *question, const struct sim_answer_params *p, struct sim_answer *ans) {
-    size_t gi = 0, pi = 0;
-    bool there = false;
-    for (gi = 0; gi < ke->nanswers && !there; gi++)
-        for (pi = 0; pi < rd->npassages && !there; pi++)
-            there = sim_key_locate(rd->passages[pi].text.p, rd->passages[pi].text.n, ke->answers[gi]) >= 0;
-    ans->found = there;
-    if (p->u_outcome < p->abstain_rate) {
-        ans->outcome = SIM_OUT_ABSTAIN;
-        return abstain(a, ans);
-    }
-    if (p->u_outcome < p->abstain_rate + p->wrong_rate) {
-        long w = wrong_sentence(rd, best, p->u_pick);
-        ans->outcome = w >= 0 ? SIM_OUT_WRONG : SIM_OUT_ABSTAIN;
-        return w >= 0 ? render(a, rd, w, question, p->spans, ans) : abstain(a, ans);
-    }
-    ans->outcome = SIM_OUT_CORRECT;
-    if (ke->impossible || !there)
-        return abstain(a, ans);
-    const char *gold = ke->answers[gi - 1];
-    int num = rd->passages[pi - 1].num;
+/* Where the key's gold answer first occurs in the passages: its index in
+ * ke->answers and the passage's index in rd; false when none holds one. */
+static bool locate_gold(const struct reading *rd, const struct sim_key_entry *ke, size_t *ret_gold,
+                        size_t *ret_passage) {
+    for (size_t g = 0; g < ke->nanswers; g++)
+        for (size_t i = 0; i < rd->npassages; i++)
+            if (sim_key_locate(rd->passages[i].text.p, rd->passages[i].text.n, ke->answers[g]) >= 0) {
+                *ret_gold = g;
+                *ret_passage = i;
+                return true;
+            }
+    return false;
+}
+
+/* The gold answer as written in the key, cited with its passage's number. */
+static enum err render_gold(struct arena *a, const char *gold, int num, struct sim_answer *ans) {
     size_t n = strlen(gold);
     char *out = arena_alloc(a, n + 16);
     if (!out)
@@ -473,11 +465,13 @@ enum err sim_answer_compose(const struct sim_msg *msgs, size_t nmsgs, const stru
     struct sim_answer ans = {0};
     long best = e ? -1 : best_sentence(&rd, p->min_overlap);
     ans.found = best >= 0;
+    /* With the question in the key, a correct answer is the gold one as a
+     * perfect reader finds it in the passages (key.h); the draw is the same. */
     const struct sim_key_entry *ke = !e && question.n ? sim_key_find(p->key, question.p, question.n) : NULL;
-    if (ke) {
-        ans.keyed = true;
-        e = keyed(a, &rd, ke, best, qbuf, p, &ans);
-    } else if (!e) {
+    size_t gold = 0, gold_passage = 0;
+    if (ke)
+        ans.found = locate_gold(&rd, ke, &gold, &gold_passage);
+    if (!e) {
         if (p->u_outcome < p->abstain_rate) {
             ans.outcome = SIM_OUT_ABSTAIN;
             e = abstain(a, &ans);
@@ -487,7 +481,12 @@ enum err sim_answer_compose(const struct sim_msg *msgs, size_t nmsgs, const stru
             e = w >= 0 ? render(a, &rd, w, qbuf, p->spans, &ans) : abstain(a, &ans);
         } else {
             ans.outcome = SIM_OUT_CORRECT;
-            e = best >= 0 ? render(a, &rd, best, qbuf, p->spans, &ans) : abstain(a, &ans);
+            if (ke)
+                e = ans.found && !ke->impossible
+                        ? render_gold(a, ke->answers[gold], rd.passages[gold_passage].num, &ans)
+                        : abstain(a, &ans);
+            else
+                e = best >= 0 ? render(a, &rd, best, qbuf, p->spans, &ans) : abstain(a, &ans);
         }
     }
     free(rd.passages);

@@ -47,7 +47,6 @@ struct sim_answer {
     size_t len;
     int cited;    /* passage number cited, 0 for an abstention */
     bool found;   /* the reader found a supporting sentence (keyed: a passage holds the gold answer) */
-    bool keyed;   /* the question was in the answer key */
     enum sim_outcome outcome;
 };
 
