@@ -343,13 +343,13 @@ def main():
                     print("\r%d/%d arrivals, %d answers" % (i + 1, len(arrivals), len(rows)), end="", file=sys.stderr)
         print("", file=sys.stderr)
 
-        report(rows, args)
+        table = report(rows, args)
         os.makedirs(args.out, exist_ok=True)
         json.dump({"args": vars(args), "rows": rows}, open(os.path.join(tmp, "rows.json"), "w"))
         shutil.copy(os.path.join(tmp, "rows.json"), args.rows)
         print("rows: %s (python3 bench/slo/experiment.py --replot %s redraws)" % (args.rows, args.rows),
               file=sys.stderr)
-        plot(report(rows, args, quiet=True), rows, args, tmp)
+        plot(table, rows, args, tmp)
     finally:
         stop_all()
 
@@ -406,9 +406,9 @@ def judge(rows, min_n=10):
     return quality, counts
 
 
-def report(rows, args, quiet=False):
-    out = (lambda *a, **k: None) if quiet else print
-    judge(rows)
+def report(rows, args):
+    out = print
+    quality, counts = judge(rows)
     half = args.duration / 2
     table = {}
     out("\n| profile | policy | n | SLO attained | before slowdown | after | quality | cost | latency | F1 | "
@@ -434,7 +434,6 @@ def report(rows, args, quiet=False):
                               100 * s["c"], 100 * s["l"], s["f1"], s["cost"], s["p95"], s["errors"],
                               100 * s["server"]))
 
-    quality, counts = judge(rows)
     out("\nMeasured quality (mean F1 against the gold answers) of each generator, all tenants:\n")
     out("| generator | backend | answers | F1 |")
     out("|---|---|---|---|")
