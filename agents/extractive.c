@@ -18,6 +18,8 @@
 
 #include "stem.h"
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,11 +67,99 @@ static void terms_in(struct sb_stemmer *st, const char *text, size_t start, size
     }
 }
 
-static double coverage_of(const struct term *terms, size_t nterms, const bool *seen) {
+/* Where a passage's words stem to question terms: each such token's byte
+ * range and the terms it is (a bit each).  One pass over a passage serves
+ * the passage's own coverage and every sentence's. */
+struct term_at {
+    size_t start, end;
+    uint32_t mask;
+};
+
+struct term_ats {
+    struct term_at *v;
+    size_t n, cap;
+    struct term_at local[256];
+};
+
+_Static_assert(EX_MAX_TERMS <= 32, "a term is a bit of a uint32_t");
+
+/* Appends text's term tokens to a; returns the terms the whole text holds,
+ * or sets *nomem. */
+static uint32_t passage_terms(struct sb_stemmer *st, const char *text, size_t len, const struct term *terms,
+                              size_t nterms, struct term_ats *a, bool *nomem) {
+    size_t pos = 0;
+    struct text_token t;
+    uint32_t all = 0;
+    while (text_next_token(text, len, &pos, &t)) {
+        char w[EX_WORD_MAX], s[EX_WORD_MAX];
+        text_token_lower(text, &t, w, sizeof w);
+        /* the English stemmer keeps a word's first byte (test-embed.c):
+         * a word no term starts like cannot stem to one */
+        bool maybe = false;
+        for (size_t i = 0; !maybe && i < nterms; i++)
+            maybe = terms[i].stem[0] == w[0];
+        if (!maybe)
+            continue;
+        stem_word(st, w, s);
+        uint32_t m = 0;
+        for (size_t i = 0; i < nterms; i++)
+            if (strcmp(terms[i].stem, s) == 0)
+                m |= 1u << i;
+        if (!m)
+            continue;
+        if (a->n == a->cap) {
+            size_t cap = a->cap * 2;
+            struct term_at *v = a->v == a->local ? malloc(cap * sizeof(*v)) : realloc(a->v, cap * sizeof(*v));
+            if (!v) {
+                *nomem = true;
+                return all;
+            }
+            if (a->v == a->local)
+                memcpy(v, a->local, sizeof a->local);
+            a->v = v;
+            a->cap = cap;
+        }
+        a->v[a->n++] = (struct term_at){t.start, t.start + t.len, m};
+        all |= m;
+    }
+    return all;
+}
+
+/* The terms in text[s, e) from its passage's term tokens v[0..n) (sorted
+ * by position), as terms_in would find them: tokens wholly inside the
+ * range.  A range that cuts a word is read again by terms_in, since the
+ * cut word's pieces are words of their own there. */
+static uint32_t range_terms(struct sb_stemmer *st, const char *text, size_t len, size_t s, size_t e,
+                            const struct term *terms, size_t nterms, const struct term_at *v, size_t n) {
+    const unsigned char *u = (const unsigned char *)text;
+    if ((s > 0 && s < len && text_word_byte[u[s - 1]] && text_word_byte[u[s]]) ||
+        (e > 0 && e < len && text_word_byte[u[e - 1]] && text_word_byte[u[e]])) {
+        bool seen[EX_MAX_TERMS];
+        terms_in(st, text, s, e, terms, nterms, seen);
+        uint32_t m = 0;
+        for (size_t i = 0; i < nterms; i++)
+            m |= (uint32_t)seen[i] << i;
+        return m;
+    }
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].start < s)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint32_t m = 0;
+    for (size_t i = lo; i < n && v[i].end <= e; i++)
+        m |= v[i].mask;
+    return m;
+}
+
+static double coverage_of(const struct term *terms, size_t nterms, uint32_t mask) {
     double got = 0, total = 0;
     for (size_t i = 0; i < nterms; i++) {
         total += terms[i].weight;
-        if (seen[i])
+        if (mask >> i & 1u)
             got += terms[i].weight;
     }
     return total > 0 ? got / total : 0;
@@ -150,39 +240,52 @@ static enum err extractive_run(void *state, struct agent_ctx *ctx, struct agent_
         return abstain(io, "the question has no content words");
     }
 
-    /* Rarer terms among the retrieved passages say more. */
-    bool seen[EX_MAX_TERMS];
-    bool hit_seen[64][EX_MAX_TERMS]; /* which terms each passage holds: read once, used twice */
+    /* Rarer terms among the retrieved passages say more.  Each passage is
+     * read once: where its words are question terms. */
+    struct term_ats ta = {.v = ta.local, .cap = sizeof ta.local / sizeof ta.local[0]};
+    size_t nh = io->nhits < 64 ? io->nhits : 64;
+    uint32_t hit_mask[64];
+    size_t hit_first[65];
     double chunk_cov[64] = {0};
     size_t df[EX_MAX_TERMS] = {0};
-    size_t nh = io->nhits < 64 ? io->nhits : 64;
-    for (size_t h = 0; h < nh; h++) {
+    bool nomem = false;
+    for (size_t h = 0; h < nh && !nomem; h++) {
         const char *text = io->hits[h].text;
-        terms_in(st, text, 0, strlen(text), terms, nterms, hit_seen[h]);
+        hit_first[h] = ta.n;
+        hit_mask[h] = passage_terms(st, text, strlen(text), terms, nterms, &ta, &nomem);
+        hit_first[h + 1] = ta.n;
         for (size_t i = 0; i < nterms; i++)
-            df[i] += hit_seen[h][i];
+            df[i] += hit_mask[h] >> i & 1u;
+    }
+    if (nomem) {
+        if (ta.v != ta.local)
+            free(ta.v);
+        sb_stemmer_delete(st);
+        return ERR_NOMEM;
     }
     for (size_t i = 0; i < nterms; i++)
         terms[i].weight = 1.0 + log((1.0 + (double)nh) / (1.0 + (double)df[i]));
     for (size_t h = 0; h < nh; h++)
-        chunk_cov[h] = coverage_of(terms, nterms, hit_seen[h]);
+        chunk_cov[h] = coverage_of(terms, nterms, hit_mask[h]);
 
     /* the three best sentences: the span picker may prefer the second or
      * third when only it holds the kind of answer asked for */
     struct candidate top[EX_TOP] = {{.score = -1}, {.score = -1}, {.score = -1}};
     for (size_t h = 0; h < nh; h++) {
         const char *text = io->hits[h].text;
+        size_t len = strlen(text);
         struct ret_unit_iter it;
         struct ret_unit un;
-        ret_units_init(&it, text, strlen(text));
+        ret_units_init(&it, text, len);
         while (ret_units_next(&it, &un)) {
             size_t s = un.start, e = un.end;
             if (text[s] == '#' || text[s] == '`' || un.tokens < 4)
                 continue; /* headings, code fences and fragments are not answers */
             while (s < e && (text[s] == '-' || text[s] == '*' || text[s] == '>' || text[s] == '|' || text[s] == ' '))
                 s++; /* list and quote markers */
-            terms_in(st, text, s, e, terms, nterms, seen);
-            double cov = coverage_of(terms, nterms, seen);
+            uint32_t m = range_terms(st, text, len, s, e, terms, nterms, ta.v + hit_first[h],
+                                     hit_first[h + 1] - hit_first[h]);
+            double cov = coverage_of(terms, nterms, m);
             double score = cov + 0.15 * chunk_cov[h] + 0.05 / (1.0 + (double)h);
             struct candidate c = {h, s, e, score, cov};
             for (int r = 0; r < EX_TOP; r++)
@@ -193,6 +296,8 @@ static enum err extractive_run(void *state, struct agent_ctx *ctx, struct agent_
                 }
         }
     }
+    if (ta.v != ta.local)
+        free(ta.v);
     struct candidate best = top[0];
     if (best.score < 0) {
         sb_stemmer_delete(st);

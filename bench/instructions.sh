@@ -12,6 +12,8 @@
 # questions one after the other, and prints the instructions they took
 # (every thread, user space) divided by 300.  Needs valgrind (Debian's;
 # installed here when missing).  About a minute a binary.
+# KEEP=DIR keeps callgrind's files there (DIR/BINARY-NAME.cg.PID), for
+# callgrind_annotate.
 set -eu
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- build/slorag
@@ -80,6 +82,10 @@ PY
     kill "$S"
     wait "$S" 2>/dev/null || true
     S=""
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP"
+        for f in "$TMP"/cg.out.*; do cp "$f" "$KEEP/$(basename "$BIN").cg.${f##*.}"; done
+    fi
     IR=$(cat "$TMP"/cg.out.* | awk '/^(summary|totals):/ {s += $2} END {print s}')
     echo "$BIN: $((IR / 300)) instructions a query (300 sequential queries, 10k chunks, user space, every thread)"
 done

@@ -70,15 +70,19 @@ size_t text_stopwords(const char *const **ret_list) {
     return sizeof stopwords / sizeof stopwords[0];
 }
 
+/* 1 for the bytes text_count_words separates words by. */
+static const unsigned char space_byte[256] = {
+    ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,
+};
+
 size_t text_count_words(const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
     size_t count = 0;
-    bool in_word = false;
+    unsigned prev_space = 1;
     for (size_t i = 0; i < n; i++) {
-        bool space = s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r' || s[i] == '\f' ||
-                     s[i] == '\v';
-        if (!space && !in_word)
-            count++;
-        in_word = !space;
+        unsigned space = space_byte[u[i]];
+        count += prev_space & (space ^ 1u); /* a word starts here */
+        prev_space = space;
     }
     return count;
 }

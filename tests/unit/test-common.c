@@ -140,6 +140,26 @@ static void test_text_tokens(void **state) {
     assert_false(text_is_stopword("because1"));
     assert_false(text_is_stopword("Because")); /* lower-cased words only */
     assert_int_equal(text_count_words("  a b\n\tc  ", 10), 3);
+    assert_int_equal(text_count_words("\v\fx\ry\x80 \xff", 8), 3);
+    /* against the plain definition, on random bytes weighted to spaces */
+    static const char pool[] = " \t\n\v\f\rab.\x80\xe9\x00";
+    unsigned seed = 12345;
+    for (int round = 0; round < 2000; round++) {
+        char buf[64];
+        size_t len = (size_t)(round % 64);
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            buf[i] = pool[(seed >> 16) % (sizeof pool - 1)];
+        }
+        size_t want = 0;
+        bool in_word = false;
+        for (size_t i = 0; i < len; i++) {
+            bool sp = strchr(" \t\n\v\f\r", buf[i]) != NULL && buf[i] != '\0';
+            want += !sp && !in_word;
+            in_word = !sp;
+        }
+        assert_int_equal(text_count_words(buf, len), want);
+    }
 }
 
 static void test_random_hex(void **state) {
