@@ -78,6 +78,7 @@ static const struct field retrieval_fields[] = {
     FI(retrieval, lexical_index, 0, 1),
     FS(retrieval, ann_factory, 1),
     FI(retrieval, ann_nprobe, 0, 1 << 20),
+    FL(retrieval, quantized_scan_min, 0, 1L << 40),
 };
 
 static const struct field embedder_fields[] = {
@@ -141,6 +142,7 @@ static void set_defaults(struct cfg *c) {
     snprintf(c->retrieval.default_mode, sizeof c->retrieval.default_mode, "hybrid");
     c->retrieval.max_batch_documents = 1000;
     c->retrieval.ann_threshold = 100000;
+    c->retrieval.quantized_scan_min = 4096; /* RET_VINDEX_QUANTIZED_MIN */
     c->retrieval.lexical_index = 1;
     snprintf(c->retrieval.ann_factory, sizeof c->retrieval.ann_factory, "IVF{nlist},Flat");
     snprintf(c->embedder.kind, sizeof c->embedder.kind, "builtin");

@@ -83,6 +83,7 @@ struct cfg {
         long ann_threshold;         /* vectors from which a collection gets an approximate index; 0 = never */
         char ann_factory[64];       /* its FAISS factory string; {nlist} = 4*sqrt(n) */
         int ann_nprobe;             /* IVF lists searched per query; 0 = 40% */
+        long quantized_scan_min;    /* vectors from which an exact index is scanned in 8 bits first; 0 = never */
         int lexical_index;          /* 1: in-memory BM25 index beside FTS5 (lexindex.h); 0: FTS5 only */
     } retrieval;
 

@@ -162,6 +162,7 @@ static struct ret_engine *open_engine(const struct cfg *c, struct ret_store *sto
         .ann_done = ann_done,
         .lexical_index = serving && c->retrieval.lexical_index,
     };
+    ret_vindex_set_quantized_min(c->retrieval.quantized_scan_min);
     struct ret_embed_http_opts http;
     bool is_http = false;
     struct ret_startup_report rep;

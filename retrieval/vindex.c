@@ -25,9 +25,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+struct sq8;
+
 struct ret_vindex {
     FaissIndex *index; /* owned */
+    /* The quantized copy of a Flat index's vectors (see "quantized scan"
+     * below): built by the first search that wants it, under sq_mu, since
+     * searches run side by side; dropped by every change, which callers
+     * make alone (vindex.h). */
+    pthread_mutex_t sq_mu;
+    struct sq8 *sq;
 };
+
+static _Atomic int64_t quantized_min = RET_VINDEX_QUANTIZED_MIN;
+
+void ret_vindex_set_quantized_min(int64_t n) { quantized_min = n < 0 ? 0 : n; }
+
+static void sq8_drop(struct ret_vindex *vi);
+
+static struct ret_vindex *vindex_wrap(FaissIndex *idx) {
+    struct ret_vindex *vi = calloc(1, sizeof(*vi));
+    if (!vi)
+        return NULL;
+    pthread_mutex_init(&vi->sq_mu, NULL);
+    vi->index = idx;
+    return vi;
+}
 
 /* FAISS parallelises searches with OpenMP.  For a handful of queries that
  * only costs: waking the OpenMP team took ~2 ms per single-vector search
@@ -88,18 +111,19 @@ enum err ret_vindex_new(int dim, const char *factory, struct ret_vindex **ret_vi
         if (faiss_index_factory(&idx, dim, desc, METRIC_INNER_PRODUCT) != 0)
             return ERR_INVALID_FIELD;
     }
-    struct ret_vindex *vi = calloc(1, sizeof(*vi));
+    struct ret_vindex *vi = vindex_wrap(idx);
     if (!vi) {
         faiss_Index_free(idx);
         return ERR_NOMEM;
     }
-    vi->index = idx;
     *ret_vi = vi;
     return ERR_OK;
 }
 
 struct ret_vindex *ret_vindex_free(struct ret_vindex *vi) {
     if (vi) {
+        sq8_drop(vi);
+        pthread_mutex_destroy(&vi->sq_mu);
         faiss_Index_free(vi->index);
         free(vi);
     }
@@ -111,10 +135,12 @@ int64_t ret_vindex_count(const struct ret_vindex *vi) { return faiss_Index_ntota
 int ret_vindex_is_trained(const struct ret_vindex *vi) { return faiss_Index_is_trained(vi->index); }
 
 enum err ret_vindex_train(struct ret_vindex *vi, size_t n, const float *x) {
+    sq8_drop(vi);
     return faiss_Index_train(vi->index, (idx_t)n, x) == 0 ? ERR_OK : ERR_INDEX;
 }
 
 enum err ret_vindex_add(struct ret_vindex *vi, size_t n, const float *x, const int64_t *ids) {
+    sq8_drop(vi);
     if (!faiss_Index_is_trained(vi->index))
         return ERR_INDEX;
     return faiss_Index_add_with_ids(vi->index, (idx_t)n, x, ids) == 0 ? ERR_OK : ERR_INDEX;
@@ -156,48 +182,239 @@ static void kb_down(struct kbest *h, int n, int i) {
     }
 }
 
+/* ---- quantized scan ----
+ *
+ * An exact scan reads every vector: 10 MB a query at 10k chunks of 256
+ * floats, the largest single cost of a query (bench/instructions.sh).
+ * From RET_VINDEX_QUANTIZED_MIN vectors on, a Flat index also keeps each
+ * vector in 8 bits (scaled by its largest component, so 1/254 of that is
+ * the worst rounding), a quarter of the bytes; a query scans those with
+ * AVX2's byte multiply-adds for its SQ8_WIDEN*k best candidates, then
+ * scores the candidates again on their float vectors, exactly as the full
+ * scan would, and keeps the k best.  A true neighbour is lost only when
+ * rounding pushes it below SQ8_WIDEN*k others: recall against the exact
+ * scan is measured by bench-retrieval and test-vindex.c.  Scores returned
+ * are always the exact ones. */
+
+#define SQ8_WIDEN 4
+#define SQ8_MIN_CANDIDATES 32
+
+struct sq8 {
+    size_t n;        /* vectors (the Flat index's count when built) */
+    int d, stride;   /* dimensions; bytes a row: d rounded up to 32 */
+    uint8_t *codes;  /* n rows: 128 + round(v[j] / scale) */
+    float *scale;    /* a row's largest |v[j]| / 127 */
+};
+
+static void sq8_free(struct sq8 *q) {
+    if (q) {
+        free(q->codes);
+        free(q->scale);
+        free(q);
+    }
+}
+
+size_t ret_vindex_quantized_bytes(const struct ret_vindex *vi) {
+    const struct sq8 *sq = __atomic_load_n(&vi->sq, __ATOMIC_ACQUIRE);
+    return sq ? sq->n * ((size_t)sq->stride + sizeof(*sq->scale)) : 0;
+}
+
+static void sq8_drop(struct ret_vindex *vi) {
+    sq8_free(vi->sq);
+    vi->sq = NULL;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define HAVE_SCAN_AVX2 1
+
+__attribute__((target("avx2,fma"))) static inline float dot_avx2(const float *v, const float *q, int d) {
+    int d32 = d & ~31, d8 = d & ~7;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int j = 0;
+    for (; j < d32; j += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j), _mm256_loadu_ps(q + j), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j + 8), _mm256_loadu_ps(q + j + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j + 16), _mm256_loadu_ps(q + j + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j + 24), _mm256_loadu_ps(q + j + 24), a3);
+    }
+    for (; j < d8; j += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j), _mm256_loadu_ps(q + j), a0);
+    __m256 s8 = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+    float s = _mm_cvtss_f32(s4);
+    for (; j < d; j++)
+        s += v[j] * q[j];
+    return s;
+}
+
+/* Offers (s, pos) to the min-heap h of at most k entries (*nh used). */
+static inline void kb_offer(struct kbest *h, int k, int *nh, float s, int64_t pos) {
+    if (*nh < k) {
+        h[*nh] = (struct kbest){s, pos};
+        for (int c = (*nh)++; c > 0 && h[c].score < h[(c - 1) / 2].score; c = (c - 1) / 2) {
+            struct kbest x = h[c];
+            h[c] = h[(c - 1) / 2];
+            h[(c - 1) / 2] = x;
+        }
+    } else if (s > h[0].score) {
+        h[0] = (struct kbest){s, pos};
+        kb_down(h, *nh, 0);
+    }
+}
 
 /* Scores n vectors (xb, d floats each) against q into the min-heap h of
  * at most k entries (*nh of them used); an entry's pos is ids[i], or i
  * when ids is NULL. */
 __attribute__((target("avx2,fma"))) static void scan_avx2(const float *xb, size_t n, int d, const float *q,
                                                            const int64_t *ids, int k, struct kbest *h, int *nh) {
-    int d32 = d & ~31, d8 = d & ~7;
+    for (size_t i = 0; i < n; i++)
+        kb_offer(h, k, nh, dot_avx2(xb + i * (size_t)d, q, d), ids ? ids[i] : (int64_t)i);
+}
+
+static struct sq8 *sq8_build(const float *xb, size_t n, int d) {
+    struct sq8 *q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    q->n = n;
+    q->d = d;
+    q->stride = (d + 31) & ~31;
+    q->codes = aligned_alloc(32, n * (size_t)q->stride > 0 ? n * (size_t)q->stride : 32);
+    q->scale = malloc((n ? n : 1) * sizeof(*q->scale));
+    if (!q->codes || !q->scale) {
+        sq8_free(q);
+        return NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         const float *v = xb + i * (size_t)d;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        int j = 0;
-        for (; j < d32; j += 32) {
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j), _mm256_loadu_ps(q + j), a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j + 8), _mm256_loadu_ps(q + j + 8), a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j + 16), _mm256_loadu_ps(q + j + 16), a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j + 24), _mm256_loadu_ps(q + j + 24), a3);
+        uint8_t *c = q->codes + i * (size_t)q->stride;
+        float m = 0;
+        for (int j = 0; j < d; j++)
+            m = fmaxf(m, fabsf(v[j]));
+        float inv = m > 0 && isfinite(m) ? 127.0f / m : 0;
+        for (int j = 0; j < d; j++) {
+            float r = nearbyintf(v[j] * inv);
+            c[j] = (uint8_t)(128 + (int)(r > 127 ? 127 : r < -127 ? -127 : r));
         }
-        for (; j < d8; j += 8)
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j), _mm256_loadu_ps(q + j), a0);
-        __m256 s8 = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-        s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-        float s = _mm_cvtss_f32(s4);
-        for (; j < d; j++)
-            s += v[j] * q[j];
-        int64_t pos = ids ? ids[i] : (int64_t)i;
-        if (*nh < k) {
-            h[*nh] = (struct kbest){s, pos};
-            for (int c = (*nh)++; c > 0 && h[c].score < h[(c - 1) / 2].score; c = (c - 1) / 2) {
-                struct kbest x = h[c];
-                h[c] = h[(c - 1) / 2];
-                h[(c - 1) / 2] = x;
-            }
-        } else if (s > h[0].score) {
-            h[0] = (struct kbest){s, pos};
-            kb_down(h, *nh, 0);
-        }
+        memset(c + d, 128, (size_t)(q->stride - d)); /* zero, as the query's padding is */
+        q->scale[i] = inv > 0 ? m / 127.0f : 0;
     }
+    return q;
+}
+
+/* The query in signed bytes of at most 63 in magnitude, so that a pair of
+ * byte products (255 * 63 * 2) fits maddubs' 16 bits; padded with zeros.
+ * Returns the offset the stored codes' +128 adds to a dot product. */
+static int32_t sq8_query(const float *q, int d, int stride, int8_t *out) {
+    float m = 0;
+    for (int j = 0; j < d; j++)
+        m = fmaxf(m, fabsf(q[j]));
+    float inv = m > 0 && isfinite(m) ? 63.0f / m : 0;
+    int32_t sum = 0;
+    for (int j = 0; j < stride; j++) {
+        float r = j < d ? nearbyintf(q[j] * inv) : 0;
+        out[j] = (int8_t)(r > 63 ? 63 : r < -63 ? -63 : r);
+        sum += out[j];
+    }
+    return 128 * sum;
+}
+
+/* One row's dot product with the query bytes, before the offset: stride
+ * bytes, a multiple of 32.  Inlined with a constant stride below, so the
+ * common widths run unrolled with the query held in registers. */
+__attribute__((target("avx2,fma"), always_inline)) static inline int32_t sq8_dot(const uint8_t *c, const int8_t *qb,
+                                                                                   int stride) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+    int j = 0;
+#pragma GCC unroll 16
+    for (; j + 64 <= stride; j += 64) {
+        __m256i p0 = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(c + j)),
+                                          _mm256_load_si256((const __m256i *)(qb + j)));
+        __m256i p1 = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(c + j + 32)),
+                                          _mm256_load_si256((const __m256i *)(qb + j + 32)));
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
+    }
+    if (j < stride) {
+        __m256i p0 = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(c + j)),
+                                          _mm256_load_si256((const __m256i *)(qb + j)));
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
+    }
+    __m256i acc = _mm256_add_epi32(acc0, acc1);
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s4);
+}
+
+#define SQ8_SCAN_LOOP(STRIDE)                                                                                  \
+    for (size_t i = 0; i < sq->n; i++) {                                                                       \
+        int32_t dot = sq8_dot(sq->codes + i * (size_t)(STRIDE), qb, (STRIDE)) - off;                           \
+        float s = (float)dot * sq->scale[i];                                                                   \
+        if (*nh < r || s > h[0].score)                                                                         \
+            kb_offer(h, r, nh, s, (int64_t)i);                                                                 \
+    }
+
+/* The r best rows of sq for the query bytes qb (offset off), approximately
+ * scored, into the min-heap h. */
+__attribute__((target("avx2,fma"))) static void sq8_scan(const struct sq8 *sq, const int8_t *qb, int32_t off,
+                                                          int r, struct kbest *h, int *nh) {
+    switch (sq->stride) {
+    case 128: SQ8_SCAN_LOOP(128) break;
+    case 256: SQ8_SCAN_LOOP(256) break;
+    case 384: SQ8_SCAN_LOOP(384) break;
+    case 512: SQ8_SCAN_LOOP(512) break;
+    case 768: SQ8_SCAN_LOOP(768) break;
+    default: SQ8_SCAN_LOOP(sq->stride) break;
+    }
+}
+
+/* A quantized scan of a Flat index of n vectors, when it pays and the
+ * copy can be had; false leaves the search to the exact scan. */
+static bool sq8_search(const struct ret_vindex *cvi, const float *xb, size_t n, int d, const float *q, int k,
+                       struct kbest *h, int *nh) {
+    int64_t min = quantized_min;
+    int r = k * SQ8_WIDEN > SQ8_MIN_CANDIDATES ? k * SQ8_WIDEN : SQ8_MIN_CANDIDATES;
+    if (min <= 0 || (int64_t)n < min || (size_t)r * 4 > n)
+        return false;
+    struct ret_vindex *vi = (struct ret_vindex *)cvi; /* the copy is a cache; see struct ret_vindex */
+    struct sq8 *sq = __atomic_load_n(&vi->sq, __ATOMIC_ACQUIRE);
+    if (!sq) {
+        pthread_mutex_lock(&vi->sq_mu);
+        sq = vi->sq;
+        if (!sq) {
+            sq = sq8_build(xb, n, d);
+            __atomic_store_n(&vi->sq, sq, __ATOMIC_RELEASE);
+        }
+        pthread_mutex_unlock(&vi->sq_mu);
+    }
+    if (!sq || sq->n != n || sq->d != d)
+        return false; /* no memory for it, or not this index's vectors */
+    _Alignas(32) int8_t qstack[1024];
+    bool qheap = sq->stride > (int)sizeof qstack;
+    int8_t *qb = qheap ? aligned_alloc(32, (size_t)sq->stride) : qstack;
+    struct kbest cstack[256];
+    struct kbest *cand = r <= 256 ? cstack : malloc((size_t)r * sizeof(*cand));
+    if (!qb || !cand) {
+        if (qheap)
+            free(qb);
+        if (cand != cstack)
+            free(cand);
+        return false;
+    }
+    int32_t off = sq8_query(q, d, sq->stride, qb);
+    int nc = 0;
+    sq8_scan(sq, qb, off, r, cand, &nc);
+    for (int i = 0; i < nc; i++)
+        kb_offer(h, k, nh, dot_avx2(xb + (size_t)cand[i].pos * (size_t)d, q, d), cand[i].pos);
+    if (qheap)
+        free(qb);
+    if (cand != cstack)
+        free(cand);
+    return true;
 }
 
 static int cpu_has_avx2(void) {
@@ -243,6 +460,25 @@ static void kbest_out(struct kbest *h, int nh, int k, const idx_t *idmap, float 
     }
 }
 
+bool ret_vindex_scans_itself(const struct ret_vindex *vi) {
+#ifdef HAVE_SCAN_AVX2
+    if (!own_scan_enabled() || !cpu_has_avx2())
+        return false;
+    FaissIndexIDMap *map = faiss_IndexIDMap_cast(vi->index);
+    FaissIndex *inner = map ? faiss_IndexIDMap_sub_index(map) : vi->index;
+    if (faiss_IndexFlat_cast(inner) && faiss_Index_metric_type(inner) == METRIC_INNER_PRODUCT)
+        return true;
+#ifdef SLORAG_OWN_FAISS_C
+    FaissIndex *quant = NULL;
+    size_t nlist = 0, nprobe = 0;
+    return !map && slorag_ivfflat_parts(vi->index, &quant, &nlist, &nprobe) == 0 && faiss_IndexFlat_cast(quant) &&
+           faiss_Index_metric_type(quant) == METRIC_INNER_PRODUCT;
+#endif
+#endif
+    (void)vi;
+    return false;
+}
+
 /* True when it searched: one query over a Flat inner-product index, or,
  * with the own shim, over an IVF-Flat one (the nprobe lists whose
  * centroids score highest, as FAISS picks them, then their vectors). */
@@ -273,7 +509,8 @@ static bool own_scan(const struct ret_vindex *vi, const float *q, int k, float *
             return true;
         }
         int nh = 0;
-        scan_avx2(xb, n, d, q, NULL, k, h, &nh);
+        if (!sq8_search(vi, xb, n, d, q, k, h, &nh))
+            scan_avx2(xb, n, d, q, NULL, k, h, &nh);
         kbest_out(h, nh, k, idmap, ret_scores, ret_ids);
         if (h != stack)
             free(h);
@@ -348,6 +585,7 @@ enum err ret_vindex_search_faiss(const struct ret_vindex *vi, size_t nq, const f
 }
 
 enum err ret_vindex_remove(struct ret_vindex *vi, size_t n, const int64_t *ids, size_t *ret_removed) {
+    sq8_drop(vi);
     FaissIDSelectorBatch *sel = NULL;
     if (faiss_IDSelectorBatch_new(&sel, n, ids) != 0)
         return ERR_NOMEM;
@@ -436,12 +674,11 @@ enum err ret_vindex_load(const char *path, struct ret_vindex **ret_vi) {
     FaissIndex *idx = NULL;
     if (faiss_read_index_fname(path, 0, &idx) != 0 || !idx)
         return ERR_INDEX;
-    struct ret_vindex *vi = calloc(1, sizeof(*vi));
+    struct ret_vindex *vi = vindex_wrap(idx);
     if (!vi) {
         faiss_Index_free(idx);
         return ERR_NOMEM;
     }
-    vi->index = idx;
     *ret_vi = vi;
     return ERR_OK;
 }

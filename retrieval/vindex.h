@@ -6,6 +6,7 @@
 #ifndef SLORAG_VINDEX_H
 #define SLORAG_VINDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "err.h"
@@ -27,11 +28,26 @@ enum err ret_vindex_add(struct ret_vindex *vi, size_t n, const float *x, const i
 /* For each of nq queries writes k (score, id) pairs; missing results have id -1. */
 enum err ret_vindex_search(const struct ret_vindex *vi, size_t nq, const float *q, int k, float *ret_scores,
                            int64_t *ret_ids);
+/* True when a single query over this index is scanned by slorag itself
+ * (a Flat or, with the own FAISS C API layer, an IVF-Flat inner-product
+ * index on a CPU with AVX2 and FMA): such searches are cheaper one by one
+ * than batched through FAISS. */
+bool ret_vindex_scans_itself(const struct ret_vindex *vi);
 /* The same, always through faiss_Index_search (ret_vindex_search scans a
  * single query over a Flat index itself, see vindex.c): for benchmarks
  * that compare with FAISS. */
 enum err ret_vindex_search_faiss(const struct ret_vindex *vi, size_t nq, const float *q, int k, float *ret_scores,
                                  int64_t *ret_ids);
+/* From this many vectors on (default RET_VINDEX_QUANTIZED_MIN; 0 = never), a
+ * single-query search of a Flat index scans an 8-bit copy of the vectors
+ * for candidates and scores those exactly (vindex.c, "quantized scan").
+ * Process-wide; the engine sets it from retrieval.quantized_scan_min. */
+#define RET_VINDEX_QUANTIZED_MIN 4096
+void ret_vindex_set_quantized_min(int64_t n);
+/* Bytes the 8-bit copy holds (0: none built since the last change). */
+size_t ret_vindex_quantized_bytes(const struct ret_vindex *vi);
+/* add, remove and train change the index: no search of it may run
+ * meanwhile (the engine's slot lock). */
 enum err ret_vindex_remove(struct ret_vindex *vi, size_t n, const int64_t *ids, size_t *ret_removed);
 /* Sets a search-time parameter such as "nprobe" or "efSearch". */
 enum err ret_vindex_set_param(struct ret_vindex *vi, const char *name, double value);

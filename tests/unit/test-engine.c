@@ -393,8 +393,10 @@ static void *search_many(void *arg) {
     return NULL;
 }
 
-/* Concurrent dense searches are batched into shared FAISS calls; each
- * caller must still get its own results. */
+/* Concurrent dense searches run side by side over an index slorag scans
+ * itself, and are batched into shared FAISS calls otherwise (the
+ * engine-faiss run of this program, SLORAG_FAISS_SCAN=1); each caller
+ * must get its own results either way. */
 static void test_concurrent_dense(void **state) {
     (void)state;
     struct ret_store *s;

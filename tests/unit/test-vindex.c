@@ -193,6 +193,82 @@ static void test_single_query_matches_faiss(void **state) {
     }
 }
 
+/* From ret_vindex_set_quantized_min vectors on, one query over a Flat
+ * index scans an 8-bit copy for candidates and scores them exactly: the
+ * scores returned are the exact ones, the ids nearly always the exact
+ * scan's (recall@k against FAISS), the copy follows adds and removals,
+ * and a dimension that is no multiple of 32 is padded right. */
+static void test_quantized_scan(void **state) {
+    (void)state;
+    static const int dims[] = {256, 100};
+    for (size_t di = 0; di < 2; di++) {
+        int d = dims[di];
+        size_t n = 6000;
+        float *x = NULL;
+        int64_t *ids = NULL;
+        random_set(n, d, 21, 500, 2, &x, &ids);
+        struct ret_vindex *vi = NULL;
+        assert_int_equal(ret_vindex_new(d, "Flat", &vi), ERR_OK);
+        assert_int_equal(ret_vindex_add(vi, n, x, ids), ERR_OK);
+        ret_vindex_set_quantized_min(1000);
+        size_t found = 0, wanted = 0;
+        unsigned seed = 3;
+        for (int t = 0; t < 60; t++) {
+            int k = t % 2 ? 10 : 50;
+            float q[256], s1[50], s2[50];
+            int64_t i1[50], i2[50];
+            const float *near = x + (size_t)(t * 89 % (int)n) * (size_t)d;
+            for (int j = 0; j < d; j++) /* near a stored vector, or anywhere */
+                q[j] = (t % 3 ? near[j] : 0) + ((float)rand_r(&seed) / RAND_MAX - 0.5f) * (t % 3 ? 0.3f : 1.0f);
+            assert_int_equal(ret_vindex_search(vi, 1, q, k, s1, i1), ERR_OK);
+            assert_true(ret_vindex_quantized_bytes(vi) > 0);
+            assert_int_equal(ret_vindex_search_faiss(vi, 1, q, k, s2, i2), ERR_OK);
+            for (int i = 0; i < k; i++) {
+                assert_true(i1[i] >= 500 && (i1[i] - 500) % 2 == 0);
+                const float *v = x + (size_t)((i1[i] - 500) / 2) * (size_t)d;
+                float exact = 0;
+                for (int j = 0; j < d; j++)
+                    exact += v[j] * q[j];
+                assert_true(fabsf(s1[i] - exact) < 1e-3f);
+                assert_true(i == 0 || s1[i] <= s1[i - 1]);
+                for (int m = 0; m < k; m++)
+                    found += i1[i] == i2[m];
+            }
+            wanted += (size_t)k;
+        }
+        double recall = (double)found / (double)wanted;
+        print_message("quantized scan, d=%d: recall@k %.4f of the exact scan\n", d, recall);
+        assert_true(recall >= 0.99);
+        /* a vector added is found, and gone once removed */
+        float *nv = malloc((size_t)d * sizeof(float));
+        assert_non_null(nv);
+        for (int j = 0; j < d; j++)
+            nv[j] = j % 2 ? 0.9f : -0.9f;
+        int64_t nid = 7;
+        float sc[10];
+        int64_t id[10];
+        assert_int_equal(ret_vindex_add(vi, 1, nv, &nid), ERR_OK);
+        assert_int_equal(ret_vindex_quantized_bytes(vi), 0);
+        assert_int_equal(ret_vindex_search(vi, 1, nv, 10, sc, id), ERR_OK);
+        assert_int_equal(id[0], 7);
+        assert_int_equal(ret_vindex_remove(vi, 1, &nid, NULL), ERR_OK);
+        assert_int_equal(ret_vindex_search(vi, 1, nv, 10, sc, id), ERR_OK);
+        for (int i = 0; i < 10; i++)
+            assert_true(id[i] != 7);
+        /* off: the exact scan, no copy */
+        ret_vindex_set_quantized_min(0);
+        assert_int_equal(ret_vindex_add(vi, 1, nv, &nid), ERR_OK);
+        assert_int_equal(ret_vindex_search(vi, 1, nv, 10, sc, id), ERR_OK);
+        assert_int_equal(id[0], 7);
+        assert_int_equal(ret_vindex_quantized_bytes(vi), 0);
+        ret_vindex_set_quantized_min(RET_VINDEX_QUANTIZED_MIN);
+        free(nv);
+        ret_vindex_free(vi);
+        free(x);
+        free(ids);
+    }
+}
+
 /* The same for an IVF-Flat index: slorag's own scan of the nprobe lists
  * (with the own FAISS C API shim) agrees with FAISS's search, before and
  * after removals, for several nprobe. */
@@ -253,6 +329,7 @@ int main(void) {
         cmocka_unit_test(test_ivf_train_and_nprobe),
         cmocka_unit_test(test_single_query_matches_faiss),
         cmocka_unit_test(test_single_query_ivf_matches_faiss),
+        cmocka_unit_test(test_quantized_scan),
         cmocka_unit_test(test_bad_factory),
     };
     return cmocka_run_group_tests_name("vindex", tests, NULL, NULL);
