@@ -771,7 +771,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (log_enabled(LOG_DEBUG))
         log_msg(LOG_DEBUG, "request", LOG_S("id", r->request_id), LOG_S("method", r->method), LOG_S("path", r->url),
                 LOG_S("model", r->model ? r->model->name : NULL), LOG_I("status", r->status),
-                LOG_S("fault", sim_fault_name(r->fault)), LOG_F("ms", (double)(clock_us() - r->arrived_us) / 1000.0),
+                LOG_S("fault", sim_fault_name(r->fault)),
+                LOG_S("outcome", r->job == JOB_CHAT && r->status == 200 ? outcome_names[r->outcome] : NULL),
+                LOG_F("ms", (double)(clock_us() - r->arrived_us) / 1000.0),
                 LOG_I("completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK), LOG_END);
     if (r->holds_slot)
         slot_release(r);
