@@ -5,6 +5,7 @@
 #
 #   sh bench/overhead.sh [CHUNKS...]     default: 10000 100000
 #   DURATION=10 CONNECTIONS=16 sh bench/overhead.sh 10000
+#   SLORAG=/tmp/slorag-old sh bench/overhead.sh 10000     another binary (A/B runs)
 #
 # For each corpus size it builds a synthetic corpus (one chunk a document),
 # ingests it into a scratch data directory, starts `slorag serve` on it and
@@ -29,7 +30,8 @@ if ! command -v wrk >/dev/null 2>&1; then
     echo "installing wrk (Debian package) ..." >&2
     apt-get install -y wrk >/dev/null
 fi
-[ -x build/slorag ] && [ -x build/bench/hello-mhd ] || make build >/dev/null
+SLORAG=${SLORAG:-build/slorag}
+[ -x "$SLORAG" ] && [ -x build/bench/hello-mhd ] || make build >/dev/null
 TMP=$(mktemp -d /tmp/slorag-overhead-XXXXXX)
 SERVER=""
 HELLO=""
@@ -98,9 +100,9 @@ with open(tmp + "/corpus.jsonl", "w") as f:
         f.write(json.dumps({"id": "d%d" % i, "title": "doc %d" % i, "text": text}) + "\n")
 PY
     rm -rf "$TMP/data"
-    build/slorag ingest --data "$TMP/data" --collection bench "$TMP/corpus.jsonl" </dev/null 2>&1 | tail -1
+    "$SLORAG" ingest --data "$TMP/data" --collection bench "$TMP/corpus.jsonl" </dev/null 2>&1 | tail -1
     PORT=$(free_port)
-    build/slorag serve --data "$TMP/data" --listen "127.0.0.1:$PORT" >/dev/null 2>"$TMP/serve.log" &
+    "$SLORAG" serve --data "$TMP/data" --listen "127.0.0.1:$PORT" >/dev/null 2>"$TMP/serve.log" &
     SERVER=$!
     wait_http "http://127.0.0.1:$PORT/healthz"
     # the in-memory lexical index is built in the background after start

@@ -296,7 +296,7 @@ static struct sq8 *sq8_build(const float *xb, size_t n, int d) {
         float inv = m > 0 && isfinite(m) ? 127.0f / m : 0;
         for (int j = 0; j < d; j++) {
             float r = nearbyintf(v[j] * inv);
-            c[j] = (uint8_t)(128 + (int)(r > 127 ? 127 : r < -127 ? -127 : r));
+            c[j] = (uint8_t)(128 + (r > 127 ? 127 : r < -127 ? -127 : r == r ? (int)r : 0)); /* NaN: 0 */
         }
         memset(c + d, 128, (size_t)(q->stride - d)); /* zero, as the query's padding is */
         q->scale[i] = inv > 0 ? m / 127.0f : 0;
@@ -315,7 +315,7 @@ static int32_t sq8_query(const float *q, int d, int stride, int8_t *out) {
     int32_t sum = 0;
     for (int j = 0; j < stride; j++) {
         float r = j < d ? nearbyintf(q[j] * inv) : 0;
-        out[j] = (int8_t)(r > 63 ? 63 : r < -63 ? -63 : r);
+        out[j] = (int8_t)(r > 63 ? 63 : r < -63 ? -63 : r == r ? (int)r : 0); /* NaN: 0 */
         sum += out[j];
     }
     return 128 * sum;
