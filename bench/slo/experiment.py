@@ -10,7 +10,7 @@ What it does:
     with an answer key built from the datasets below, so that the tiers are
     readers of different, known accuracy (docs/llmsim.md, Answer key);
   * calibrates slorag's priors against the normal simulator (`slorag eval
-    --calibrate` on tests/data/squad-mini.json; --no-calibrate skips it) and
+    --calibrate` on both datasets; --no-calibrate skips it) and
     starts one slorag with them;
   * creates 18 tenants: three SLO profiles (quality-first, cost-capped,
     latency-critical) x six policies: "slo" (the planner decides per query)
@@ -26,7 +26,7 @@ What it does:
     simulator (config rewrite + SIGHUP): a backend slowdown;
   * scores every answer against the gold answers (SQuAD F1, abstention on
     unanswerable questions) and judges it on the tenant's four objectives
-    (judge(): quality by the measured quality of the configuration that
+    (judge(): quality by the measured quality, for the answer's intent, of the configuration that
     served it, cost, latency and deadline from what the client saw; a
     failed request misses all four); slorag's own per-answer verdict is
     printed beside it;
@@ -167,7 +167,7 @@ def main():
                     help="the tiers whose backend turns six times slower halfway (comma-separated; "
                          "bench/slo/sim-slow.json)")
     ap.add_argument("--no-calibrate", dest="calibrate", action="store_false",
-                    help="skip `slorag eval --calibrate` (on tests/data/squad-mini.json against the simulator) and "
+                    help="skip `slorag eval --calibrate` (on both datasets against the simulator) and "
                          "start slorag on its built-in priors")
     ap.add_argument("--feedback", type=float, default=0.0,
                     help="share of the SLO-driven tenants' answers the client rates with their F1 "
@@ -249,9 +249,11 @@ def main():
         write_config(False)
         if args.calibrate:
             priors = os.path.join(tmp, "priors.json")
-            print("calibrating on tests/data/squad-mini.json against the simulator ...", file=sys.stderr)
+            # on both datasets (the answer key is their union): 30 questions
+            # left a tier's measured quality a few draws from its true one
+            print("calibrating on the 52 questions of both datasets against the simulator ...", file=sys.stderr)
             r = subprocess.run([os.path.join(ROOT, "build/slorag"), "eval", "--dataset",
-                                os.path.join(ROOT, "tests/data/squad-mini.json"), "--calibrate", priors,
+                                key_path, "--calibrate", priors,
                                 "--config", os.path.join(tmp, "slorag.json")], stdout=subprocess.PIPE, text=True)
             if r.returncode != 0:
                 sys.exit("calibration failed")
@@ -370,24 +372,33 @@ def generator(row):
     return row["plan"]
 
 
-def judge(rows, min_n=10):
+def judge(rows, min_n=10, by_intent=True):
     """Each answer's verdict on the four objectives, from what was measured:
 
-    quality  - the measured quality of the configuration that served it (the
-               mean F1 against the gold answers of every answer that
-               configuration gave in the run, all tenants; by its generator
-               part when it served fewer than min_n) reaches quality_min: the
-               objective promises a configuration of that expected quality,
-               as the planner predicts it, not a correct answer every time;
+    quality  - the measured quality of the configuration that served it, for
+               the answer's intent (the mean F1 against the gold answers of
+               every answer that configuration gave to questions of that
+               intent in the run, all tenants), reaches quality_min.  When
+               the configuration served fewer than min_n of that intent, its
+               generator part for the intent; then the configuration over
+               every intent; then its generator part.  slorag predicts
+               quality per intent and plans per intent, so that is what the
+               objective promises: a configuration of that expected quality
+               for this kind of question, not a correct answer every time.
+               by_intent=False pools the intents (the stricter reading the
+               report also prints);
     cost     - the answer's cost is at most cost_max;
     latency  - the client's time is under latency_p95_ms (the share met is the
                p95 attainment);
     deadline - the client's time is under deadline_ms.
     A failed request misses all four.  Sets row["met_each"] and row["met"]."""
+    def keys(r):
+        k = [served(r), generator(r)]
+        return [(x, r["intent"]) for x in k] + k if by_intent else k
     groups = {}
     for r in rows:
         if r["status"] == 200:
-            for k in (served(r), generator(r)):
+            for k in keys(r):
                 groups.setdefault(k, []).append(r["f1"])
     quality = {k: sum(v) / len(v) for k, v in groups.items()}
     counts = {k: len(v) for k, v in groups.items()}
@@ -396,7 +407,8 @@ def judge(rows, min_n=10):
         if r["status"] != 200:
             r["met_each"] = {k: False for k in OBJECTIVES}
         else:
-            k = served(r) if counts.get(served(r), 0) >= min_n else generator(r)
+            ks = keys(r)
+            k = next((x for x in ks if counts.get(x, 0) >= min_n), ks[-1])
             r["quality"] = quality[k]
             r["met_each"] = {"quality": quality[k] >= obj["quality_min"],
                              "cost": r["cost"] <= obj["cost_max"] + 1e-12,
@@ -404,6 +416,18 @@ def judge(rows, min_n=10):
                              "deadline": r["ms"] <= obj["deadline_ms"]}
         r["met"] = all(r["met_each"].values())
     return quality, counts
+
+
+def pooled_attainment(rows):
+    """SLO attainment per (profile, policy) with judge(by_intent=False)."""
+    copy = [dict(r) for r in rows]
+    judge(copy, by_intent=False)
+    att = {}
+    for r in copy:
+        a = att.setdefault((r["profile"], r["policy"]), [0, 0])
+        a[0] += r["met"]
+        a[1] += 1
+    return {k: v[0] / v[1] for k, v in att.items()}
 
 
 def report(rows, args):
@@ -437,7 +461,7 @@ def report(rows, args):
     out("\nMeasured quality (mean F1 against the gold answers) of each generator, all tenants:\n")
     out("| generator | backend | answers | F1 |")
     out("|---|---|---|---|")
-    for k in sorted((k for k in quality if "/" not in k.split("|")[0] or k.count("/") < 4),
+    for k in sorted((k for k in quality if isinstance(k, str) and ("/" not in k.split("|")[0] or k.count("/") < 4)),
                     key=lambda k: -counts[k]):
         if k in {generator(r) for r in rows if r["status"] == 200} and counts[k] >= 10:
             g, b = k.split("|")
@@ -488,6 +512,13 @@ def report(rows, args):
         picks.append("%s: %s %.1f%% at %.6f (SLO-driven %.1f%% at %.6f)" % (
             p, bp, 100 * table[(p, bp)]["att"], table[(p, bp)]["cost"], 100 * slo_att[p], table[(p, "slo")]["cost"]))
     out("- hand-picked per tenant with hindsight (the best static for each tenant alone): " + "; ".join(picks))
+    pooled = pooled_attainment(rows)
+    low = {pol: min(pooled[(p, pol)] for p in profs) for pol in POLICIES}
+    best_pooled = max(statics, key=lambda pol: (sum(pooled[(p, pol)] for p in profs), low[pol]))
+    out("- judged with every intent pooled (a configuration's quality over all questions): SLO-driven %s, "
+        "lowest %.1f%%; best static %s, lowest %.1f%%" % (
+            ", ".join("%s %.1f%%" % (p, 100 * pooled[(p, "slo")]) for p in profs), 100 * low["slo"],
+            best_pooled, 100 * low[best_pooled]))
     table[("all", "total")] = {"cost": pol_cost, "f1": pol_f1, "att": att, "best": best, "best_eq": best_eq}
     return table
 
