@@ -315,6 +315,10 @@ def main():
                 row["backend"] = j["decision"].get("actual", {}).get("backend") or ""
                 row["intent"] = j["decision"].get("intent", "")
                 row["exploring"] = bool(j["decision"].get("planner", {}).get("exploring"))
+                pl = j["decision"].get("planner", {})
+                row["predicted"] = pl.get("predicted", {})
+                row["feasible"] = pl.get("feasible")
+                row["reason"] = pl.get("reason", "")
                 if q["impossible"]:
                     row["f1"] = 1.0 if j["abstained"] else 0.0
                 else:

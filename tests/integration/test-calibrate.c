@@ -58,6 +58,32 @@ static void test_calibrate_and_plan_from_it(void **state) {
     double sig = json_number_value(json_object_get(base, "signal")); /* the confidence signal's mean */
     assert_true(json_is_number(json_object_get(base, "signal")) && sig > 0 && sig <= 1);
 
+    /* an intent's figures are its own pulled toward the overall ones with
+     * the weight of 10 questions: checked against a plain eval of the
+     * same configuration (the extractive reader is deterministic) */
+    char raw[160];
+    snprintf(raw, sizeof raw, "%s/raw.json", D.dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' eval --dataset '%s/tests/data/squad-mini.json' --tier extractive --mode hybrid --json-out '%s' "
+             "> /dev/null 2>&1",
+             getenv("SLORAG_BIN"), getenv("SLORAG_SOURCE_ROOT"), raw);
+    assert_int_equal(run(cmd), 0);
+    json_t *rawdoc = json_load_file(raw, 0, &je);
+    assert_non_null(rawdoc);
+    json_t *factoid = json_object_get(json_object_get(rawdoc, "intents"), "factoid");
+    assert_non_null(factoid);
+    double fn = (double)json_integer_value(json_object_get(factoid, "questions"));
+    double fa = (double)json_integer_value(json_object_get(factoid, "answerable"));
+    double fq = (json_number_value(json_object_get(factoid, "f1")) * fa +
+                 json_number_value(json_object_get(factoid, "abstain_recall")) * (fn - fa)) / fn;
+    json_t *fcell = json_object_get(json_object_get(configs, "hybrid/k5/extractive"), "factoid");
+    assert_non_null(fcell);
+    double wantq = (fn * fq + 10 * q) / (fn + 10);
+    if (fabs(json_number_value(json_object_get(fcell, "quality")) - wantq) > 1e-3)
+        fail_msg("factoid cell %.4f, want %.4f (measured %.4f on %.0f questions, overall %.4f)",
+                 json_number_value(json_object_get(fcell, "quality")), wantq, fq, fn, q);
+    json_decref(rawdoc);
+
     write_config(cal);
     assert_int_equal(daemon_ingest(&D, "default", getenv("SLORAG_TEST_DOCS")), 0);
     assert_true(daemon_start(&D));
