@@ -17,8 +17,8 @@
  *
  * The measured configuration gets the figures as measured ("*" overall,
  * and per intent when the dataset has at least CAL_MIN_INTENT questions of
- * that intent, pulled toward the overall figure with the weight of
- * CAL_SHRINK_N questions: three right answers to `procedural` questions
+ * that intent, its quality pulled toward the overall figure with the
+ * weight of CAL_SHRINK_N questions: three right answers to `procedural` questions
  * made a single small call the planner's best prediction for them, 0.99,
  * where it scored 0.68 in the SLO experiment), with the mean of the generator's own quality signal
  * ("signal": what the service learns from at run time, read against this
@@ -264,15 +264,18 @@ int eval_calibrate(const struct cfg *c, const struct eval_opts *o, const char *o
                 int qn = (int)json_integer_value(json_object_get(row, "questions"));
                 if (qn < CAL_MIN_INTENT)
                     continue;
-                /* a few questions of one intent say little on their own:
-                 * each figure is pulled toward the configuration's overall
-                 * one as if CAL_SHRINK_N questions had measured that */
+                /* A few questions of one intent say little about how often
+                 * it is answered right: quality (and the signal beside it)
+                 * is pulled toward the configuration's overall figure as
+                 * if CAL_SHRINK_N questions had measured that.  Cost and
+                 * latency follow the answers' lengths, which differ by
+                 * intent and vary little: as measured. */
                 double w = (double)qn / (qn + CAL_SHRINK_N);
                 double q = w * quality_of(row) + (1 - w) * x->q;
-                double cost = w * json_number_value(json_object_get(row, "cost_per_query")) + (1 - w) * x->cost;
-                double l = w * json_number_value(json_object_get(row, "latency_p95_ms")) + (1 - w) * x->p95;
                 double sg = w * json_number_value(json_object_get(row, "signal")) + (1 - w) * x->signal;
-                json_object_set_new(intents, in, cell(q, cost, l, qn, sg));
+                json_object_set_new(intents, in,
+                                    cell(q, json_number_value(json_object_get(row, "cost_per_query")),
+                                         json_number_value(json_object_get(row, "latency_p95_ms")), qn, sg));
             }
         } else {
             struct shift d = shift_of(x);
