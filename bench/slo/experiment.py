@@ -383,9 +383,10 @@ def judge(rows, min_n=10, by_intent=True):
                the answer's intent (the mean F1 against the gold answers of
                every answer that configuration gave to questions of that
                intent in the run, all tenants), reaches quality_min.  When
-               the configuration served fewer than min_n of that intent, its
-               generator part for the intent; then the configuration over
-               every intent; then its generator part.  slorag predicts
+               the configuration served fewer than min_n of that intent, the
+               configuration over every intent; then its generator part
+               for the intent (other retrievers' answers too); then its
+               generator part.  slorag predicts
                quality per intent and plans per intent, so that is what the
                objective promises: a configuration of that expected quality
                for this kind of question, not a correct answer every time.
@@ -397,8 +398,9 @@ def judge(rows, min_n=10, by_intent=True):
     deadline - the client's time is under deadline_ms.
     A failed request misses all four.  Sets row["met_each"] and row["met"]."""
     def keys(r):
-        k = [served(r), generator(r)]
-        return [(x, r["intent"]) for x in k] + k if by_intent else k
+        if not by_intent:
+            return [served(r), generator(r)]
+        return [(served(r), r["intent"]), served(r), (generator(r), r["intent"]), generator(r)]
     groups = {}
     for r in rows:
         if r["status"] == 200:
