@@ -785,8 +785,9 @@ static void handle_collections_list(struct req *r) {
     for (size_t i = 0; i < n; i++) {
         struct ret_index_info ix;
         ret_engine_index_info(r->srv->deps.engine, list[i].id, &ix);
-        json_t *index = json_pack("{s:s, s:I, s:b}", "kind", ix.approximate ? "approximate" : "exact", "vectors",
-                                  (json_int_t)ix.vectors, "building", ix.building);
+        json_t *index = json_pack("{s:s, s:I, s:b, s:I}", "kind", ix.approximate ? "approximate" : "exact", "vectors",
+                                  (json_int_t)ix.vectors, "building", ix.building, "quantized_bytes",
+                                  (json_int_t)ix.quantized_bytes);
         if (ix.nlist)
             json_object_update_new(index, json_pack("{s:i, s:i}", "nlist", ix.nlist, "nprobe", ix.nprobe));
         json_t *lexical = json_pack("{s:b, s:I, s:I}", "ready", ix.lexical_ready, "chunks",

@@ -684,6 +684,7 @@ enum err ret_engine_index_info(struct ret_engine *eng, int64_t collection_id, st
         info.nlist = s->vi && s->approx ? ret_vindex_nlist(s->vi) : 0;
         info.nprobe = s->vi && s->approx ? ret_vindex_nprobe(s->vi) : 0;
         info.builds = s->builds;
+        info.quantized_bytes = s->vi ? ret_vindex_quantized_bytes(s->vi) : 0;
         pthread_rwlock_unlock(&s->lock);
         info.building = __atomic_load_n(&s->building, __ATOMIC_RELAXED) != 0;
         pthread_rwlock_rdlock(&s->lex_lock);

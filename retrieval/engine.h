@@ -88,6 +88,7 @@ struct ret_index_info {
     bool lexical_ready;    /* the in-memory lexical index answers searches */
     int64_t lexical_chunks;
     size_t lexical_bytes;
+    size_t quantized_bytes; /* the exact index's 8-bit copy (vindex.h); 0: none built */
 };
 enum err ret_engine_index_info(struct ret_engine *eng, int64_t collection_id, struct ret_index_info *ret_info);
 /* The number of IVF lists an approximate build over n vectors uses for

@@ -35,6 +35,7 @@ struct ret_vindex {
      * make alone (vindex.h). */
     pthread_mutex_t sq_mu;
     struct sq8 *sq;
+    size_t sq_failed; /* vectors when building the copy last failed (no memory): not retried until a change */
 };
 
 static _Atomic int64_t quantized_min = RET_VINDEX_QUANTIZED_MIN;
@@ -222,6 +223,7 @@ size_t ret_vindex_quantized_bytes(const struct ret_vindex *vi) {
 static void sq8_drop(struct ret_vindex *vi) {
     sq8_free(vi->sq);
     vi->sq = NULL;
+    vi->sq_failed = 0;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -385,9 +387,11 @@ static bool sq8_search(const struct ret_vindex *cvi, const float *xb, size_t n, 
     if (!sq) {
         pthread_mutex_lock(&vi->sq_mu);
         sq = vi->sq;
-        if (!sq) {
+        if (!sq && vi->sq_failed != n) {
             sq = sq8_build(xb, n, d);
             __atomic_store_n(&vi->sq, sq, __ATOMIC_RELEASE);
+            if (!sq)
+                vi->sq_failed = n;
         }
         pthread_mutex_unlock(&vi->sq_mu);
     }

@@ -16,6 +16,7 @@
 
 #include "embed.h"
 #include "engine.h"
+#include "vindex.h"
 
 static char dir[64], dbpath[128], idxdir[128];
 static const struct ret_chunk_opts chunk = {.max_tokens = 40, .overlap_tokens = 5};
@@ -406,6 +407,10 @@ static void test_concurrent_dense(void **state) {
     assert_int_equal(ret_collection_ensure(s, "default", "kb", &cid), ERR_OK);
     for (int i = 0; i < 320; i++)
         put_synth(eng, cid, i);
+    struct ret_index_info info;
+    assert_int_equal(ret_engine_index_info(eng, cid, &info), ERR_OK);
+    assert_int_equal(info.quantized_bytes, 0); /* built by the first search that wants it */
+    ret_vindex_set_quantized_min(100);          /* 320 vectors: the 8-bit scan, where slorag scans */
     pthread_t th[8];
     struct searcher w[8];
     for (int t = 0; t < 8; t++) {
@@ -416,6 +421,14 @@ static void test_concurrent_dense(void **state) {
         pthread_join(th[t], NULL);
         assert_int_equal(w[t].wrong, 0);
     }
+    /* the 8-bit copy of 320 vectors of 64 dimensions (64 bytes and a float
+     * scale each), reported to /v1/collections; none when FAISS searches */
+    const char *faiss = getenv("SLORAG_FAISS_SCAN");
+    __builtin_cpu_init();
+    bool own = !(faiss && strcmp(faiss, "1") == 0) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    assert_int_equal(ret_engine_index_info(eng, cid, &info), ERR_OK);
+    assert_int_equal(info.quantized_bytes, own ? 320 * (64 + sizeof(float)) : 0);
+    ret_vindex_set_quantized_min(RET_VINDEX_QUANTIZED_MIN);
     ret_engine_free(eng);
     ret_store_free(s);
 }
