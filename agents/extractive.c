@@ -44,29 +44,6 @@ static void stem_word(struct sb_stemmer *st, const char *w, char *out) {
     ret_stem_into(st, w, out, EX_WORD_MAX);
 }
 
-/* Marks in `seen` which terms occur in text[start, end). */
-static void terms_in(struct sb_stemmer *st, const char *text, size_t start, size_t end, const struct term *terms,
-                     size_t nterms, bool *seen) {
-    size_t pos = start;
-    struct text_token t;
-    memset(seen, 0, nterms * sizeof(*seen));
-    while (text_next_token(text, end, &pos, &t)) {
-        char w[EX_WORD_MAX], s[EX_WORD_MAX];
-        text_token_lower(text, &t, w, sizeof w);
-        /* the English stemmer keeps a word's first byte (test-embed.c):
-         * a word no term starts like cannot stem to one */
-        bool maybe = false;
-        for (size_t i = 0; !maybe && i < nterms; i++)
-            maybe = !seen[i] && terms[i].stem[0] == w[0];
-        if (!maybe)
-            continue;
-        stem_word(st, w, s);
-        for (size_t i = 0; i < nterms; i++)
-            if (!seen[i] && strcmp(terms[i].stem, s) == 0)
-                seen[i] = true;
-    }
-}
-
 /* Where a passage's words stem to question terms: each such token's byte
  * range and the terms it is (a bit each).  One pass over a passage serves
  * the passage's own coverage and every sentence's. */
@@ -83,14 +60,14 @@ struct term_ats {
 
 _Static_assert(EX_MAX_TERMS <= 32, "a term is a bit of a uint32_t");
 
-/* Appends text's term tokens to a; returns the terms the whole text holds,
- * or sets *nomem. */
-static uint32_t passage_terms(struct sb_stemmer *st, const char *text, size_t len, const struct term *terms,
-                              size_t nterms, struct term_ats *a, bool *nomem) {
-    size_t pos = 0;
+/* The terms text[start, end) holds (a bit each); with a, also appends its
+ * term tokens there (or sets *nomem). */
+static uint32_t passage_terms(struct sb_stemmer *st, const char *text, size_t start, size_t end,
+                              const struct term *terms, size_t nterms, struct term_ats *a, bool *nomem) {
+    size_t pos = start;
     struct text_token t;
     uint32_t all = 0;
-    while (text_next_token(text, len, &pos, &t)) {
+    while (text_next_token(text, end, &pos, &t)) {
         char w[EX_WORD_MAX], s[EX_WORD_MAX];
         text_token_lower(text, &t, w, sizeof w);
         /* the English stemmer keeps a word's first byte (test-embed.c):
@@ -105,7 +82,8 @@ static uint32_t passage_terms(struct sb_stemmer *st, const char *text, size_t le
         for (size_t i = 0; i < nterms; i++)
             if (strcmp(terms[i].stem, s) == 0)
                 m |= 1u << i;
-        if (!m)
+        all |= m;
+        if (!m || !a)
             continue;
         if (a->n == a->cap) {
             size_t cap = a->cap * 2;
@@ -120,27 +98,20 @@ static uint32_t passage_terms(struct sb_stemmer *st, const char *text, size_t le
             a->cap = cap;
         }
         a->v[a->n++] = (struct term_at){t.start, t.start + t.len, m};
-        all |= m;
     }
     return all;
 }
 
 /* The terms in text[s, e) from its passage's term tokens v[0..n) (sorted
- * by position), as terms_in would find them: tokens wholly inside the
- * range.  A range that cuts a word is read again by terms_in, since the
+ * by position), as reading the range alone would find them: tokens wholly
+ * inside it.  A range that cuts a word is read again on its own, since the
  * cut word's pieces are words of their own there. */
 static uint32_t range_terms(struct sb_stemmer *st, const char *text, size_t len, size_t s, size_t e,
                             const struct term *terms, size_t nterms, const struct term_at *v, size_t n) {
     const unsigned char *u = (const unsigned char *)text;
     if ((s > 0 && s < len && text_word_byte[u[s - 1]] && text_word_byte[u[s]]) ||
-        (e > 0 && e < len && text_word_byte[u[e - 1]] && text_word_byte[u[e]])) {
-        bool seen[EX_MAX_TERMS];
-        terms_in(st, text, s, e, terms, nterms, seen);
-        uint32_t m = 0;
-        for (size_t i = 0; i < nterms; i++)
-            m |= (uint32_t)seen[i] << i;
-        return m;
-    }
+        (e > 0 && e < len && text_word_byte[u[e - 1]] && text_word_byte[u[e]]))
+        return passage_terms(st, text, s, e, terms, nterms, NULL, NULL);
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -252,7 +223,7 @@ static enum err extractive_run(void *state, struct agent_ctx *ctx, struct agent_
     for (size_t h = 0; h < nh && !nomem; h++) {
         const char *text = io->hits[h].text;
         hit_first[h] = ta.n;
-        hit_mask[h] = passage_terms(st, text, strlen(text), terms, nterms, &ta, &nomem);
+        hit_mask[h] = passage_terms(st, text, 0, strlen(text), terms, nterms, &ta, &nomem);
         hit_first[h + 1] = ta.n;
         for (size_t i = 0; i < nterms; i++)
             df[i] += hit_mask[h] >> i & 1u;
