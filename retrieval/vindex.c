@@ -464,62 +464,40 @@ static void kbest_out(struct kbest *h, int nh, int k, const idx_t *idmap, float 
     }
 }
 
-bool ret_vindex_scans_itself(const struct ret_vindex *vi) {
 #ifdef HAVE_SCAN_AVX2
-    if (!own_scan_enabled() || !cpu_has_avx2())
-        return false;
-    FaissIndexIDMap *map = faiss_IndexIDMap_cast(vi->index);
-    FaissIndex *inner = map ? faiss_IndexIDMap_sub_index(map) : vi->index;
-    if (faiss_IndexFlat_cast(inner) && faiss_Index_metric_type(inner) == METRIC_INNER_PRODUCT)
-        return true;
-#ifdef SLORAG_OWN_FAISS_C
-    FaissIndex *quant = NULL;
-    size_t nlist = 0, nprobe = 0;
-    return !map && slorag_ivfflat_parts(vi->index, &quant, &nlist, &nprobe) == 0 && faiss_IndexFlat_cast(quant) &&
-           faiss_Index_metric_type(quant) == METRIC_INNER_PRODUCT;
-#endif
-#endif
-    (void)vi;
-    return false;
-}
+/* What slorag's own scan reads of an index: a Flat inner-product index's
+ * vectors (and its IDMap's ids), or, with the own shim, an IVF-Flat one's
+ * centroids (its lists are read per search).  False when FAISS must
+ * search it: another kind, own scans off, no AVX2, or parts that do not
+ * add up. */
+struct own_parts {
+    int d;
+    const float *xb;     /* Flat: n vectors; IVF: nlist centroids */
+    size_t n;
+    const idx_t *idmap;  /* Flat under an IDMap: position -> id */
+    bool ivf;
+    size_t nprobe;       /* IVF: lists a search visits, 1..n */
+};
 
-/* True when it searched: one query over a Flat inner-product index, or,
- * with the own shim, over an IVF-Flat one (the nprobe lists whose
- * centroids score highest, as FAISS picks them, then their vectors). */
-static bool own_scan(const struct ret_vindex *vi, const float *q, int k, float *ret_scores, int64_t *ret_ids,
-                     enum err *ret_e) {
-#ifdef HAVE_SCAN_AVX2
+static bool own_parts_of(const struct ret_vindex *vi, struct own_parts *p) {
     if (!own_scan_enabled() || !cpu_has_avx2())
         return false;
     FaissIndexIDMap *map = faiss_IndexIDMap_cast(vi->index);
     FaissIndex *inner = map ? faiss_IndexIDMap_sub_index(map) : vi->index;
     FaissIndexFlat *flat = faiss_IndexFlat_cast(inner);
-    int d = faiss_Index_d(inner);
-    struct kbest stack[256];
+    *p = (struct own_parts){.d = faiss_Index_d(inner)};
     if (flat && faiss_Index_metric_type(inner) == METRIC_INNER_PRODUCT) {
         float *xb = NULL;
         size_t nfloats = 0;
         faiss_IndexFlat_xb(flat, &xb, &nfloats);
-        size_t n = nfloats / (size_t)d;
+        p->xb = xb;
+        p->n = nfloats / (size_t)p->d;
+        size_t nids = p->n;
         idx_t *idmap = NULL;
-        size_t nids = n;
         if (map)
             faiss_IndexIDMap_id_map(map, &idmap, &nids);
-        if (nids != n)
-            return false; /* not what an IDMap over a Flat holds: let FAISS decide */
-        struct kbest *h = k <= 256 ? stack : malloc((size_t)k * sizeof(*h));
-        if (!h) {
-            *ret_e = ERR_NOMEM;
-            return true;
-        }
-        int nh = 0;
-        if (!sq8_search(vi, xb, n, d, q, k, h, &nh))
-            scan_avx2(xb, n, d, q, NULL, k, h, &nh);
-        kbest_out(h, nh, k, idmap, ret_scores, ret_ids);
-        if (h != stack)
-            free(h);
-        *ret_e = ERR_OK;
-        return true;
+        p->idmap = idmap;
+        return nids == p->n; /* else not what an IDMap over a Flat holds: let FAISS decide */
     }
 #ifdef SLORAG_OWN_FAISS_C
     FaissIndex *quant = NULL;
@@ -532,38 +510,70 @@ static bool own_scan(const struct ret_vindex *vi, const float *q, int k, float *
     float *cxb = NULL;
     size_t cfloats = 0;
     faiss_IndexFlat_xb(qflat, &cxb, &cfloats);
-    if (cfloats / (size_t)d != nlist)
+    if (cfloats / (size_t)p->d != nlist)
         return false;
-    if (nprobe > nlist)
-        nprobe = nlist;
-    if (nprobe < 1)
-        nprobe = 1;
-    struct kbest *lists = malloc(nprobe * sizeof(*lists));
+    p->ivf = true;
+    p->xb = cxb;
+    p->n = nlist;
+    p->nprobe = nprobe > nlist ? nlist : nprobe < 1 ? 1 : nprobe;
+    return true;
+#else
+    return false;
+#endif
+}
+#endif
+
+bool ret_vindex_scans_itself(const struct ret_vindex *vi) {
+#ifdef HAVE_SCAN_AVX2
+    struct own_parts p;
+    return own_parts_of(vi, &p);
+#else
+    (void)vi;
+    return false;
+#endif
+}
+
+/* True when it searched: one query over a Flat inner-product index, or,
+ * with the own shim, over an IVF-Flat one (the nprobe lists whose
+ * centroids score highest, as FAISS picks them, then their vectors). */
+static bool own_scan(const struct ret_vindex *vi, const float *q, int k, float *ret_scores, int64_t *ret_ids,
+                     enum err *ret_e) {
+#ifdef HAVE_SCAN_AVX2
+    struct own_parts p;
+    if (!own_parts_of(vi, &p))
+        return false;
+    struct kbest stack[256];
     struct kbest *h = k <= 256 ? stack : malloc((size_t)k * sizeof(*h));
-    if (!lists || !h) {
+    struct kbest *lists = p.ivf ? malloc(p.nprobe * sizeof(*lists)) : NULL;
+    if (!h || (p.ivf && !lists)) {
         free(lists);
         if (h != stack)
             free(h);
         *ret_e = ERR_NOMEM;
         return true;
     }
-    int nl = 0, nh = 0;
-    scan_avx2(cxb, nlist, d, q, NULL, (int)nprobe, lists, &nl);
-    for (int i = 0; i < nl; i++) {
-        const float *vecs = NULL;
-        const idx_t *ids = NULL;
-        size_t len = slorag_ivfflat_list(vi->index, (size_t)lists[i].pos, &vecs, &ids);
-        scan_avx2(vecs, len, d, q, ids, k, h, &nh);
+    int nh = 0;
+    if (!p.ivf) {
+        if (!sq8_search(vi, p.xb, p.n, p.d, q, k, h, &nh))
+            scan_avx2(p.xb, p.n, p.d, q, NULL, k, h, &nh);
+    } else {
+#ifdef SLORAG_OWN_FAISS_C
+        int nl = 0;
+        scan_avx2(p.xb, p.n, p.d, q, NULL, (int)p.nprobe, lists, &nl);
+        for (int i = 0; i < nl; i++) {
+            const float *vecs = NULL;
+            const idx_t *ids = NULL;
+            size_t len = slorag_ivfflat_list(vi->index, (size_t)lists[i].pos, &vecs, &ids);
+            scan_avx2(vecs, len, p.d, q, ids, k, h, &nh);
+        }
+#endif
     }
-    kbest_out(h, nh, k, NULL, ret_scores, ret_ids);
+    kbest_out(h, nh, k, p.idmap, ret_scores, ret_ids);
     free(lists);
     if (h != stack)
         free(h);
     *ret_e = ERR_OK;
     return true;
-#else
-    return false;
-#endif
 #else
     (void)vi, (void)q, (void)k, (void)ret_scores, (void)ret_ids, (void)ret_e;
     return false;
