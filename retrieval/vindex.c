@@ -199,25 +199,36 @@ static void kb_down(struct kbest *h, int n, int i) {
 
 #define SQ8_WIDEN 4
 #define SQ8_MIN_CANDIDATES 32
+#define SQ8_COL_BLOCK 64 /* vectors a column block holds: one cache line */
 
 struct sq8 {
     size_t n;        /* vectors (the Flat index's count when built) */
     int d, stride;   /* dimensions; bytes a row: d rounded up to 32 */
     uint8_t *codes;  /* n rows: 128 + round(v[j] / scale) */
     float *scale;    /* a row's largest |v[j]| / 127 */
+    /* The same bytes by dimension (see "sparse queries" below): d columns
+     * of cstride signed bytes, built by the first sparse query under the
+     * index's sq_mu, then read without it. */
+    int8_t *cols;
+    size_t cstride;  /* n rounded up to SQ8_COL_BLOCK; zeros past n */
+    bool cols_failed;
 };
 
 static void sq8_free(struct sq8 *q) {
     if (q) {
         free(q->codes);
         free(q->scale);
+        free(q->cols);
         free(q);
     }
 }
 
 size_t ret_vindex_quantized_bytes(const struct ret_vindex *vi) {
     const struct sq8 *sq = __atomic_load_n(&vi->sq, __ATOMIC_ACQUIRE);
-    return sq ? sq->n * ((size_t)sq->stride + sizeof(*sq->scale)) : 0;
+    if (!sq)
+        return 0;
+    size_t cols = __atomic_load_n(&sq->cols, __ATOMIC_ACQUIRE) ? (size_t)sq->d * sq->cstride : 0;
+    return sq->n * ((size_t)sq->stride + sizeof(*sq->scale)) + cols;
 }
 
 static void sq8_drop(struct ret_vindex *vi) {
@@ -285,6 +296,7 @@ static struct sq8 *sq8_build(const float *xb, size_t n, int d) {
     q->stride = (d + 31) & ~31;
     q->codes = aligned_alloc(32, n * (size_t)q->stride > 0 ? n * (size_t)q->stride : 32);
     q->scale = malloc((n ? n : 1) * sizeof(*q->scale));
+    q->cstride = (n + SQ8_COL_BLOCK - 1) / SQ8_COL_BLOCK * SQ8_COL_BLOCK;
     if (!q->codes || !q->scale) {
         sq8_free(q);
         return NULL;
@@ -374,6 +386,159 @@ __attribute__((target("avx2,fma"))) static void sq8_scan(const struct sq8 *sq, c
     }
 }
 
+/* ---- sparse queries ----
+ *
+ * The built-in embedder's query has a few dozen non-zero components of
+ * 256 (feature hashing of a question's few content words), so a row scan
+ * multiplies mostly zeros.  A query with at most 1/SQ8_SPARSE_SHARE of its
+ * components non-zero once quantized reads the copy by dimension instead:
+ * only the columns of its non-zero dimensions, two at a time (their bytes
+ * interleaved, widened to 16 bits and multiply-added with the query's
+ * pair), with the sums of a block of SQ8_COL_BLOCK vectors held in
+ * registers.  Its candidates are scored exactly as the row scan's are.
+ * The columns are a second copy of the bytes, built by the first sparse
+ * query (ret_vindex_quantized_bytes counts them). */
+#define SQ8_SPARSE_SHARE 4
+#define SQ8_SPARSE_DIM_MAX 4096
+
+static _Atomic bool sparse_scan = true;
+
+void ret_vindex_set_sparse_scan(bool on) { sparse_scan = on; }
+
+static int8_t *sq8_cols_build(const struct sq8 *sq) {
+    int8_t *c = aligned_alloc(64, (size_t)sq->d * sq->cstride);
+    if (!c)
+        return NULL;
+    for (size_t b = 0; b < sq->cstride; b += SQ8_COL_BLOCK) { /* a block's rows stay in cache */
+        size_t end = b + SQ8_COL_BLOCK < sq->n ? b + SQ8_COL_BLOCK : sq->n;
+        for (int j = 0; j < sq->d; j++) {
+            int8_t *col = c + (size_t)j * sq->cstride;
+            size_t i = b;
+            for (; i < end; i++)
+                col[i] = (int8_t)(sq->codes[i * (size_t)sq->stride + (size_t)j] - 128);
+            for (; i < b + SQ8_COL_BLOCK; i++)
+                col[i] = 0;
+        }
+    }
+    return c;
+}
+
+/* sq's columns, built now if no search has yet; NULL without memory. */
+static const int8_t *sq8_cols(struct ret_vindex *vi, struct sq8 *sq) {
+    int8_t *c = __atomic_load_n(&sq->cols, __ATOMIC_ACQUIRE);
+    if (c || sq->cstride == 0)
+        return c;
+    pthread_mutex_lock(&vi->sq_mu);
+    c = sq->cols;
+    if (!c && !sq->cols_failed) {
+        c = sq8_cols_build(sq);
+        __atomic_store_n(&sq->cols, c, __ATOMIC_RELEASE);
+        sq->cols_failed = !c;
+    }
+    pthread_mutex_unlock(&vi->sq_mu);
+    return c;
+}
+
+/* The query's non-zero dimensions, in bytes of at most 127 in magnitude,
+ * as pairs: dims[2p], dims[2p+1] and w[p] holding both bytes as 16-bit
+ * halves (an odd one out is paired with itself at weight 0).  Returns the
+ * pair count, or -1 when more than d/SQ8_SPARSE_SHARE are non-zero. */
+static int sq8_sparse_query(const float *q, int d, int *dims, int32_t *w) {
+    float m = 0;
+    for (int j = 0; j < d; j++)
+        m = fmaxf(m, fabsf(q[j]));
+    float inv = m > 0 && isfinite(m) ? 127.0f / m : 0;
+    int nz = 0, max = d / SQ8_SPARSE_SHARE;
+    int16_t v[SQ8_SPARSE_DIM_MAX / SQ8_SPARSE_SHARE + 1];
+    for (int j = 0; j < d; j++) {
+        float r = nearbyintf(q[j] * inv);
+        if (!(r >= 1 || r <= -1)) /* zero, or NaN */
+            continue;
+        if (nz == max)
+            return -1;
+        dims[nz] = j;
+        v[nz++] = (int16_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+    }
+    if (nz % 2) {
+        dims[nz] = dims[nz - 1];
+        v[nz++] = 0;
+    }
+    for (int p = 0; p < nz / 2; p++)
+        w[p] = (int32_t)((uint32_t)(uint16_t)v[2 * p] | (uint32_t)(uint16_t)v[2 * p + 1] << 16);
+    return nz / 2;
+}
+
+/* 16 vectors' products with one pair of dimensions, added to lo (the
+ * first 8) and hi. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void sq8_pair16(const int8_t *c1, const int8_t *c2,
+                                                                                  __m256i wq, __m256i *lo,
+                                                                                  __m256i *hi) {
+    __m128i x1 = _mm_load_si128((const __m128i *)c1), x2 = _mm_load_si128((const __m128i *)c2);
+    *lo = _mm256_add_epi32(*lo, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x1, x2)), wq));
+    *hi = _mm256_add_epi32(*hi, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpackhi_epi8(x1, x2)), wq));
+}
+
+/* The r best vectors for the np query pairs, approximately scored, into
+ * the min-heap h.  Once h is full, a block's 64 scores are compared with
+ * its least at once and only those above it are offered. */
+__attribute__((target("avx2,fma"))) static void sq8_cols_scan(const struct sq8 *sq, const int8_t *cols,
+                                                               const int *dims, const int32_t *w, int np, int r,
+                                                               struct kbest *h, int *nh) {
+    _Alignas(32) int32_t dots[SQ8_COL_BLOCK];
+    _Alignas(32) float sc[SQ8_COL_BLOCK];
+    for (size_t b = 0; b < sq->n; b += SQ8_COL_BLOCK) {
+        /* eight sums of 8 vectors, in registers through the pairs */
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int p = 0; p < np; p++) {
+            const int8_t *c1 = cols + (size_t)dims[2 * p] * sq->cstride + b;
+            const int8_t *c2 = cols + (size_t)dims[2 * p + 1] * sq->cstride + b;
+            __m256i wq = _mm256_set1_epi32(w[p]);
+            sq8_pair16(c1, c2, wq, &a0, &a1);
+            sq8_pair16(c1 + 16, c2 + 16, wq, &a2, &a3);
+            sq8_pair16(c1 + 32, c2 + 32, wq, &a4, &a5);
+            sq8_pair16(c1 + 48, c2 + 48, wq, &a6, &a7);
+        }
+        __m256i a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+        if (*nh == r && b + SQ8_COL_BLOCK <= sq->n) {
+            __m256 least = _mm256_set1_ps(h[0].score);
+            uint64_t above = 0;
+            for (int t = 0; t < 8; t++) {
+                __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(a[t]), _mm256_loadu_ps(sq->scale + b + 8 * (size_t)t));
+                _mm256_store_ps(sc + 8 * t, s);
+                above |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(s, least, _CMP_GT_OQ)) << (8 * t);
+            }
+            for (; above; above &= above - 1) {
+                int i = __builtin_ctzll(above);
+                if (sc[i] > h[0].score)
+                    kb_offer(h, r, nh, sc[i], (int64_t)(b + (size_t)i));
+            }
+            continue;
+        }
+        for (int t = 0; t < 8; t++)
+            _mm256_store_si256((__m256i *)(dots + 8 * t), a[t]);
+        size_t end = sq->n - b < SQ8_COL_BLOCK ? sq->n - b : SQ8_COL_BLOCK;
+        for (size_t i = 0; i < end; i++) {
+            float s = (float)dots[i] * sq->scale[b + i];
+            if (*nh < r || s > h[0].score)
+                kb_offer(h, r, nh, s, (int64_t)(b + i));
+        }
+    }
+}
+
+/* The r best rows for a query that is not sparse, by rows. */
+static bool sq8_rows(const struct sq8 *sq, const float *q, int d, int r, struct kbest *cand, int *nc) {
+    _Alignas(32) int8_t qstack[1024];
+    bool qheap = sq->stride > (int)sizeof qstack;
+    int8_t *qb = qheap ? aligned_alloc(32, (size_t)sq->stride) : qstack;
+    if (!qb)
+        return false;
+    int32_t off = sq8_query(q, d, sq->stride, qb);
+    sq8_scan(sq, qb, off, r, cand, nc);
+    if (qheap)
+        free(qb);
+    return true;
+}
+
 /* A quantized scan of a Flat index of n vectors, when it pays and the
  * copy can be had; false leaves the search to the exact scan. */
 static bool sq8_search(const struct ret_vindex *cvi, const float *xb, size_t n, int d, const float *q, int k,
@@ -397,28 +562,25 @@ static bool sq8_search(const struct ret_vindex *cvi, const float *xb, size_t n, 
     }
     if (!sq || sq->n != n || sq->d != d)
         return false; /* no memory for it, or not this index's vectors */
-    _Alignas(32) int8_t qstack[1024];
-    bool qheap = sq->stride > (int)sizeof qstack;
-    int8_t *qb = qheap ? aligned_alloc(32, (size_t)sq->stride) : qstack;
     struct kbest cstack[256];
     struct kbest *cand = r <= 256 ? cstack : malloc((size_t)r * sizeof(*cand));
-    if (!qb || !cand) {
-        if (qheap)
-            free(qb);
-        if (cand != cstack)
-            free(cand);
+    if (!cand)
         return false;
-    }
-    int32_t off = sq8_query(q, d, sq->stride, qb);
+    int dims[SQ8_SPARSE_DIM_MAX / SQ8_SPARSE_SHARE + 1];
+    int32_t w[SQ8_SPARSE_DIM_MAX / SQ8_SPARSE_SHARE / 2 + 1];
+    int np = sparse_scan && d <= SQ8_SPARSE_DIM_MAX ? sq8_sparse_query(q, d, dims, w) : -1;
+    const int8_t *cols = np >= 0 ? sq8_cols(vi, sq) : NULL;
     int nc = 0;
-    sq8_scan(sq, qb, off, r, cand, &nc);
+    bool ok = true;
+    if (cols)
+        sq8_cols_scan(sq, cols, dims, w, np, r, cand, &nc);
+    else
+        ok = sq8_rows(sq, q, d, r, cand, &nc);
     for (int i = 0; i < nc; i++)
         kb_offer(h, k, nh, dot_avx2(xb + (size_t)cand[i].pos * (size_t)d, q, d), cand[i].pos);
-    if (qheap)
-        free(qb);
     if (cand != cstack)
         free(cand);
-    return true;
+    return ok;
 }
 
 static int cpu_has_avx2(void) {

@@ -44,7 +44,13 @@ enum err ret_vindex_search_faiss(const struct ret_vindex *vi, size_t nq, const f
  * Process-wide; the engine sets it from retrieval.quantized_scan_min. */
 #define RET_VINDEX_QUANTIZED_MIN 4096
 void ret_vindex_set_quantized_min(int64_t n);
-/* Bytes the 8-bit copy holds (0: none built since the last change). */
+/* Whether a query with few non-zero components (the built-in embedder's)
+ * reads the 8-bit copy by dimension, only its non-zero ones (vindex.c,
+ * "sparse queries"); on by default.  Process-wide; for benchmarks and
+ * tests that compare the two scans. */
+void ret_vindex_set_sparse_scan(bool on);
+/* Bytes the 8-bit copy holds, by rows and, once a sparse query has read
+ * it, by dimension (0: none built since the last change). */
 size_t ret_vindex_quantized_bytes(const struct ret_vindex *vi);
 /* add, remove and train change the index: no search of it may run
  * meanwhile (the engine's slot lock). */

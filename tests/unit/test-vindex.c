@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +270,133 @@ static void test_quantized_scan(void **state) {
     }
 }
 
+/* Sparse queries for test_quantized_sparse_scan: d/8 random dimensions
+ * non-zero, near a stored vector's (two in three) or anywhere. */
+static void sparse_queries(const float *x, size_t n, int d, int nq, float *qs) {
+    unsigned seed = 5;
+    memset(qs, 0, (size_t)nq * (size_t)d * sizeof(float));
+    for (int t = 0; t < nq; t++) {
+        const float *near = x + (size_t)(t * 97 % (int)n) * (size_t)d;
+        float *q = qs + (size_t)t * (size_t)d;
+        for (int m = 0; m < d / 8; m++) {
+            int j = (int)(rand_r(&seed) % (unsigned)d);
+            q[j] = (t % 3 ? near[j] : 0) + ((float)rand_r(&seed) / RAND_MAX - 0.5f) * (t % 3 ? 0.2f : 1.0f);
+        }
+    }
+}
+
+struct sparse_job {
+    const struct ret_vindex *vi;
+    const float *qs;
+    const int64_t *want; /* 10 ids a query */
+    int d, first, count;
+    size_t found;
+    int errors;
+};
+
+static void *sparse_searcher(void *arg) {
+    struct sparse_job *j = arg;
+    for (int t = j->first; t < j->first + j->count; t++) {
+        float s[10];
+        int64_t id[10];
+        if (ret_vindex_search(j->vi, 1, j->qs + (size_t)t * (size_t)j->d, 10, s, id) != ERR_OK) {
+            j->errors++;
+            continue;
+        }
+        for (int i = 0; i < 10; i++)
+            for (int m = 0; m < 10; m++)
+                j->found += id[i] == j->want[t * 10 + m];
+    }
+    return NULL;
+}
+
+/* Queries with few non-zero components (as the built-in embedder's are)
+ * read the 8-bit copy by dimension: a second copy, built by the first
+ * such query (here four threads at once, with the rows' copy) and counted
+ * in quantized_bytes (d columns of n rounded up to 64 bytes, beside the
+ * rows: d rounded up to 32 bytes and a float scale each); the same exact
+ * scores and order, and recall against FAISS's exact search as the row
+ * scan's.  A count of vectors no multiple of 64 and a dimension no
+ * multiple of 32 are among the cases. */
+static void test_quantized_sparse_scan(void **state) {
+    (void)state;
+    static const int dims[] = {256, 100};
+    enum { NQ = 60 };
+    for (size_t di = 0; di < 2; di++) {
+        int d = dims[di];
+        size_t n = 6001;
+        float *x = NULL;
+        int64_t *ids = NULL;
+        random_set(n, d, 33, 0, 1, &x, &ids);
+        struct ret_vindex *vi = NULL;
+        assert_int_equal(ret_vindex_new(d, "Flat", &vi), ERR_OK);
+        assert_int_equal(ret_vindex_add(vi, n, x, ids), ERR_OK);
+        float *qs = malloc((size_t)NQ * (size_t)d * sizeof(float));
+        assert_non_null(qs);
+        sparse_queries(x, n, d, NQ, qs);
+        int64_t want[NQ * 10];
+        float ws[10];
+        for (int t = 0; t < NQ; t++)
+            assert_int_equal(ret_vindex_search_faiss(vi, 1, qs + (size_t)t * (size_t)d, 10, ws, want + t * 10), ERR_OK);
+        assert_int_equal(ret_vindex_quantized_bytes(vi), 0);
+        ret_vindex_set_quantized_min(1000);
+        pthread_t th[4];
+        struct sparse_job jobs[4];
+        for (int i = 0; i < 4; i++) {
+            jobs[i] = (struct sparse_job){.vi = vi, .qs = qs, .want = want, .d = d, .first = i * (NQ / 4), .count = NQ / 4};
+            assert_int_equal(pthread_create(&th[i], NULL, sparse_searcher, &jobs[i]), 0);
+        }
+        size_t found = 0;
+        int errors = 0;
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            found += jobs[i].found;
+            errors += jobs[i].errors;
+        }
+        assert_int_equal(errors, 0);
+        print_message("quantized sparse scan, d=%d, 4 threads: recall@10 %.4f of the exact scan\n", d,
+                      (double)found / (NQ * 10));
+        assert_true(found >= NQ * 10 * 99 / 100);
+        assert_int_equal(ret_vindex_quantized_bytes(vi),
+                         n * (size_t)((d + 31) / 32 * 32 + 4) + (size_t)d * ((n + 63) / 64 * 64));
+        /* one after the other, k = 10 and 50: scores exact, in order */
+        found = 0;
+        size_t wanted = 0;
+        for (int t = 0; t < NQ; t++) {
+            int k = t % 2 ? 10 : 50;
+            const float *q = qs + (size_t)t * (size_t)d;
+            float s1[50], s2[50];
+            int64_t i1[50], i2[50];
+            assert_int_equal(ret_vindex_search(vi, 1, q, k, s1, i1), ERR_OK);
+            assert_int_equal(ret_vindex_search_faiss(vi, 1, q, k, s2, i2), ERR_OK);
+            for (int i = 0; i < k; i++) {
+                assert_true(i1[i] >= 0 && i1[i] < (int64_t)n);
+                const float *v = x + (size_t)i1[i] * (size_t)d;
+                float exact = 0;
+                for (int j = 0; j < d; j++)
+                    exact += v[j] * q[j];
+                assert_true(fabsf(s1[i] - exact) < 1e-3f);
+                assert_true(i == 0 || s1[i] <= s1[i - 1]);
+                for (int m = 0; m < k; m++)
+                    found += i1[i] == i2[m];
+            }
+            wanted += (size_t)k;
+        }
+        double recall = (double)found / (double)wanted;
+        print_message("quantized sparse scan, d=%d: recall@k %.4f of the exact scan\n", d, recall);
+        assert_true(recall >= 0.99);
+        /* a change drops both copies */
+        int64_t gone = 17;
+        assert_int_equal(ret_vindex_remove(vi, 1, &gone, NULL), ERR_OK);
+        assert_int_equal(ret_vindex_quantized_bytes(vi), 0);
+        ret_vindex_set_quantized_min(RET_VINDEX_QUANTIZED_MIN);
+        ret_vindex_free(vi);
+        free(qs);
+        free(x);
+        free(ids);
+    }
+}
+
 /* The same for an IVF-Flat index: slorag's own scan of the nprobe lists
  * (with the own FAISS C API shim) agrees with FAISS's search, before and
  * after removals, for several nprobe. */
@@ -330,6 +458,7 @@ int main(void) {
         cmocka_unit_test(test_single_query_matches_faiss),
         cmocka_unit_test(test_single_query_ivf_matches_faiss),
         cmocka_unit_test(test_quantized_scan),
+        cmocka_unit_test(test_quantized_sparse_scan),
         cmocka_unit_test(test_bad_factory),
     };
     return cmocka_run_group_tests_name("vindex", tests, NULL, NULL);
