@@ -80,7 +80,7 @@ enum err buf_printf(struct buf *b, const char *fmt, ...) {
 }
 
 enum err buf_json_str(struct buf *b, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
+    static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them (orchestrator/jsonw.h) */
     enum err e = buf_append(b, "\"", 1);
     size_t run = 0; /* start of the pending run of plain bytes */
     for (size_t i = 0; !e && i < n; i++) {
@@ -97,6 +97,8 @@ enum err buf_json_str(struct buf *b, const char *s, size_t n) {
         case '\n': e = buf_append(b, "\\n", 2); break;
         case '\r': e = buf_append(b, "\\r", 2); break;
         case '\t': e = buf_append(b, "\\t", 2); break;
+        case '\b': e = buf_append(b, "\\b", 2); break;
+        case '\f': e = buf_append(b, "\\f", 2); break;
         default: {
             char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             e = buf_append(b, u, 6);

@@ -11,6 +11,7 @@
  * can never resume a connection that is not yet suspended; a failed submit
  * resumes the connection itself with a 503 already stored. */
 #include "http.h"
+#include "jsonw.h"
 #include "hangup.h"
 #include "arena.h"
 #include "buf.h"
@@ -243,7 +244,7 @@ static bool route_match(const char *pattern, const char *url, struct arena *a, c
 
 static void set_json(struct req *r, int status, json_t *body) {
     free(r->resp);
-    r->resp = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    r->resp = jsonw_dumps(body, 6); /* json_dumps' bytes (JSON_COMPACT, JSON_REAL_PRECISION(6)), faster */
     r->status = r->resp ? status : 500;
     json_decref(body);
 }

@@ -1,0 +1,126 @@
+/* jsonw.c - compact JSON of a jansson value, written straight into a buf
+ * (jsonw.h says why and what bytes). */
+#include "jsonw.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Digits of v, most significant first, into the end of out (at least 20
+ * bytes); returns where they start. */
+static char *utoa_back(uint64_t v, char *end) {
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+static enum err put_integer(struct buf *b, json_int_t v) {
+    char s[24], *end = s + sizeof s;
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    char *p = utoa_back(u, end);
+    if (v < 0)
+        *--p = '-';
+    return buf_append(b, p, (size_t)(end - p));
+}
+
+/* "%.*g" as jansson finishes it: ".0" after an integral result, no '+'
+ * and no leading zeros in the exponent.  Integral values printed in full
+ * by "%.*g" (below 10^precision) skip printf. */
+static enum err put_real(struct buf *b, double v, int precision) {
+    static const double pow10[18] = {1,   1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                                     1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+    if (v == floor(v) && fabs(v) < pow10[precision]) {
+        char s[32], *end = s + sizeof s;
+        *--end = '0';
+        *--end = '.';
+        char *p = utoa_back((uint64_t)fabs(v), end);
+        if (signbit(v))
+            *--p = '-';
+        return buf_append(b, p, (size_t)(s + sizeof s - p));
+    }
+    char s[64];
+    int n = snprintf(s, sizeof s, "%.*g", precision, v);
+    if (n < 0 || (size_t)n >= sizeof s)
+        return ERR_INTERNAL;
+    char *e = strchr(s, 'e');
+    if (!e && !strchr(s, '.')) {
+        s[n++] = '.';
+        s[n++] = '0';
+    } else if (e) { /* "1e+06" -> "1e6", "2.5e-07" -> "2.5e-7" */
+        char *d = e + 1, *r = e + 1;
+        if (*r == '+')
+            r++;
+        else if (*r == '-')
+            d++, r++;
+        while (*r == '0' && r[1])
+            r++;
+        memmove(d, r, strlen(r) + 1);
+        n = (int)strlen(s);
+    }
+    return buf_append(b, s, (size_t)n);
+}
+
+static enum err put_value(struct buf *b, const json_t *j, int precision, int depth) {
+    if (depth > JSONW_DEPTH_MAX)
+        return ERR_INVALID_FIELD;
+    enum err e = ERR_OK;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        e = buf_append(b, "{", 1);
+        const char *key;
+        json_t *v;
+        bool first = true;
+        json_object_foreach((json_t *)j, key, v) {
+            if (!e && !first)
+                e = buf_append(b, ",", 1);
+            first = false;
+            if (!e)
+                e = buf_json_str(b, key, strlen(key));
+            if (!e)
+                e = buf_append(b, ":", 1);
+            if (!e)
+                e = put_value(b, v, precision, depth + 1);
+            if (e)
+                return e;
+        }
+        return buf_append(b, "}", 1);
+    }
+    case JSON_ARRAY: {
+        e = buf_append(b, "[", 1);
+        for (size_t i = 0; !e && i < json_array_size(j); i++) {
+            if (i)
+                e = buf_append(b, ",", 1);
+            if (!e)
+                e = put_value(b, json_array_get(j, i), precision, depth + 1);
+        }
+        return e ? e : buf_append(b, "]", 1);
+    }
+    case JSON_STRING: return buf_json_str(b, json_string_value(j), json_string_length(j));
+    case JSON_INTEGER: return put_integer(b, json_integer_value(j));
+    case JSON_REAL: return put_real(b, json_real_value(j), precision);
+    case JSON_TRUE: return buf_append(b, "true", 4);
+    case JSON_FALSE: return buf_append(b, "false", 5);
+    case JSON_NULL: return buf_append(b, "null", 4);
+    }
+    return ERR_INTERNAL;
+}
+
+enum err jsonw_dump(struct buf *b, const json_t *j, int precision) {
+    if (!j || precision < 1 || precision > 17)
+        return ERR_INVALID_FIELD;
+    return put_value(b, j, precision, 0);
+}
+
+char *jsonw_dumps(const json_t *j, int precision) {
+    struct buf b;
+    buf_init(&b, SIZE_MAX / 2);
+    if (jsonw_dump(&b, j, precision) != ERR_OK) { /* else at least a byte is there */
+        buf_done(&b);
+        return NULL;
+    }
+    return buf_steal(&b);
+}
