@@ -6,7 +6,8 @@
  * the cost: json_dumps prints each container's address into a hash table
  * to detect cycles and formats every real with snprintf; a query's
  * response is a tree of about 20 containers and 30 reals, most of them 0
- * or integral (bench/instructions.sh).  Trees deeper than JSONW_DEPTH_MAX
+ * or integral, and these are written without printf where the digits can
+ * be had exactly (bench/instructions.sh).  Trees deeper than JSONW_DEPTH_MAX
  * (a cycle among them) fail with ERR_INVALID_FIELD. */
 #ifndef SLORAG_JSONW_H
 #define SLORAG_JSONW_H

@@ -114,6 +114,48 @@ static void test_same_bytes_as_jansson(void **state) {
     print_message("%d random values written as json_dumps writes them\n", compared);
 }
 
+/* Reals where the writer formats digits itself (fixed notation, up to 9
+ * digits): spread over magnitudes, near halfway between two decimals,
+ * near powers of ten and next to values that round up to one; each the
+ * same as json_dumps at precisions 1 to 10. */
+static void test_reals(void **state) {
+    (void)state;
+    int compared = 0;
+    for (int t = 0; t < 100000; t++) {
+        double v;
+        switch (t % 4) {
+        case 0: v = pow(10.0, (double)(next() % 1100000) / 100000.0 - 4.5); break; /* 10^-4.5 .. 10^6.5 */
+        case 1: { /* a decimal with a 5 after it: a near tie at some precision */
+            int j = (int)(next() % 9);
+            v = ((double)(next() % 100000) + 0.5) / pow(10.0, (double)j);
+            break;
+        }
+        case 2: v = pow(10.0, (double)((int)(next() % 11) - 4)) * (1.0 + ((double)(next() % 2001) - 1000.0) * 1e-15); break;
+        default: { /* 0.99999951, 99.9996, ...: round up to a power of ten */
+            int j = (int)(next() % 10);
+            v = (pow(10.0, (double)((int)(next() % 8) - 3)) - pow(10.0, -(double)j) * 0.5) *
+                (1.0 + ((double)(next() % 21) - 10.0) * 1e-12);
+        }
+        }
+        if (next() % 2)
+            v = -v;
+        json_t *j = json_real(v);
+        int p = 1 + (int)(next() % 10);
+        char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_REAL_PRECISION(p));
+        char *got = jsonw_dumps(j, p);
+        assert_non_null(want);
+        assert_non_null(got);
+        if (strcmp(want, got) != 0)
+            print_error("%.17g at precision %d: want %s, got %s\n", v, p, want, got);
+        assert_string_equal(got, want);
+        compared++;
+        free(want);
+        free(got);
+        json_decref(j);
+    }
+    print_message("%d reals written as json_dumps writes them\n", compared);
+}
+
 /* Nesting beyond JSONW_DEPTH_MAX fails instead of recursing on; up to it
  * is written. */
 static void test_depth_limit(void **state) {
@@ -153,6 +195,7 @@ static void test_buf_cap(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_bytes_as_jansson),
+        cmocka_unit_test(test_reals),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_buf_cap),
     };
