@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STEM_SLOTS 16384 /* a power of two: about 1 MB a thread */
+#define STEM_SETS 4096 /* a power of two */
+#define STEM_WAYS 4     /* slots a set: 16,384 in all, about 1 MB a thread */
 #define STEM_KEY_MAX 30
 
 struct slot {
@@ -21,6 +22,7 @@ struct slot {
 static pthread_key_t cache_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static __thread struct slot *cache;
+static __thread unsigned misses, victim;
 
 static void make_key(void) {
     pthread_key_create(&cache_key, free);
@@ -35,19 +37,34 @@ static uint32_t hash_word(const char *w, int n) {
     return h;
 }
 
+unsigned ret_stem_misses(void) {
+    return misses;
+}
+
 int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret) {
     if (!cache) {
         pthread_once(&key_once, make_key);
-        cache = calloc(STEM_SLOTS, sizeof(*cache));
+        cache = calloc((size_t)STEM_SETS * STEM_WAYS, sizeof(*cache));
         if (cache)
             pthread_setspecific(cache_key, cache); /* freed at thread exit */
     }
     uint32_t h = hash_word(w, wlen);
-    struct slot *c = cache && wlen > 0 && wlen <= STEM_KEY_MAX ? &cache[h & (STEM_SLOTS - 1)] : NULL;
-    if (c && c->wlen == wlen && c->hash == h && memcmp(c->w, w, (size_t)wlen) == 0) {
-        *ret = c->s;
-        return c->slen;
+    struct slot *set = cache && wlen > 0 && wlen <= STEM_KEY_MAX ? &cache[(h & (STEM_SETS - 1)) * STEM_WAYS] : NULL;
+    struct slot *c = NULL;
+    if (set) {
+        for (int i = 0; i < STEM_WAYS; i++) {
+            struct slot *t = &set[i];
+            if (t->hash == h && t->wlen == wlen && memcmp(t->w, w, (size_t)wlen) == 0) {
+                *ret = t->s;
+                return t->slen;
+            }
+            if (!c && t->wlen == 0)
+                c = t;
+        }
+        if (!c) /* a full set: any of its slots, in turn */
+            c = &set[victim++ % STEM_WAYS];
     }
+    misses++;
     const sb_symbol *s = sb_stemmer_stem(st, (const sb_symbol *)w, wlen);
     if (!s)
         return -1;

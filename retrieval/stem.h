@@ -3,8 +3,11 @@
  * The extractive reader, the reranker and the built-in embedder stem every
  * word of every passage they read, the same few thousand words query after
  * query: Snowball took 28% of the server's CPU under bench/overhead.sh's
- * load.  Each thread keeps a direct-mapped cache of recent words and their
- * stems; a miss asks the caller's stemmer. */
+ * load.  Each thread keeps a cache of recent words and their stems, four
+ * slots a set (a direct-mapped one missed ~15% of the words of
+ * bench/instructions.sh's 6,000-word corpus, each miss ~2,200
+ * instructions; test-embed.c measures both); a miss asks the caller's
+ * stemmer. */
 #ifndef SLORAG_STEM_H
 #define SLORAG_STEM_H
 
@@ -19,5 +22,7 @@ int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret);
  * NUL-terminated); w itself, cut to fit, when the stemmer fails or the
  * stem does not fit.  Returns the length written. */
 size_t ret_stem_into(struct sb_stemmer *st, const char *w, char *out, size_t outlen);
+/* Words this thread has sent to the stemmer (cache misses) so far. */
+unsigned ret_stem_misses(void);
 
 #endif
