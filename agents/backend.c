@@ -55,7 +55,8 @@ struct call {
     char *body;              /* request JSON, owned */
     bool stream;
     int64_t deadline_us;
-    int64_t start_us, first_byte_us, retry_at_us;
+    int64_t submit_us, start_us, first_byte_us, retry_at_us;
+    double wait_ms;          /* submission to the first attempt's start: waiting for a slot */
     int attempts;
     bool probe;              /* this attempt is the half-open probe */
     bool deadline_bound;     /* curl's timeout for this attempt is the call's deadline */
@@ -194,7 +195,8 @@ static void finish(struct call *c, struct agent_llm_result *res) {
 }
 
 static void fail_call(struct call *c, enum err e, int status, const char *fmt, const char *detail) {
-    struct agent_llm_result res = {.err = e, .http_status = status};
+    struct agent_llm_result res = {.err = e, .http_status = status,
+                                   .wait_ms = c->attempts ? c->wait_ms : (double)(clock_us() - c->submit_us) / 1000.0};
     snprintf(res.errmsg, sizeof res.errmsg, fmt, detail ? detail : "");
     finish(c, &res);
 }
@@ -280,6 +282,8 @@ static void start(struct agent_pool *p, struct call *c) {
         c->be->probe_in_flight = true;
     pthread_mutex_unlock(&p->mu);
 
+    if (c->attempts == 0)
+        c->wait_ms = (double)(now - c->submit_us) / 1000.0;
     c->attempts++;
     c->start_us = now;
     c->first_byte_us = 0;
@@ -354,7 +358,7 @@ static void transfer_done(struct agent_pool *p, struct call *c, CURLcode rc) {
     unlink_running(p, c);
     double ms = (double)(now - c->start_us) / 1000.0;
 
-    struct agent_llm_result res = {.http_status = (int)status, .ms = ms};
+    struct agent_llm_result res = {.http_status = (int)status, .ms = ms, .wait_ms = c->wait_ms};
     res.ttft_ms = c->first_byte_us ? (double)(c->first_byte_us - c->start_us) / 1000.0 : 0;
     enum err e = ERR_OK;
     bool retry = false;
@@ -572,14 +576,19 @@ static void *io_main(void *arg) {
         curl_multi_perform(p->multi, &running);
         CURLMsg *m;
         int left;
+        bool freed = false;
         while ((m = curl_multi_info_read(p->multi, &left))) {
             if (m->msg != CURLMSG_DONE)
                 continue;
             struct call *c = NULL;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
             transfer_done(p, c, m->data.result);
+            freed = true;
         }
-        curl_multi_poll(p->multi, NULL, 0, 20, NULL);
+        /* A finished transfer freed a slot: start what waits for it now
+         * (polling first left each slot idle for the poll's 20 ms). */
+        if (!freed)
+            curl_multi_poll(p->multi, NULL, 0, 20, NULL);
     }
     return NULL;
 }
@@ -721,6 +730,7 @@ enum err agent_pool_chat(struct agent_pool *p, const struct agent_llm_call *call
      * before this function returns, so c is not touched after the unlock. */
     enum err e = !c->be ? ERR_UNAVAILABLE : !c->body ? ERR_NOMEM : ERR_OK;
     if (!e) {
+        c->submit_us = clock_us();
         c->be->queued++;
         c->next = p->submitted;
         p->submitted = c;

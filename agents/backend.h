@@ -28,6 +28,7 @@ struct agent_llm_result {
     int prompt_tokens, completion_tokens;
     bool usage_estimated;  /* the backend sent no usage: words * 4/3 */
     double ms, ttft_ms;    /* total and time to first byte of the final attempt */
+    double wait_ms;        /* queued for a slot (max_concurrency) before the first attempt */
     int attempts;
     const char *backend;   /* name (valid during the callback) */
     double cost;           /* from the backend's prices */

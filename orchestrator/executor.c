@@ -143,6 +143,7 @@ static void tiers_live(struct agent_pool *pool, struct slo_tier_live *out) {
         return;
     struct agent_backend_health h[2 * CFG_MAX_BACKENDS];
     size_t n = agent_pool_health(pool, h, sizeof h / sizeof h[0]);
+    int measured[SLO_TIERS] = {0}; /* slots of the backends with a latency measured */
     for (size_t i = 0; i < n; i++) {
         int t = slo_tier_parse(h[i].tier);
         if (t <= 0 || h[i].retired || h[i].breaker == AGENT_BREAKER_OPEN)
@@ -151,7 +152,14 @@ static void tiers_live(struct agent_pool *pool, struct slo_tier_live *out) {
         out[t].in_flight += h[i].in_flight;
         out[t].queued += h[i].queued;
         out[t].max_concurrency += h[i].max_concurrency;
+        if (h[i].latency_ewma_ms > 0) { /* the slots' mean call time, weighted by their count */
+            out[t].service_ms += h[i].latency_ewma_ms * h[i].max_concurrency;
+            measured[t] += h[i].max_concurrency;
+        }
     }
+    for (int t = 0; t < SLO_TIERS; t++)
+        if (measured[t] > 0)
+            out[t].service_ms /= measured[t];
 }
 
 static json_t *citations_json(const struct agent_io *io) {
@@ -200,13 +208,14 @@ struct query_run {
     struct replica {
         struct query_run *run;
         const char *content;    /* arena copy, NULL when the call failed */
-        double cost, ms;
+        double cost, ms, wait_ms;
         int prompt_tokens, completion_tokens, attempts;
         bool estimated;
         const char *errmsg;
         enum err err;
     } *replies;
     double call_ms;             /* the slowest generator call, -1 = none */
+    double wait_ms;             /* the longest wait for a backend slot, over every call */
     struct agent_llm_call call; /* the prepared call the replicas share */
     /* the LLM judge (aggregation "judge"): one more call picking a reply */
     struct replica judge;
@@ -350,7 +359,7 @@ static void run_respond(struct query_run *q) {
         note(q->skipped, "answer", io->abstain_reason ? io->abstain_reason : "abstained");
     json_t *body = json_pack(
         "{s:s, s:o, s:b, s:o, s:{s:i, s:i, s:f, s:b}, s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f}, "
-        "s:{s:s, s:f, s:s, s:s, s:o, s:o, s:{s:f, s:s?, s:i}, s:o, s:o, s:{s:b}}}",
+        "s:{s:s, s:f, s:s, s:s, s:o, s:o, s:{s:f, s:s?, s:i, s:f}, s:o, s:o, s:{s:b}}}",
         "request_id", q->req->request_id,
         "answer", io->abstained || !io->answer ? json_null() : json_string(io->answer),
         "abstained", io->abstained,
@@ -362,7 +371,8 @@ static void run_respond(struct query_run *q) {
         "decision", "intent", slo_intent_name(q->intent.intent), "intent_confidence", q->intent.confidence,
         "intent_cue", q->intent.cue, "collection", q->req->collection, "plan", plan_json(&q->plan), "signals",
         signals_json(&io->signals),
-        "actual", "confidence", io->confidence, "backend", q->backend, "attempts", q->attempts,
+        "actual", "confidence", io->confidence, "backend", q->backend, "attempts", q->attempts, "backend_wait_ms",
+        q->wait_ms,
         "skipped", q->skipped, "expanded", q->expanded,
         "slo_met", "deadline", total_ms <= q->plan.deadline_ms);
     q->skipped = q->expanded = NULL; /* the body owns them now, or they were freed with it */
@@ -447,6 +457,7 @@ static void finish_llm(struct query_run *q) {
         attempts += r->attempts;
         estimated = estimated || r->estimated;
         q->call_ms = r->ms > q->call_ms ? r->ms : q->call_ms;
+        q->wait_ms = r->wait_ms > q->wait_ms ? r->wait_ms : q->wait_ms;
         if (!r->content && !first_err)
             first_err = r->errmsg;
     }
@@ -531,6 +542,7 @@ static void on_judge_done(void *ud, const struct agent_llm_result *res) {
     q->attempts += res->attempts;
     q->generate_ms += res->ms;
     q->call_ms += res->ms; /* the judge runs after the slowest replica */
+    q->wait_ms += res->wait_ms;
     if (res->err == ERR_CANCELLED) {
         run_fail(q, ERR_CANCELLED, "the client closed the connection; the generation was cancelled");
         return;
@@ -655,6 +667,7 @@ static void on_llm_done(void *ud, const struct agent_llm_result *res) {
     struct replica *rep = ud;
     struct query_run *q = rep->run;
     rep->ms = res->ms;
+    rep->wait_ms = res->wait_ms;
     rep->attempts = res->attempts;
     if (!q->backend && res->backend && res->backend[0])
         q->backend = arena_strdup(q->arena, res->backend);

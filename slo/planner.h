@@ -35,6 +35,7 @@ struct slo_tier_live {
     int in_flight;       /* calls running on the tier's usable backends */
     int queued;          /* calls waiting for a slot */
     int max_concurrency; /* sum over those backends; 0 = no queueing estimate */
+    double service_ms;   /* mean time a call holds a slot, measured on those backends; 0 = none yet */
 };
 
 struct slo_planner_input {

@@ -313,6 +313,7 @@ def main():
                 row["cost"] = j["usage"]["cost"]
                 row["plan"] = j["decision"].get("planner", {}).get("config") or ""
                 row["backend"] = j["decision"].get("actual", {}).get("backend") or ""
+                row["backend_wait_ms"] = j["decision"].get("actual", {}).get("backend_wait_ms", 0)
                 row["intent"] = j["decision"].get("intent", "")
                 row["exploring"] = bool(j["decision"].get("planner", {}).get("exploring"))
                 pl = j["decision"].get("planner", {})

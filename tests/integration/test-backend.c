@@ -273,8 +273,8 @@ static void test_breaker(void **state) {
     cfg_unref(c);
 }
 
-/* Four calls to a backend limited to one at a time queue and run in turn;
- * raising the limit at runtime lets the queue drain in parallel, and a
+/* Four calls to a backend limited to one at a time queue and run in turn,
+ * each reporting how long it waited for the slot; raising the limit at runtime lets the queue drain in parallel, and a
  * backend removed at runtime finishes what it has in flight. */
 static void test_queue_and_reconfigure(void **state) {
     (void)state;
@@ -299,6 +299,14 @@ static void test_queue_and_reconfigure(void **state) {
     assert_true(serial_ms >= 4 * 190); /* one at a time */
     for (int i = 0; i < 4; i++)
         assert_int_equal(w[i].res.err, ERR_OK);
+    /* each waited for the ones before it: its wait is their calls' time,
+     * give or take a few ms a call (the next starts as soon as one ends) */
+    double before = 0;
+    for (int i = 0; i < 4; i++) {
+        print_message("call %d: waited %.1f ms for the slot, ran %.1f ms\n", i, w[i].res.wait_ms, w[i].res.ms);
+        assert_true(w[i].res.wait_ms >= before - 5 && w[i].res.wait_ms <= before + 5 * (i + 1));
+        before += w[i].res.ms;
+    }
 
     /* now raise the limit while the calls wait */
     t0 = clock_us();

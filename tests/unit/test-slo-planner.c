@@ -307,13 +307,17 @@ static void test_plan_details(void **state) {
     assert_true(d.refuse && !d.budget_spent);
     assert_string_equal(d.reason, "no available configuration: every generator tier is unusable");
 
-    /* queueing estimate: 7 calls ahead of 8 slots at the live 1750 ms */
+    /* queueing estimate: 7 calls ahead of 8 slots at the live 1750 ms (no call measured yet) */
     in = base_input();
     s_medium_queue(&in);
     assert_true(fabs(slo_planner_queue_ms(&in, SLO_TIER_MEDIUM, 1) - 7 * 1750.0 / 8) < 1e-3);
     assert_true(fabs(slo_planner_queue_ms(&in, SLO_TIER_MEDIUM, 3) - 9 * 1750.0 / 8) < 1e-3);
     assert_true(slo_planner_queue_ms(&in, SLO_TIER_SMALL, 3) == 0);
     assert_true(slo_planner_queue_ms(&in, SLO_TIER_EXTRACTIVE, 1) == 0);
+    /* once the backends' calls are measured (180 ms each), that is the
+     * service time, not the model's level in nominal units */
+    in.tiers[SLO_TIER_MEDIUM].service_ms = 180;
+    assert_true(fabs(slo_planner_queue_ms(&in, SLO_TIER_MEDIUM, 1) - 7 * 180.0 / 8) < 1e-3);
 
     /* an uncertain intent is a lower predicted quality */
     in = base_input();
