@@ -18,6 +18,9 @@
 #include <sys/wait.h>
 
 #include "daemon.h"
+#include "intent.h"
+#include "model.h"
+#include "space.h"
 
 static struct daemon D;
 
@@ -189,6 +192,39 @@ static void test_calibrate_llm_tier(void **state) {
     snprintf(cmd, sizeof cmd, "'%s' eval --dataset '%s/tests/data/squad-mini.json' --plan hybrid/k4/extractive "
              "> /dev/null 2>&1", getenv("SLORAG_BIN"), getenv("SLORAG_SOURCE_ROOT"));
     assert_int_equal(run(cmd), 2);
+    /* the derived configuration's cost per intent: the prior's shape for
+     * it, times how the measured neighbour's figure for that intent stood
+     * against its prior, relative to the neighbour overall (an intent it
+     * measured on fewer than 3 questions keeps the prior's shape) */
+    json_t *dall = json_object_get(configs, "lexical/k5/small/x3/vote/t256");
+    json_t *mall = json_object_get(configs, "hybrid/k5/small/x3/vote/t256");
+    int dk = slo_space_find("lexical/k5/small/x3/vote/t256"), mk = slo_space_find("hybrid/k5/small/x3/vote/t256");
+    double dmean = 0, mmean = 0, pq, pc, pl;
+    for (int in = 0; in < SLO_INTENT__COUNT; in++) {
+        slo_model_prior(dk, (enum slo_intent)in, &pq, &pc, &pl);
+        dmean += pc / SLO_INTENT__COUNT;
+        slo_model_prior(mk, (enum slo_intent)in, &pq, &pc, &pl);
+        mmean += pc / SLO_INTENT__COUNT;
+    }
+    double dstar = json_number_value(json_object_get(derived, "cost"));
+    double mstar = json_number_value(json_object_get(m, "cost"));
+    int moved = 0;
+    for (int in = 0; in < SLO_INTENT__COUNT; in++) {
+        const char *name = slo_intent_name((enum slo_intent)in);
+        json_t *dc = json_object_get(dall, name), *mc = json_object_get(mall, name);
+        assert_non_null(dc);
+        double dpc, mpc;
+        slo_model_prior(dk, (enum slo_intent)in, &pq, &dpc, &pl);
+        slo_model_prior(mk, (enum slo_intent)in, &pq, &mpc, &pl);
+        double k = mc ? (json_number_value(json_object_get(mc, "cost")) / mpc) / (mstar / mmean) : 1;
+        double want = dstar * (dpc / dmean) * k, got = json_number_value(json_object_get(dc, "cost"));
+        if (fabs(got - want) > 1e-6 * want + 1e-9)
+            fail_msg("%s: derived cost %.8f, want %.8f", name, got, want);
+        moved += mc != NULL;
+        assert_true(fabs(json_number_value(json_object_get(dc, "quality")) -
+                         json_number_value(json_object_get(derived, "quality"))) < 1e-9);
+    }
+    assert_true(moved >= 1); /* factoid at least was measured */
     json_t *cells[] = {m, one, derived};
     for (size_t i = 0; i < 3; i++) {
         double sig = json_number_value(json_object_get(cells[i], "signal"));
