@@ -159,6 +159,33 @@ static enum slo_tier tier_of(int config) {
     return slo_space_config(config, &c) ? c.tier : SLO_TIER_EXTRACTIVE;
 }
 
+/* Notes one call's time over the p95 predicted for it, and recomputes
+ * the spread: the 95th percentile of the ratios within the staleness
+ * window of now_s, at least 1 (slo_model_tier_spread). */
+static void spread_note(struct slo_tier_level *tl, double ratio, int64_t now_s) {
+    tl->ratio[tl->ratio_next % SLO_MODEL_SPREAD_CALLS] = (float)ratio;
+    tl->ratio_s[tl->ratio_next % SLO_MODEL_SPREAD_CALLS] = now_s;
+    tl->ratio_next++;
+    float v[SLO_MODEL_SPREAD_CALLS];
+    int n = 0;
+    for (int i = 0; i < SLO_MODEL_SPREAD_CALLS && (uint32_t)i < tl->ratio_next; i++)
+        if (now_s <= 0 || now_s - tl->ratio_s[i] <= (int64_t)SLO_MODEL_TIER_STALE_S)
+            v[n++] = tl->ratio[i];
+    if (n < SLO_MODEL_SPREAD_MIN) {
+        tl->spread = 1;
+        return;
+    }
+    int want = (int)ceil(0.95 * n) - 1; /* the nearest-rank 95th percentile */
+    for (int i = 0; i <= want; i++)     /* a partial selection sort: n <= 32 */
+        for (int j = i + 1; j < n; j++)
+            if (v[j] < v[i]) {
+                float x = v[i];
+                v[i] = v[j];
+                v[j] = x;
+            }
+    tl->spread = (float)fmax(1.0, v[want]);
+}
+
 static struct slo_tier_level tier_initial(enum slo_tier t) {
     float nominal = (float)nominal_mean(t);
     return (struct slo_tier_level){.live_ms = nominal, .base_ms = nominal};
@@ -219,6 +246,11 @@ void slo_model_observe(struct slo_model *m, int config, enum slo_intent intent, 
              * slid toward the baseline by its age. */
             double fresh = slo_model_tier_freshness(m, t, o->now_s);
             double level = tl->base_ms + (tl->live_ms - tl->base_ms) * fresh;
+            /* the call against the p95 predicted for it before the spread */
+            double pred = c->latency_p95_ms * clamp(level / nominal_mean(t), SLO_MODEL_TIER_FACTOR_MIN,
+                                                    SLO_MODEL_TIER_FACTOR_MAX);
+            if (pred > 0)
+                spread_note(tl, o->call_ms / pred, o->now_s);
             tl->live_ms = (float)((1 - SLO_MODEL_TIER_ALPHA) * level + SLO_MODEL_TIER_ALPHA * norm);
             tl->base_ms = (float)((1 - SLO_MODEL_TIER_BASE_ALPHA) * tl->base_ms + SLO_MODEL_TIER_BASE_ALPHA * norm);
             tl->n++;
@@ -278,6 +310,13 @@ double slo_model_tier_factor(const struct slo_model *m, enum slo_tier t, int64_t
     return clamp(level / nominal_mean(t), SLO_MODEL_TIER_FACTOR_MIN, SLO_MODEL_TIER_FACTOR_MAX);
 }
 
+double slo_model_tier_spread(const struct slo_model *m, enum slo_tier t, int64_t now_s) {
+    if (t == SLO_TIER_EXTRACTIVE || (unsigned)t >= SLO_TIERS)
+        return 1;
+    double s = m->tiers[t].spread > 1 ? m->tiers[t].spread : 1;
+    return 1 + (s - 1) * slo_model_tier_freshness(m, t, now_s);
+}
+
 double slo_model_tier_live_ms(const struct slo_model *m, enum slo_tier t) {
     return (unsigned)t < SLO_TIERS ? m->tiers[t].live_ms : 0;
 }
@@ -285,17 +324,19 @@ double slo_model_tier_live_ms(const struct slo_model *m, enum slo_tier t) {
 void slo_model_estimate(const struct slo_model *m, int config, enum slo_intent intent, int64_t now_s,
                         struct slo_estimate *ret) {
     if (!valid_cell(config, intent)) {
-        *ret = (struct slo_estimate){.tier_factor = 1};
+        *ret = (struct slo_estimate){.tier_factor = 1, .spread = 1};
         return;
     }
     const struct slo_cell *c = &m->cells[config][intent];
     double f = slo_model_tier_factor(m, tier_of(config), now_s);
+    double sp = slo_model_tier_spread(m, tier_of(config), now_s);
     *ret = (struct slo_estimate){
         .quality = c->quality,
         .cost = c->cost,
         .latency_mean_ms = c->latency_mean_ms * f,
-        .latency_p95_ms = c->latency_p95_ms * f,
+        .latency_p95_ms = c->latency_p95_ms * f * sp,
         .tier_factor = f,
+        .spread = sp,
         .n = c->n,
         .nq = c->nq,
     };

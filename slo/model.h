@@ -69,11 +69,20 @@ struct slo_cell {
     float quality, cost, latency_mean_ms, latency_p95_ms;
 };
 
+#define SLO_MODEL_SPREAD_CALLS 32 /* recent calls whose spread around the level is watched */
+#define SLO_MODEL_SPREAD_MIN 10   /* ... at least this many within SLO_MODEL_TIER_STALE_S to count */
+
 struct slo_tier_level {
     float live_ms;  /* fast EWMA of normalised call times; starts at the nominal mean */
     float base_ms;  /* slow EWMA of the same: where a stale live level returns to */
     uint32_t n;     /* calls observed */
     int64_t last_s; /* wall clock of the last call observed, 0 = never */
+    /* Not saved: each recent call over the p95 predicted for it, a ring,
+     * and the spread factor they give (slo_model_tier_spread). */
+    float ratio[SLO_MODEL_SPREAD_CALLS];
+    int64_t ratio_s[SLO_MODEL_SPREAD_CALLS];
+    uint32_t ratio_next;
+    float spread;   /* >= 1; 0 = not computed yet (1) */
 };
 
 struct slo_model {
@@ -93,6 +102,7 @@ struct slo_observation {
 struct slo_estimate {
     double quality, cost, latency_mean_ms, latency_p95_ms; /* at the current tier level */
     double tier_factor; /* level / nominal applied to the latencies (1 for extractive) */
+    double spread;      /* slo_model_tier_spread, applied to the p95 as well */
     unsigned n, nq;
 };
 
@@ -138,6 +148,17 @@ void slo_model_estimate(const struct slo_model *m, int config, enum slo_intent i
  * EWMA, slid toward the baseline as the last call ages (now_s 0 = no
  * ageing). */
 double slo_model_tier_factor(const struct slo_model *m, enum slo_tier t, int64_t now_s);
+/* How much further than predicted a tier's calls reach now, applied to
+ * p95 predictions on top of slo_model_tier_factor (which follows the
+ * mean): the 95th percentile of its recent calls over the p95 predicted
+ * for each (its cell's p95 at the tier's level then; the last
+ * SLO_MODEL_SPREAD_CALLS, at least SLO_MODEL_SPREAD_MIN within
+ * SLO_MODEL_TIER_STALE_S), never below 1, and aged like the level.  A
+ * slowed backend under load spreads its calls as well as lengthening them:
+ * in the SLO experiment calls of the slowed small tier took 250 ms to
+ * 2.4 s, beyond p95 predictions scaled by the mean alone.  A spread the
+ * cells have learned gives ratios near 1 again: no double count. */
+double slo_model_tier_spread(const struct slo_model *m, enum slo_tier t, int64_t now_s);
 /* How much of a tier's live evidence still counts at now_s: 1 when fresh
  * (or when time is unknown), halving every SLO_MODEL_TIER_STALE_S. */
 double slo_model_tier_freshness(const struct slo_model *m, enum slo_tier t, int64_t now_s);

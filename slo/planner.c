@@ -102,7 +102,8 @@ static int collect(const struct slo_planner_input *in, const struct filter *f, s
     enum slo_tier gen_tier[SLO_SPACE_GENERATORS];
     float factor[SLO_TIERS];
     for (int t = 0; t < SLO_TIERS; t++)
-        factor[t] = (float)slo_model_tier_factor(in->model, (enum slo_tier)t, in->now_s);
+        factor[t] = (float)(slo_model_tier_factor(in->model, (enum slo_tier)t, in->now_s) * /* for p95s */
+                            slo_model_tier_spread(in->model, (enum slo_tier)t, in->now_s));
     for (int g = 0; g < SLO_SPACE_GENERATORS; g++) {
         struct slo_config c;
         slo_space_config(g, &c); /* retriever 0, k level 0, no rerank: only the generator matters */

@@ -205,6 +205,74 @@ static void test_tier_level(void **state) {
     slo_model_free(m);
 }
 
+/* The spread: calls that reach further than their predicted p95 widen
+ * the p95 predictions of their tier (a slowed backend under load spreads
+ * its calls), not the means; steady calls leave it at 1; it ages like the
+ * level; and once the cells have learned a spread it is not counted twice.
+ * Over a sudden widening (log-normal call times, sigma 0.1 then 0.8 at
+ * twice the mean), the predictions with it are exceeded less often than
+ * those without. */
+static void test_tier_spread(void **state) {
+    (void)state;
+    struct slo_model *m;
+    assert_int_equal(slo_model_new(&m), ERR_OK);
+    enum slo_intent in = SLO_INTENT_FACTOID;
+    int used = key("hybrid/k8/medium/t256");
+    double pq, pc, p95;
+    slo_model_prior(used, in, &pq, &pc, &p95);
+    uint64_t rng = 12345;
+    int64_t now = 1000;
+    struct slo_estimate e;
+    for (int i = 0; i < 100; i++, now++) { /* steady: sigma 0.1 around 0.7 p95 */
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        double u1 = ((rng >> 11) + 0.5) / 9007199254740992.0;
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        double u2 = ((rng >> 11) + 0.5) / 9007199254740992.0;
+        double z = sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+        double call = 0.7 * p95 * exp(0.1 * z);
+        slo_model_observe(m, used, in, &(struct slo_observation){.cost = 0.001, .latency_ms = call, .call_ms = call,
+                                                                 .now_s = now});
+    }
+    assert_true(slo_model_tier_spread(m, SLO_TIER_MEDIUM, now) == 1);
+    int over_with = 0, over_without = 0, n = 0;
+    for (int i = 0; i < 60; i++, now++) { /* wider, and twice as slow */
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        double u1 = ((rng >> 11) + 0.5) / 9007199254740992.0;
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        double u2 = ((rng >> 11) + 0.5) / 9007199254740992.0;
+        double z = sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+        double call = 1.4 * p95 * exp(0.8 * z - 0.32); /* mean 1.4 p95 */
+        slo_model_estimate(m, used, in, now, &e);
+        assert_true(fabs(e.latency_p95_ms - m->cells[used][in].latency_p95_ms * e.tier_factor * e.spread) < 1e-3);
+        if (i >= 20) { /* once the level and the window have seen the change */
+            over_with += call > e.latency_p95_ms;
+            over_without += call > e.latency_p95_ms / e.spread;
+            n++;
+        }
+        slo_model_observe(m, used, in, &(struct slo_observation){.cost = 0.001, .latency_ms = call, .call_ms = call,
+                                                                 .now_s = now});
+    }
+    double s = slo_model_tier_spread(m, SLO_TIER_MEDIUM, now - 1);
+    print_message("spread %.2f; of %d calls, %d beyond the p95 predicted with it, %d without\n", s, n, over_with,
+                  over_without);
+    assert_true(s > 1.05);
+    assert_true(over_with < over_without);
+    assert_true(over_with <= n / 5);
+    /* small and extractive are not affected; the spread ages like the level */
+    assert_true(slo_model_tier_spread(m, SLO_TIER_SMALL, now) == 1);
+    assert_true(slo_model_tier_spread(m, SLO_TIER_EXTRACTIVE, now) == 1);
+    assert_true(fabs(slo_model_tier_spread(m, SLO_TIER_MEDIUM, now - 1 + 30) - (1 + (s - 1) / 2)) < 1e-5);
+    /* steady calls at what the cell has now learned: back to 1 */
+    for (int i = 0; i < 40; i++, now++) {
+        slo_model_estimate(m, used, in, now, &e);
+        double call = e.latency_p95_ms / e.spread * 0.7;
+        slo_model_observe(m, used, in, &(struct slo_observation){.cost = 0.001, .latency_ms = call, .call_ms = call,
+                                                                 .now_s = now});
+    }
+    assert_true(slo_model_tier_spread(m, SLO_TIER_MEDIUM, now) == 1);
+    slo_model_free(m);
+}
+
 static void test_round_trip(void **state) {
     (void)state;
     struct slo_model *a, *b;
@@ -366,7 +434,7 @@ static void test_calibration(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_priors),     cmocka_unit_test(test_learning),
-        cmocka_unit_test(test_signal),    cmocka_unit_test(test_tier_level),
+        cmocka_unit_test(test_signal),    cmocka_unit_test(test_tier_level), cmocka_unit_test(test_tier_spread),
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_calibration),
     };
     return cmocka_run_group_tests_name("slo-model", tests, NULL, NULL);
