@@ -194,6 +194,26 @@ static void test_single_query_matches_faiss(void **state) {
     }
 }
 
+/* The k results (s1, i1) of a quantized search for q over the n vectors
+ * x (ids id0 + step * row): each score the exact inner product, in order.
+ * Returns how many of the ids are among the exact search's i2. */
+static size_t check_quantized(const float *x, size_t n, int d, int64_t id0, int64_t step, const float *q, int k,
+                              const float *s1, const int64_t *i1, const int64_t *i2) {
+    size_t found = 0;
+    for (int i = 0; i < k; i++) {
+        assert_true(i1[i] >= id0 && (i1[i] - id0) % step == 0 && (i1[i] - id0) / step < (int64_t)n);
+        const float *v = x + (size_t)((i1[i] - id0) / step) * (size_t)d;
+        float exact = 0;
+        for (int j = 0; j < d; j++)
+            exact += v[j] * q[j];
+        assert_true(fabsf(s1[i] - exact) < 1e-3f);
+        assert_true(i == 0 || s1[i] <= s1[i - 1]);
+        for (int m = 0; m < k; m++)
+            found += i1[i] == i2[m];
+    }
+    return found;
+}
+
 /* From ret_vindex_set_quantized_min vectors on, one query over a Flat
  * index scans an 8-bit copy for candidates and scores them exactly: the
  * scores returned are the exact ones, the ids nearly always the exact
@@ -224,17 +244,7 @@ static void test_quantized_scan(void **state) {
             assert_int_equal(ret_vindex_search(vi, 1, q, k, s1, i1), ERR_OK);
             assert_true(ret_vindex_quantized_bytes(vi) > 0);
             assert_int_equal(ret_vindex_search_faiss(vi, 1, q, k, s2, i2), ERR_OK);
-            for (int i = 0; i < k; i++) {
-                assert_true(i1[i] >= 500 && (i1[i] - 500) % 2 == 0);
-                const float *v = x + (size_t)((i1[i] - 500) / 2) * (size_t)d;
-                float exact = 0;
-                for (int j = 0; j < d; j++)
-                    exact += v[j] * q[j];
-                assert_true(fabsf(s1[i] - exact) < 1e-3f);
-                assert_true(i == 0 || s1[i] <= s1[i - 1]);
-                for (int m = 0; m < k; m++)
-                    found += i1[i] == i2[m];
-            }
+            found += check_quantized(x, n, d, 500, 2, q, k, s1, i1, i2);
             wanted += (size_t)k;
         }
         double recall = (double)found / (double)wanted;
@@ -369,17 +379,7 @@ static void test_quantized_sparse_scan(void **state) {
             int64_t i1[50], i2[50];
             assert_int_equal(ret_vindex_search(vi, 1, q, k, s1, i1), ERR_OK);
             assert_int_equal(ret_vindex_search_faiss(vi, 1, q, k, s2, i2), ERR_OK);
-            for (int i = 0; i < k; i++) {
-                assert_true(i1[i] >= 0 && i1[i] < (int64_t)n);
-                const float *v = x + (size_t)i1[i] * (size_t)d;
-                float exact = 0;
-                for (int j = 0; j < d; j++)
-                    exact += v[j] * q[j];
-                assert_true(fabsf(s1[i] - exact) < 1e-3f);
-                assert_true(i == 0 || s1[i] <= s1[i - 1]);
-                for (int m = 0; m < k; m++)
-                    found += i1[i] == i2[m];
-            }
+            found += check_quantized(x, n, d, 0, 1, q, k, s1, i1, i2);
             wanted += (size_t)k;
         }
         double recall = (double)found / (double)wanted;
