@@ -16,8 +16,8 @@
  * only guess.
  *
  * The measured configuration gets the figures as measured ("*" overall,
- * and per intent when the dataset has at least CAL_MIN_INTENT questions of
- * that intent, its quality pulled toward the overall figure with the
+ * and per intent: its cost from any question of the intent, the rest when
+ * the dataset has at least CAL_MIN_INTENT questions of it, its quality pulled toward the overall figure with the
  * weight of CAL_SHRINK_N questions: three right answers to `procedural` questions
  * made a single small call the planner's best prediction for them, 0.99,
  * where it scored 0.68 in the SLO experiment), with the mean of the generator's own quality signal
@@ -132,12 +132,13 @@ static struct shift shift_of(const struct measured *x) {
 }
 
 /* How x's cost and latency for one intent, against the built-in prior
- * for it, differ from x's overall ratio to the prior: 1 and 1 when the
- * intent had fewer than CAL_MIN_INTENT questions. */
+ * for it, differ from x's overall ratio to the prior: 1 when the intent
+ * had no question (cost), or fewer than CAL_MIN_INTENT (latency: a p95). */
 static void intent_ratio(const struct measured *x, enum slo_intent in, double *ret_cost, double *ret_lat) {
     *ret_cost = *ret_lat = 1;
     json_t *row = json_object_get(x->intents, slo_intent_name(in));
-    if (!row || json_integer_value(json_object_get(row, "questions")) < CAL_MIN_INTENT)
+    json_int_t qn = row ? json_integer_value(json_object_get(row, "questions")) : 0;
+    if (qn < 1)
         return;
     double pq, pc, pl;
     slo_model_prior(x->config, in, &pq, &pc, &pl);
@@ -146,7 +147,7 @@ static void intent_ratio(const struct measured *x, enum slo_intent in, double *r
     double lat = json_number_value(json_object_get(row, "latency_p95_ms"));
     if (pc > 0 && all.rcost > 0 && cost > 0)
         *ret_cost = cost / pc / all.rcost;
-    if (pl > 0 && all.rlat > 0 && lat > 0)
+    if (qn >= CAL_MIN_INTENT && pl > 0 && all.rlat > 0 && lat > 0)
         *ret_lat = lat / pl / all.rlat;
 }
 
@@ -283,8 +284,18 @@ int eval_calibrate(const struct cfg *c, const struct eval_opts *o, const char *o
             json_t *row;
             json_object_foreach(x->intents, in, row) {
                 int qn = (int)json_integer_value(json_object_get(row, "questions"));
-                if (qn < CAL_MIN_INTENT)
+                double cost = json_number_value(json_object_get(row, "cost_per_query"));
+                if (qn < 1)
                     continue;
+                if (qn < CAL_MIN_INTENT) {
+                    /* Too few for its quality or a p95, but an answer's cost
+                     * follows its length, which differs by intent: the
+                     * overall cell with the intent's cost.  (Explanation
+                     * answers cost 40% more than the overall figure in the
+                     * SLO experiment, on 1 or 2 calibration questions.) */
+                    json_object_set_new(intents, in, cell(x->q, cost, x->p95, x->n, x->signal));
+                    continue;
+                }
                 /* A few questions of one intent say little about how often
                  * it is answered right: quality (and the signal beside it)
                  * is pulled toward the configuration's overall figure as
@@ -295,8 +306,7 @@ int eval_calibrate(const struct cfg *c, const struct eval_opts *o, const char *o
                 double q = w * quality_of(row) + (1 - w) * x->q;
                 double sg = w * json_number_value(json_object_get(row, "signal")) + (1 - w) * x->signal;
                 json_object_set_new(intents, in,
-                                    cell(q, json_number_value(json_object_get(row, "cost_per_query")),
-                                         json_number_value(json_object_get(row, "latency_p95_ms")), qn, sg));
+                                    cell(q, cost, json_number_value(json_object_get(row, "latency_p95_ms")), qn, sg));
             }
         } else {
             struct shift d = shift_of(x);
