@@ -4,6 +4,10 @@
 #   make valgrind
 set -u
 cd "$(dirname "$0")/.."
+# the environment tests/meson.build gives them (datasets, documents)
+SLORAG_SOURCE_ROOT=$(pwd)
+SLORAG_TEST_DOCS=$(pwd)/tests/data/docs
+export SLORAG_SOURCE_ROOT SLORAG_TEST_DOCS
 status=0
 for t in build/tests/test-*; do
     case "$t" in *.p) continue ;; esac
