@@ -1,6 +1,8 @@
 /* text.c - see text.h. */
 #include "text.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +38,7 @@ const unsigned char text_lower_byte[256] = {
     240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253, 254, 255,
 };
 
-/* Sorted for bsearch. */
+/* Sorted (for people and tests). */
 static const char *const stopwords[] = {
     "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
     "because", "been", "being", "but", "by", "can", "could", "did", "do", "does", "doing", "for",
@@ -47,22 +49,53 @@ static const char *const stopwords[] = {
     "whom", "why", "will", "with", "would", "you", "your",
 };
 
-static int cmp_word(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Bit (c - 'a') is set when a stopword starts with c; no stopword is longer
  * than STOPWORD_MAX bytes.  Most words are ruled out by one of the two
- * before the search (test-text checks both against the list). */
+ * before the lookup (test-common checks both against the list). */
 #define STOPWORD_FIRST 0x15c51afu
 #define STOPWORD_MAX 7
+#define STOPWORD_SLOTS 256 /* a power of two, over twice the list */
+
+/* The list as an open-addressing set of words packed into 64-bit keys
+ * (at most 7 bytes and zero padding: one compare a probe), built on
+ * first use.  A bsearch with strcmp took ~60 instructions a word, and
+ * the reranker and the reader ask for every word of every passage. */
+static uint64_t stop_keys[STOPWORD_SLOTS];
+static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
+
+static uint64_t stop_pack(const char *w, size_t n) {
+    uint64_t k = 0;
+    memcpy(&k, w, n);
+    return k;
+}
+
+static unsigned stop_slot(uint64_t k) {
+    return (unsigned)((k * 0x9e3779b97f4a7c15ull) >> 56) & (STOPWORD_SLOTS - 1);
+}
+
+static void stop_build(void) {
+    for (size_t i = 0; i < sizeof stopwords / sizeof stopwords[0]; i++) {
+        uint64_t k = stop_pack(stopwords[i], strlen(stopwords[i]));
+        unsigned j = stop_slot(k);
+        while (stop_keys[j])
+            j = (j + 1) & (STOPWORD_SLOTS - 1);
+        stop_keys[j] = k;
+    }
+}
 
 bool text_is_stopword(const char *lower_word) {
     unsigned char c = (unsigned char)lower_word[0];
-    if (c < 'a' || c > 'z' || !((STOPWORD_FIRST >> (c - 'a')) & 1u) || strnlen(lower_word, STOPWORD_MAX + 1) > STOPWORD_MAX)
+    if (c < 'a' || c > 'z' || !((STOPWORD_FIRST >> (c - 'a')) & 1u))
         return false;
-    return bsearch(&lower_word, stopwords, sizeof stopwords / sizeof stopwords[0], sizeof stopwords[0],
-                   cmp_word) != NULL;
+    size_t n = strnlen(lower_word, STOPWORD_MAX + 1);
+    if (n > STOPWORD_MAX)
+        return false;
+    pthread_once(&stop_once, stop_build);
+    uint64_t k = stop_pack(lower_word, n);
+    for (unsigned j = stop_slot(k); stop_keys[j]; j = (j + 1) & (STOPWORD_SLOTS - 1))
+        if (stop_keys[j] == k)
+            return true;
+    return false;
 }
 
 size_t text_stopwords(const char *const **ret_list) {

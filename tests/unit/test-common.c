@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
@@ -123,7 +124,7 @@ static void test_text_tokens(void **state) {
     assert_true(text_is_stopword("the"));
     assert_false(text_is_stopword("paris"));
     /* the fast rejections (first letter, length) never reject a stopword,
-     * the list is sorted (bsearch), and near misses are not stopwords */
+     * the list is sorted, and near misses are not stopwords */
     const char *const *list;
     size_t n = text_stopwords(&list);
     assert_true(n > 50);
@@ -139,6 +140,24 @@ static void test_text_tokens(void **state) {
     assert_false(text_is_stopword(""));
     assert_false(text_is_stopword("because1"));
     assert_false(text_is_stopword("Because")); /* lower-cased words only */
+    /* against a plain search of the list, on random words of the
+     * stopwords' own letters, up to 9 long */
+    unsigned wseed = 99;
+    static const char letters[] = "abcdefghimnorstuvwy";
+    for (int round = 0; round < 200000; round++) {
+        char word[16];
+        size_t len = 1 + (size_t)(rand_r(&wseed) % 9);
+        for (size_t i = 0; i < len; i++)
+            word[i] = letters[rand_r(&wseed) % (sizeof letters - 1)];
+        word[len] = 0;
+        if (round % 7 == 0) /* a stopword with a letter changed or cut */
+            snprintf(word, sizeof word, "%.*s", (int)(strlen(list[round % n]) - (round % 2)), list[round % n]);
+        bool listed = false;
+        for (size_t i = 0; i < n; i++)
+            listed = listed || strcmp(list[i], word) == 0;
+        if (text_is_stopword(word) != listed)
+            fail_msg("\"%s\": stopword %d, on the list %d", word, text_is_stopword(word), listed);
+    }
     assert_int_equal(text_count_words("  a b\n\tc  ", 10), 3);
     assert_int_equal(text_count_words("\v\fx\ry\x80 \xff", 8), 3);
     /* against the plain definition, on random bytes weighted to spaces */
