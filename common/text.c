@@ -3,6 +3,9 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,7 +115,24 @@ size_t text_count_words(const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     size_t count = 0;
     unsigned prev_space = 1;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+#if defined(__SSE2__)
+    /* 16 bytes at a time: a mask of the spaces (' ', and 9..13 as
+     * byte - 9 <= 4 unsigned), and a word starts where a non-space follows
+     * a space.  The extractive reader counts every passage's words; one
+     * byte at a time this was 5% of a query's instructions. */
+    const __m128i nine = _mm_set1_epi8(9), four = _mm_set1_epi8(4), blank = _mm_set1_epi8(' ');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(u + i));
+        __m128i x = _mm_sub_epi8(v, nine);
+        __m128i sp = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, four), x), _mm_cmpeq_epi8(v, blank));
+        unsigned mask = (unsigned)_mm_movemask_epi8(sp);
+        unsigned starts = ~mask & ((mask << 1) | prev_space) & 0xffffu;
+        count += (size_t)__builtin_popcount(starts);
+        prev_space = mask >> 15;
+    }
+#endif
+    for (; i < n; i++) {
         unsigned space = space_byte[u[i]];
         count += prev_space & (space ^ 1u); /* a word starts here */
         prev_space = space;

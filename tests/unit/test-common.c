@@ -160,12 +160,14 @@ static void test_text_tokens(void **state) {
     }
     assert_int_equal(text_count_words("  a b\n\tc  ", 10), 3);
     assert_int_equal(text_count_words("\v\fx\ry\x80 \xff", 8), 3);
-    /* against the plain definition, on random bytes weighted to spaces */
-    static const char pool[] = " \t\n\v\f\rab.\x80\xe9\x00";
+    /* against the plain definition, on random bytes weighted to spaces
+     * and to the bytes beside them (8, 14, 31, 33: the 16-byte path's
+     * range test), lengths past several 16-byte blocks */
+    static const char pool[] = " \t\n\v\f\rab.\x80\xe9\x08\x0e\x1f!\x7f\xff\x00";
     unsigned seed = 12345;
-    for (int round = 0; round < 2000; round++) {
-        char buf[64];
-        size_t len = (size_t)(round % 64);
+    for (int round = 0; round < 4000; round++) {
+        char buf[200];
+        size_t len = (size_t)(round % 200);
         for (size_t i = 0; i < len; i++) {
             seed = seed * 1103515245u + 12345u;
             buf[i] = pool[(seed >> 16) % (sizeof pool - 1)];
