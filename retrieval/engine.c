@@ -1224,14 +1224,14 @@ static void dense_batch(struct ret_engine *eng, struct dense_slot *s, struct den
      * 4 threads at 100k chunks got 87 queries/s batched, 378 one thread
      * alone). */
     pthread_rwlock_rdlock(&s->lock);
-    if (s->vi && ret_vindex_scans_itself(s->vi)) {
-        req->count = ret_vindex_count(s->vi);
-        req->e = req->count > 0 ? ret_vindex_search(s->vi, 1, req->q, req->depth, req->scores, req->ids) : ERR_OK;
-        pthread_rwlock_unlock(&s->lock);
+    bool alone = s->vi && ret_vindex_scans_itself(s->vi);
+    pthread_rwlock_unlock(&s->lock);
+    if (alone) { /* a batch of one (an index swapped meanwhile is still searched right, unbatched) */
+        req->next = NULL;
+        search_batch(eng, s, req);
         req->done = true;
         return;
     }
-    pthread_rwlock_unlock(&s->lock);
     pthread_mutex_lock(&s->batch_mu);
     req->next = s->pending;
     s->pending = req;
