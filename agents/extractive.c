@@ -68,15 +68,17 @@ static uint32_t passage_terms(struct sb_stemmer *st, const char *text, size_t st
     struct text_token t;
     uint32_t all = 0;
     while (text_next_token(text, end, &pos, &t)) {
-        char w[EX_WORD_MAX], s[EX_WORD_MAX];
-        text_token_lower(text, &t, w, sizeof w);
         /* the English stemmer keeps a word's first byte (test-embed.c):
-         * a word no term starts like cannot stem to one */
+         * a word no term starts like cannot stem to one, and is not even
+         * lower-cased */
+        char first = (char)text_lower_byte[(unsigned char)text[t.start]];
         bool maybe = false;
         for (size_t i = 0; !maybe && i < nterms; i++)
-            maybe = terms[i].stem[0] == w[0];
+            maybe = terms[i].stem[0] == first;
         if (!maybe)
             continue;
+        char w[EX_WORD_MAX], s[EX_WORD_MAX];
+        text_token_lower(text, &t, w, sizeof w);
         stem_word(st, w, s);
         uint32_t m = 0;
         for (size_t i = 0; i < nterms; i++)

@@ -110,14 +110,14 @@ static size_t passage_terms(struct sb_stemmer *st, const char *text, const struc
     size_t n = strlen(text), pos = 0, len = 0;
     struct text_token t;
     while (len < max && text_next_token(text, n, &pos, &t)) {
-        char w[RR_WORD_MAX], s[RR_WORD_MAX];
-        text_token_lower(text, &t, w, sizeof w);
-        if (text_is_stopword(w))
+        if (text_is_stopword_n(text + t.start, t.len))
             continue;
-        if (!q->first[(unsigned char)w[0]]) {
-            seq[len++] = -1;
+        if (!q->first[text_lower_byte[(unsigned char)text[t.start]]]) {
+            seq[len++] = -1; /* lower-cased and stemmed only when it may be a term */
             continue;
         }
+        char w[RR_WORD_MAX], s[RR_WORD_MAX];
+        text_token_lower(text, &t, w, sizeof w);
         stem(st, w, s);
         seq[len++] = term_index(q, s);
     }

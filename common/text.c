@@ -101,6 +101,21 @@ bool text_is_stopword(const char *lower_word) {
     return false;
 }
 
+bool text_is_stopword_n(const char *s, size_t len) {
+    unsigned char c = text_lower_byte[(unsigned char)(len ? s[0] : 0)];
+    if (len == 0 || len > STOPWORD_MAX || c < 'a' || c > 'z' || !((STOPWORD_FIRST >> (c - 'a')) & 1u))
+        return false;
+    char w[STOPWORD_MAX];
+    for (size_t i = 0; i < len; i++)
+        w[i] = (char)text_lower_byte[(unsigned char)s[i]];
+    pthread_once(&stop_once, stop_build);
+    uint64_t k = stop_pack(w, len);
+    for (unsigned j = stop_slot(k); stop_keys[j]; j = (j + 1) & (STOPWORD_SLOTS - 1))
+        if (stop_keys[j] == k)
+            return true;
+    return false;
+}
+
 size_t text_stopwords(const char *const **ret_list) {
     *ret_list = stopwords;
     return sizeof stopwords / sizeof stopwords[0];

@@ -51,6 +51,9 @@ static inline void text_token_lower(const char *s, const struct text_token *t, c
 }
 /* Common English function words that carry no retrieval signal. */
 bool text_is_stopword(const char *lower_word);
+/* The same for a word as it stands in a text (len bytes, any case), with
+ * no copy: text_is_stopword of its lower-cased form. */
+bool text_is_stopword_n(const char *s, size_t len);
 /* The stopword list (sorted), for tests. */
 size_t text_stopwords(const char *const **ret_list);
 /* Whitespace-separated word count, the project's token estimate. */

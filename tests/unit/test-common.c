@@ -155,6 +155,12 @@ static void test_text_tokens(void **state) {
         bool listed = false;
         for (size_t i = 0; i < n; i++)
             listed = listed || strcmp(list[i], word) == 0;
+        char raw[16]; /* the same word as it may stand in a text: any case */
+        size_t wl = strlen(word);
+        for (size_t i = 0; i < wl; i++)
+            raw[i] = (char)((round >> (i % 8)) & 1 ? word[i] - 32 : word[i]);
+        if (text_is_stopword_n(raw, wl) != listed)
+            fail_msg("raw \"%.*s\": stopword %d, on the list %d", (int)wl, raw, text_is_stopword_n(raw, wl), listed);
         if (text_is_stopword(word) != listed)
             fail_msg("\"%s\": stopword %d, on the list %d", word, text_is_stopword(word), listed);
     }
