@@ -86,34 +86,35 @@ static void stop_build(void) {
     }
 }
 
-bool text_is_stopword(const char *lower_word) {
-    unsigned char c = (unsigned char)lower_word[0];
-    if (c < 'a' || c > 'z' || !((STOPWORD_FIRST >> (c - 'a')) & 1u))
-        return false;
-    size_t n = strnlen(lower_word, STOPWORD_MAX + 1);
-    if (n > STOPWORD_MAX)
-        return false;
+/* Whether the n lower-cased bytes of w (n <= STOPWORD_MAX) are on the list. */
+static bool stop_find(const char *w, size_t n) {
     pthread_once(&stop_once, stop_build);
-    uint64_t k = stop_pack(lower_word, n);
+    uint64_t k = stop_pack(w, n);
     for (unsigned j = stop_slot(k); stop_keys[j]; j = (j + 1) & (STOPWORD_SLOTS - 1))
         if (stop_keys[j] == k)
             return true;
     return false;
 }
 
+/* The first-letter gate: a lower-case letter some stopword starts with. */
+static bool stop_first(unsigned char c) {
+    return c >= 'a' && c <= 'z' && ((STOPWORD_FIRST >> (c - 'a')) & 1u);
+}
+
+bool text_is_stopword(const char *lower_word) {
+    if (!stop_first((unsigned char)lower_word[0]))
+        return false;
+    size_t n = strnlen(lower_word, STOPWORD_MAX + 1);
+    return n <= STOPWORD_MAX && stop_find(lower_word, n);
+}
+
 bool text_is_stopword_n(const char *s, size_t len) {
-    unsigned char c = text_lower_byte[(unsigned char)(len ? s[0] : 0)];
-    if (len == 0 || len > STOPWORD_MAX || c < 'a' || c > 'z' || !((STOPWORD_FIRST >> (c - 'a')) & 1u))
+    if (len == 0 || len > STOPWORD_MAX || !stop_first(text_lower_byte[(unsigned char)s[0]]))
         return false;
     char w[STOPWORD_MAX];
     for (size_t i = 0; i < len; i++)
         w[i] = (char)text_lower_byte[(unsigned char)s[i]];
-    pthread_once(&stop_once, stop_build);
-    uint64_t k = stop_pack(w, len);
-    for (unsigned j = stop_slot(k); stop_keys[j]; j = (j + 1) & (STOPWORD_SLOTS - 1))
-        if (stop_keys[j] == k)
-            return true;
-    return false;
+    return stop_find(w, len);
 }
 
 size_t text_stopwords(const char *const **ret_list) {
