@@ -127,6 +127,11 @@ static double hist_p95(const float *h, double total) {
 
 static double nominal_mean(enum slo_tier t) { return tier_p95[t] * MEAN_OF_P95; }
 
+/* A tier level (ms, nominal units) as the factor predictions scale by. */
+static double level_factor(enum slo_tier t, double level) {
+    return clamp(level / nominal_mean(t), SLO_MODEL_TIER_FACTOR_MIN, SLO_MODEL_TIER_FACTOR_MAX);
+}
+
 static void cell_refresh(struct slo_cell *c) {
     c->quality = (float)clamp((c->prior_quality * c->prior_n + c->q_sum) / (c->prior_n + c->q_w), 0, 1);
     double pw = c->prior_weight, w = c->w, tw = pw + w;
@@ -247,8 +252,7 @@ void slo_model_observe(struct slo_model *m, int config, enum slo_intent intent, 
             double fresh = slo_model_tier_freshness(m, t, o->now_s);
             double level = tl->base_ms + (tl->live_ms - tl->base_ms) * fresh;
             /* the call against the p95 predicted for it before the spread */
-            double pred = c->latency_p95_ms * clamp(level / nominal_mean(t), SLO_MODEL_TIER_FACTOR_MIN,
-                                                    SLO_MODEL_TIER_FACTOR_MAX);
+            double pred = c->latency_p95_ms * level_factor(t, level);
             if (pred > 0)
                 spread_note(tl, o->call_ms / pred, o->now_s);
             tl->live_ms = (float)((1 - SLO_MODEL_TIER_ALPHA) * level + SLO_MODEL_TIER_ALPHA * norm);
@@ -306,8 +310,7 @@ double slo_model_tier_factor(const struct slo_model *m, enum slo_tier t, int64_t
     if (t == SLO_TIER_EXTRACTIVE || (unsigned)t >= SLO_TIERS)
         return 1;
     const struct slo_tier_level *tl = &m->tiers[t];
-    double level = tl->base_ms + (tl->live_ms - tl->base_ms) * slo_model_tier_freshness(m, t, now_s);
-    return clamp(level / nominal_mean(t), SLO_MODEL_TIER_FACTOR_MIN, SLO_MODEL_TIER_FACTOR_MAX);
+    return level_factor(t, tl->base_ms + (tl->live_ms - tl->base_ms) * slo_model_tier_freshness(m, t, now_s));
 }
 
 double slo_model_tier_spread(const struct slo_model *m, enum slo_tier t, int64_t now_s) {
