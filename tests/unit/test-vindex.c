@@ -140,6 +140,16 @@ static void random_set(size_t n, int d, unsigned seed, int64_t id0, int64_t step
     *ret_ids = ids;
 }
 
+/* random_set's vectors in a new Flat index. */
+static struct ret_vindex *random_flat(size_t n, int d, unsigned seed, int64_t id0, int64_t step, float **ret_x,
+                                      int64_t **ret_ids) {
+    random_set(n, d, seed, id0, step, ret_x, ret_ids);
+    struct ret_vindex *vi = NULL;
+    assert_int_equal(ret_vindex_new(d, "Flat", &vi), ERR_OK);
+    assert_int_equal(ret_vindex_add(vi, n, *ret_x, *ret_ids), ERR_OK);
+    return vi;
+}
+
 /* One query over a Flat index is scanned by slorag's own AVX2 loop (when
  * the CPU has it); a batch goes to FAISS.  The same query alone and in a
  * batch must find the same ids with the same scores, also after removals
@@ -153,10 +163,7 @@ static void test_single_query_matches_faiss(void **state) {
         size_t n = 3000;
         float *x = NULL;
         int64_t *ids = NULL;
-        random_set(n, d, 5, 100000, 3, &x, &ids);
-        struct ret_vindex *vi = NULL;
-        assert_int_equal(ret_vindex_new(d, "Flat", &vi), ERR_OK);
-        assert_int_equal(ret_vindex_add(vi, n, x, ids), ERR_OK);
+        struct ret_vindex *vi = random_flat(n, d, 5, 100000, 3, &x, &ids);
         int64_t gone[300];
         for (int i = 0; i < 300; i++)
             gone[i] = ids[i * 7];
@@ -227,10 +234,7 @@ static void test_quantized_scan(void **state) {
         size_t n = 6000;
         float *x = NULL;
         int64_t *ids = NULL;
-        random_set(n, d, 21, 500, 2, &x, &ids);
-        struct ret_vindex *vi = NULL;
-        assert_int_equal(ret_vindex_new(d, "Flat", &vi), ERR_OK);
-        assert_int_equal(ret_vindex_add(vi, n, x, ids), ERR_OK);
+        struct ret_vindex *vi = random_flat(n, d, 21, 500, 2, &x, &ids);
         ret_vindex_set_quantized_min(1000);
         size_t found = 0, wanted = 0;
         unsigned seed = 3;
@@ -337,10 +341,7 @@ static void test_quantized_sparse_scan(void **state) {
         size_t n = 6001;
         float *x = NULL;
         int64_t *ids = NULL;
-        random_set(n, d, 33, 0, 1, &x, &ids);
-        struct ret_vindex *vi = NULL;
-        assert_int_equal(ret_vindex_new(d, "Flat", &vi), ERR_OK);
-        assert_int_equal(ret_vindex_add(vi, n, x, ids), ERR_OK);
+        struct ret_vindex *vi = random_flat(n, d, 33, 0, 1, &x, &ids);
         float *qs = malloc((size_t)NQ * (size_t)d * sizeof(float));
         assert_non_null(qs);
         sparse_queries(x, n, d, NQ, qs);
