@@ -18,7 +18,10 @@
 #      DURATION seconds with CONNECTIONS connections, random questions,
 #      and the same against hello-mhd;
 #   3. CPU per query: the slorag process's user+system CPU seconds during
-#      the wrk run divided by the requests it served.
+#      the wrk run divided by the requests it served, and the two parts.
+# PERF=FILE records the server with `perf record -g` during the wrk run
+# (a frame-pointer build gives whole call stacks: meson setup build-fp
+# -Dc_args=-fno-omit-frame-pointer, then SLORAG=build-fp/slorag).
 # The load generator shares the 2 cores with the server: that is the
 # measured condition, not a mistake.
 set -eu
@@ -54,8 +57,8 @@ wait_http() { # url
     done
 }
 
-cpu_ticks() { # pid -> utime+stime in clock ticks
-    awk '{print $14 + $15}' "/proc/$1/stat"
+cpu_ticks() { # pid -> "utime stime" in clock ticks
+    awk '{print $14, $15}' "/proc/$1/stat"
 }
 
 # the questions, shared by the python client and wrk's script
@@ -155,12 +158,19 @@ print("client round trip: slorag p50 %.3f ms, p99 %.3f ms | hello-mhd p50 %.3f m
 PY
 
     T0=$(cpu_ticks "$SERVER")
+    PERFPID=""
+    if [ -n "${PERF:-}" ]; then
+        perf record -g -q -o "$PERF" -p "$SERVER" -- sleep "$DURATION" 2>/dev/null &
+        PERFPID=$!
+    fi
     wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$TMP/questions.lua" "http://127.0.0.1:$PORT/v1/query" >"$TMP/wrk.out"
     T1=$(cpu_ticks "$SERVER")
+    [ -z "$PERFPID" ] || wait "$PERFPID" || true
     wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$TMP/questions.lua" "http://127.0.0.1:$HPORT/v1/query" >"$TMP/wrk-hello.out"
     python3 - "$TMP" "$T0" "$T1" "$(getconf CLK_TCK)" "$DURATION" <<'PY'
 import re, sys
-tmp, t0, t1, hz, dur = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+tmp, hz, dur = sys.argv[1], int(sys.argv[4]), float(sys.argv[5])
+(u0, s0), (u1, s1) = [[int(x) for x in a.split()] for a in sys.argv[2:4]]
 def read(p):
     s = open(p).read()
     req = int(re.search(r"(\d+) requests in", s).group(1))
@@ -170,10 +180,12 @@ def read(p):
     return req, rps, int(bad.group(1)) if bad else 0, lat
 req, rps, bad, lat = read(tmp + "/wrk.out")
 hreq, hrps, _, hlat = read(tmp + "/wrk-hello.out")
-cpu = (t1 - t0) / hz
+cpu = (u1 + s1 - u0 - s0) / hz
+served = max(req - bad, 1)
 print("throughput: slorag %.0f queries/s (%d non-2xx, mean latency %s) | hello-mhd %.0f requests/s (mean %s) | ratio %.2f"
       % (rps, bad, lat, hrps, hlat, rps / hrps if hrps else 0))
-print("CPU per query: %.3f ms (%.2f CPU s for %d queries)" % (cpu * 1000 / max(req - bad, 1), cpu, req - bad))
+print("CPU per query: %.3f ms (%.2f CPU s for %d queries; user %.3f ms, system %.3f ms)"
+      % (cpu * 1000 / served, cpu, req - bad, (u1 - u0) * 1000 / hz / served, (s1 - s0) * 1000 / hz / served))
 PY
     kill "$SERVER"
     wait "$SERVER" 2>/dev/null || true
