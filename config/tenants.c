@@ -19,8 +19,8 @@
 struct cfg_tenants {
     sqlite3 *db;
     pthread_mutex_t mu;
-    /* the two lookups every request makes, prepared once (under mu) */
-    sqlite3_stmt *get_st, *auth_st;
+    /* the lookups every request makes, prepared once (under mu) */
+    sqlite3_stmt *get_st, *auth_st, *count_st;
 };
 
 static void release(sqlite3_stmt *st) {
@@ -68,6 +68,7 @@ struct cfg_tenants *cfg_tenants_free(struct cfg_tenants *t) {
     if (t) {
         sqlite3_finalize(t->get_st);
         sqlite3_finalize(t->auth_st);
+        sqlite3_finalize(t->count_st);
         sqlite3_close(t->db);
         pthread_mutex_destroy(&t->mu);
         free(t);
@@ -139,12 +140,13 @@ static enum err tenant_exists(sqlite3 *db, const char *id) {
 
 int64_t cfg_tenants_count(struct cfg_tenants *t) {
     pthread_mutex_lock(&t->mu);
-    sqlite3_stmt *st = NULL;
+    /* asked on every request in open mode (no admin key): kept prepared */
+    sqlite3_stmt *st = sql_kept(t->db, &t->count_st, "SELECT count(*) FROM tenants");
     int64_t n = -1;
-    if (sqlite3_prepare_v2(t->db, "SELECT count(*) FROM tenants", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
+    if (st && sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    if (st)
+        release(st);
     pthread_mutex_unlock(&t->mu);
     return n;
 }
