@@ -79,6 +79,7 @@ static const struct field retrieval_fields[] = {
     FS(retrieval, ann_factory, 1),
     FI(retrieval, ann_nprobe, 0, 1 << 20),
     FL(retrieval, quantized_scan_min, 0, 1L << 40),
+    FI(retrieval, text_cache_mb, 0, 1 << 20),
 };
 
 static const struct field embedder_fields[] = {
@@ -144,6 +145,7 @@ static void set_defaults(struct cfg *c) {
     c->retrieval.ann_threshold = 100000;
     c->retrieval.quantized_scan_min = 4096; /* RET_VINDEX_QUANTIZED_MIN */
     c->retrieval.lexical_index = 1;
+    c->retrieval.text_cache_mb = 64; /* RET_TEXT_CACHE_DEFAULT */
     snprintf(c->retrieval.ann_factory, sizeof c->retrieval.ann_factory, "IVF{nlist},Flat");
     snprintf(c->embedder.kind, sizeof c->embedder.kind, "builtin");
     snprintf(c->embedder.encoding, sizeof c->embedder.encoding, "float");

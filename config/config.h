@@ -85,6 +85,7 @@ struct cfg {
         int ann_nprobe;             /* IVF lists searched per query; 0 = 40% */
         long quantized_scan_min;    /* vectors from which an exact index is scanned in 8 bits first; 0 = never */
         int lexical_index;          /* 1: in-memory BM25 index beside FTS5 (lexindex.h); 0: FTS5 only */
+        int text_cache_mb;          /* memory for returned chunks' texts (textcache.h); 0 = none */
     } retrieval;
 
     /* The text embedder behind dense retrieval; changes apply after a restart. */

@@ -1224,6 +1224,21 @@ static void handle_metrics(struct req *r) {
         if (!e)
             e = metrics_gauge(&b, "slorag_store_chunks", NULL, (double)st.chunks);
     }
+    struct ret_textcache_stats tc;
+    ret_store_text_cache_stats(ret_engine_store(srv->deps.engine), &tc);
+    static const struct {
+        const char *name, *help;
+    } tg[] = {
+        {"slorag_text_cache_hits", "Returned chunks whose text came from memory (monotonic)"},
+        {"slorag_text_cache_misses", "Returned chunks whose text was read from SQLite (monotonic)"},
+        {"slorag_text_cache_bytes", "Memory held by the text cache"},
+    };
+    const double tv[] = {(double)tc.hits, (double)tc.misses, (double)tc.bytes};
+    for (size_t g = 0; !e && g < ARRAY_SIZE(tg); g++) {
+        e = metrics_gauge_header(&b, tg[g].name, tg[g].help);
+        if (!e)
+            e = metrics_gauge(&b, tg[g].name, NULL, tv[g]);
+    }
     struct agent_backend_health h[2 * CFG_MAX_BACKENDS];
     size_t nh = srv->deps.llm ? agent_pool_health(srv->deps.llm, h, ARRAY_SIZE(h)) : 0;
     static const struct {

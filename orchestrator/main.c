@@ -128,6 +128,10 @@ static struct ret_store *open_store(const struct cfg *c, int readers) {
         fprintf(stderr, "slorag: cannot open the store at %s\n", path);
         return NULL;
     }
+    if (ret_store_set_text_cache(s, (size_t)c->retrieval.text_cache_mb << 20) != ERR_OK) {
+        fprintf(stderr, "slorag: no memory for retrieval.text_cache_mb (%d MiB)\n", c->retrieval.text_cache_mb);
+        return ret_store_free(s);
+    }
     return s;
 }
 

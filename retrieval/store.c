@@ -12,6 +12,7 @@
 #include "embed.h"
 #include "sqlkept.h"
 #include "text.h"
+#include "textcache.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -47,6 +48,10 @@ struct ret_store {
     int nfree;
 
     fts5_api *fts5; /* the writer connection's, for its tokenizers */
+
+    /* texts of recently returned chunks (ret_store_fill_hits); replaced
+     * only by ret_store_set_text_cache, before concurrent use */
+    struct ret_textcache *texts;
 };
 
 static const char schema_sql[] =
@@ -77,6 +82,8 @@ static const char schema_sql[] =
     "CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN"
     "  INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END;";
 
+#define STORE_MMAP_BYTES "268435456" /* 256 MiB a reader: address space, not memory */
+
 static enum err open_conn(const char *path, bool create, sqlite3 **ret_db) {
     sqlite3 *db = NULL;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
@@ -92,6 +99,13 @@ static enum err open_conn(const char *path, bool create, sqlite3 **ret_db) {
         sqlite3_close(db);
         return ERR_STORAGE;
     }
+    /* Readers map the file: a page the connection's cache lacks is then
+     * read in place, not copied in by a pread() (every answer reads about
+     * a dozen chunks at random; the chunks table is ~2 KB a row with its
+     * embedding, far larger than the cache at 10k chunks and up).  The
+     * file only grows (no VACUUM), so the mapping stays valid. */
+    if (!create)
+        sqlite3_exec(db, "PRAGMA mmap_size=" STORE_MMAP_BYTES, NULL, NULL, NULL);
     *ret_db = db;
     return ERR_OK;
 }
@@ -120,7 +134,9 @@ enum err ret_store_open(const char *path, int readers, struct ret_store **ret_st
     pthread_mutex_init(&s->write_mu, NULL);
     pthread_mutex_init(&s->read_mu, NULL);
     pthread_cond_init(&s->read_cv, NULL);
-    enum err e = open_conn(path, true, &s->writer);
+    enum err e = (s->texts = ret_textcache_new(RET_TEXT_CACHE_DEFAULT)) ? ERR_OK : ERR_NOMEM;
+    if (!e)
+        e = open_conn(path, true, &s->writer);
     if (!e && sqlite3_exec(s->writer, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
         e = ERR_STORAGE;
     if (!e && !(s->fts5 = fts5_api_of(s->writer)))
@@ -140,6 +156,19 @@ enum err ret_store_open(const char *path, int readers, struct ret_store **ret_st
     return ERR_OK;
 }
 
+enum err ret_store_set_text_cache(struct ret_store *s, size_t cap_bytes) {
+    struct ret_textcache *c = ret_textcache_new(cap_bytes);
+    if (!c)
+        return ERR_NOMEM;
+    ret_textcache_free(s->texts);
+    s->texts = c;
+    return ERR_OK;
+}
+
+void ret_store_text_cache_stats(struct ret_store *s, struct ret_textcache_stats *ret) {
+    ret_textcache_stats(s->texts, ret);
+}
+
 struct ret_store *ret_store_free(struct ret_store *s) {
     if (!s)
         return NULL;
@@ -149,6 +178,7 @@ struct ret_store *ret_store_free(struct ret_store *s) {
         sqlite3_close(s->readers[i]);
     }
     sqlite3_close(s->writer);
+    ret_textcache_free(s->texts);
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->read_mu);
     pthread_cond_destroy(&s->read_cv);
@@ -476,6 +506,8 @@ enum err ret_document_commit(struct ret_store *s, int64_t collection_id, const s
         ret_change_done(&c);
         return e;
     }
+    if (c.replaced || c.nremoved) /* chunks deleted: their ids may come back */
+        ret_textcache_invalidate(s->texts);
     c.added_vecs = prep->vecs; /* the change reports them for the index */
     prep->vecs = NULL;
     *ret_change = c;
@@ -517,6 +549,7 @@ enum err ret_document_delete(struct ret_store *s, int64_t collection_id, const c
         ret_change_done(&c);
         return e;
     }
+    ret_textcache_invalidate(s->texts);
     *ret_change = c;
     return ERR_OK;
 }
@@ -586,6 +619,8 @@ static enum err coll_delete_txn(sqlite3 *db, void *ud) {
 enum err ret_collection_delete(struct ret_store *s, const char *tenant, const char *name, int64_t *ret_id) {
     struct coll_delete_args args = {tenant, name, 0};
     enum err e = in_write_txn(s, coll_delete_txn, &args);
+    if (!e)
+        ret_textcache_invalidate(s->texts);
     if (!e && ret_id)
         *ret_id = args.id;
     return e;
@@ -792,6 +827,19 @@ enum err ret_store_embeddings(struct ret_store *s, int64_t collection_id, int di
 
 enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct ret_hit *hits, size_t n,
                              struct arena *a) {
+    /* the cache first; SQLite for the rest, if any */
+    size_t miss = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!ret_textcache_get(s->texts, hits[i].chunk_id, collection_id, a, &hits[i].document_id, &hits[i].title,
+                               &hits[i].text, &hits[i].start, &hits[i].end)) {
+            hits[i].text = NULL; /* marks the ones SQLite fills */
+            miss++;
+        }
+    if (miss == 0)
+        return ERR_OK;
+    /* read before the snapshot begins: a delete committed after this may
+     * be missing from the rows read, and then they are not cached */
+    uint64_t gen = ret_textcache_gen(s->texts);
     int slot;
     reader_get(s, &slot);
     enum err e = ERR_STORAGE;
@@ -801,6 +849,8 @@ enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct 
     if (st) {
         e = ERR_OK;
         for (size_t i = 0; !e && i < n; i++) {
+            if (hits[i].text) /* from the cache */
+                continue;
             sqlite3_reset(st);
             sqlite3_bind_int64(st, 1, hits[i].chunk_id);
             sqlite3_bind_int64(st, 2, collection_id);
@@ -813,6 +863,9 @@ enum err ret_store_fill_hits(struct ret_store *s, int64_t collection_id, struct 
                 hits[i].end = sqlite3_column_int64(st, 4);
                 if (!hits[i].document_id || !hits[i].title || !hits[i].text)
                     e = ERR_NOMEM;
+                else
+                    ret_textcache_put(s->texts, gen, hits[i].chunk_id, collection_id, hits[i].document_id,
+                                      hits[i].title, hits[i].text, hits[i].start, hits[i].end);
             } else if (rc == SQLITE_DONE) {
                 hits[i].chunk_id = -1; /* deleted since the index was searched */
             } else {

@@ -16,6 +16,7 @@
 #include "chunk.h"
 #include "err.h"
 #include "lexindex.h"
+#include "textcache.h"
 
 struct ret_store;
 
@@ -76,6 +77,14 @@ struct ret_store_stats {
 
 enum err ret_store_open(const char *path, int readers, struct ret_store **ret_store);
 struct ret_store *ret_store_free(struct ret_store *s);
+
+/* The cache of returned chunks' texts (textcache.h) that
+ * ret_store_fill_hits reads before SQLite: RET_TEXT_CACHE_DEFAULT bytes
+ * from ret_store_open; another size (0: none) replaces it, before the
+ * store is used by more than one thread. */
+#define RET_TEXT_CACHE_DEFAULT ((size_t)64 << 20)
+enum err ret_store_set_text_cache(struct ret_store *s, size_t cap_bytes);
+void ret_store_text_cache_stats(struct ret_store *s, struct ret_textcache_stats *ret);
 
 enum err ret_collection_ensure(struct ret_store *s, const char *tenant, const char *name, int64_t *ret_id);
 /* ERR_NOT_FOUND when the tenant has no such collection. */

@@ -212,6 +212,82 @@ static void test_store_put_search_replace(void **state) {
     ret_store_free(s);
 }
 
+static int64_t put_one(struct ret_store *s, int64_t cid, const char *id, const char *text) {
+    struct ret_doc_in d = {.ext_id = id, .title = id, .text = text, .text_len = strlen(text)};
+    struct ret_change c;
+    assert_int_equal(ret_document_put(s, cid, &d, &opts, NULL, &c), ERR_OK);
+    assert_int_equal(c.nadded, 1);
+    int64_t chunk = c.added_ids[0];
+    ret_change_done(&c);
+    return chunk;
+}
+
+static const char *fill_one(struct ret_store *s, int64_t cid, int64_t chunk, struct arena *a) {
+    struct ret_hit h = {.chunk_id = chunk};
+    assert_int_equal(ret_store_fill_hits(s, cid, &h, 1, a), ERR_OK);
+    return h.chunk_id == chunk ? h.text : NULL;
+}
+
+/* The text cache in front of SQLite (textcache.h): a second fill comes
+ * from memory; a deleted chunk is never served from it, nor is an old text
+ * under a chunk id SQLite has given to a new chunk. */
+static void test_store_text_cache(void **state) {
+    (void)state;
+    struct ret_store *s = NULL;
+    assert_int_equal(ret_store_open(dbpath, 2, &s), ERR_OK);
+    int64_t cid;
+    assert_int_equal(ret_collection_ensure(s, "default", "docs", &cid), ERR_OK);
+    struct arena *a = arena_new(0);
+    int64_t c1 = put_one(s, cid, "one", "Alpha words here.");
+    assert_string_equal(fill_one(s, cid, c1, a), "Alpha words here.");
+    assert_string_equal(fill_one(s, cid, c1, a), "Alpha words here.");
+    struct ret_textcache_stats st;
+    ret_store_text_cache_stats(s, &st);
+    assert_int_equal(st.misses, 1);
+    assert_int_equal(st.hits, 1);
+    /* another collection's fill of the same id finds nothing, cached or not */
+    int64_t other;
+    assert_int_equal(ret_collection_ensure(s, "acme", "docs", &other), ERR_OK);
+    assert_null(fill_one(s, other, c1, a));
+
+    /* deleted: gone from fills at once */
+    struct ret_change r;
+    assert_int_equal(ret_document_delete(s, cid, "one", &r), ERR_OK);
+    ret_change_done(&r);
+    assert_null(fill_one(s, cid, c1, a));
+
+    /* SQLite reuses the largest rowid once it is deleted: the new chunk
+     * has the old id, and its own text is what a fill returns */
+    int64_t c2 = put_one(s, cid, "two", "Beta text now.");
+    assert_string_equal(fill_one(s, cid, c2, a), "Beta text now.");
+    assert_int_equal(ret_document_delete(s, cid, "two", &r), ERR_OK);
+    ret_change_done(&r);
+    int64_t c3 = put_one(s, cid, "three", "Gamma text instead.");
+    assert_int_equal(c3, c2); /* the case this test is about */
+    assert_string_equal(fill_one(s, cid, c3, a), "Gamma text instead.");
+    /* the same through a replacement of the document in place */
+    struct ret_doc_in d = {.ext_id = "three", .title = "three", .text = "Delta replaces it.", .text_len = 18};
+    assert_int_equal(ret_document_put(s, cid, &d, &opts, NULL, &r), ERR_OK);
+    assert_true(r.replaced);
+    assert_int_equal(r.nadded, 1);
+    int64_t c5 = r.added_ids[0];
+    ret_change_done(&r);
+    assert_string_equal(fill_one(s, cid, c5, a), "Delta replaces it.");
+    if (c5 != c3)
+        assert_null(fill_one(s, cid, c3, a));
+
+    /* capacity 0: every fill reads SQLite */
+    assert_int_equal(ret_store_set_text_cache(s, 0), ERR_OK);
+    int64_t c4 = put_one(s, cid, "four", "Epsilon.");
+    assert_string_equal(fill_one(s, cid, c4, a), "Epsilon.");
+    assert_string_equal(fill_one(s, cid, c4, a), "Epsilon.");
+    ret_store_text_cache_stats(s, &st);
+    assert_int_equal(st.hits, 0);
+    assert_int_equal(st.entries, 0);
+    arena_free(a);
+    ret_store_free(s);
+}
+
 static void write_file(const char *path, const char *data, size_t n) {
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
@@ -311,6 +387,7 @@ int main(void) {
         cmocka_unit_test(test_units_join_wrapped_lines),
         cmocka_unit_test(test_html_to_text),
         cmocka_unit_test_setup_teardown(test_store_put_search_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_text_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_dir, setup, teardown),
     };
     return cmocka_run_group_tests_name("retrieval", tests, NULL, NULL);
