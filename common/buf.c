@@ -62,6 +62,18 @@ enum err buf_puts(struct buf *b, const char *s) {
     return buf_append(b, s, strlen(s));
 }
 
+enum err buf_put_int(struct buf *b, long long v) {
+    char s[24], *p = s + sizeof s;
+    unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return buf_append(b, p, (size_t)(s + sizeof s - p));
+}
+
 enum err buf_printf(struct buf *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -19,6 +19,8 @@ void buf_init(struct buf *b, size_t max);
 enum err buf_append(struct buf *b, const void *p, size_t n);
 enum err buf_puts(struct buf *b, const char *s);
 enum err buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends v in decimal, as "%lld" would, without printf. */
+enum err buf_put_int(struct buf *b, long long v);
 /* Appends s as a JSON string literal, quotes included. */
 enum err buf_json_str(struct buf *b, const char *s, size_t n);
 /* Hands the data to the caller (who frees it) and resets the buffer. */

@@ -24,20 +24,44 @@ int log_level_parse(const char *name) {
 void log_set_level(enum log_level lvl) { atomic_store(&min_level, lvl); }
 int log_enabled(enum log_level lvl) { return (int)lvl >= atomic_load(&min_level); }
 
+/* "YYYY-MM-DDTHH:MM:SS" of sec into out (20 bytes), from the calling
+ * thread's copy when the second has not changed: formatting the calendar
+ * time is most of a short line's cost, and a busy server logs thousands
+ * of lines a second. */
+static void stamp_seconds(time_t sec, char *out) {
+    static __thread time_t cached_sec = -1;
+    static __thread char cached[24];
+    if (sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        if (strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) != 19)
+            memcpy(cached, "0000-00-00T00:00:00", 20);
+        cached_sec = sec;
+    }
+    memcpy(out, cached, 20);
+}
+
 void log_msg(enum log_level lvl, const char *event, ...) {
     if (!log_enabled(lvl))
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char stamp[40];
-    size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    char stamp[32];
+    stamp_seconds(ts.tv_sec, stamp);
+    long ms = ts.tv_nsec / 1000000;
+    stamp[19] = '.';
+    stamp[20] = (char)('0' + ms / 100);
+    stamp[21] = (char)('0' + ms / 10 % 10);
+    stamp[22] = (char)('0' + ms % 10);
+    memcpy(stamp + 23, "Z", 2);
 
     struct buf b;
     buf_init(&b, 16384);
-    buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":", stamp, level_names[lvl]);
+    buf_puts(&b, "{\"ts\":\"");
+    buf_append(&b, stamp, 24);
+    buf_puts(&b, "\",\"level\":\"");
+    buf_puts(&b, level_names[lvl]);
+    buf_puts(&b, "\",\"event\":");
     buf_json_str(&b, event, strlen(event));
     va_list ap;
     va_start(ap, event);
@@ -53,9 +77,11 @@ void log_msg(enum log_level lvl, const char *event, ...) {
             else
                 buf_puts(&b, "null");
         } else if (kind == 'i') {
-            buf_printf(&b, "%lld", va_arg(ap, long long));
+            buf_put_int(&b, va_arg(ap, long long));
         } else {
-            buf_printf(&b, "%.3f", va_arg(ap, double));
+            char num[48];
+            int n = snprintf(num, sizeof num, "%.3f", va_arg(ap, double));
+            buf_append(&b, num, n > 0 && (size_t)n < sizeof num ? (size_t)n : 0);
         }
     }
     va_end(ap);

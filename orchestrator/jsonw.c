@@ -18,15 +18,6 @@ static char *utoa_back(uint64_t v, char *end) {
     return end;
 }
 
-static enum err put_integer(struct buf *b, json_int_t v) {
-    char s[24], *end = s + sizeof s;
-    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
-    char *p = utoa_back(u, end);
-    if (v < 0)
-        *--p = '-';
-    return buf_append(b, p, (size_t)(end - p));
-}
-
 static const double pow10s[18] = {1,   1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
                                  1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
 
@@ -155,7 +146,7 @@ static enum err put_value(struct buf *b, const json_t *j, int precision, int dep
         return e ? e : buf_append(b, "]", 1);
     }
     case JSON_STRING: return buf_json_str(b, json_string_value(j), json_string_length(j));
-    case JSON_INTEGER: return put_integer(b, json_integer_value(j));
+    case JSON_INTEGER: return buf_put_int(b, json_integer_value(j));
     case JSON_REAL: return put_real(b, json_real_value(j), precision);
     case JSON_TRUE: return buf_append(b, "true", 4);
     case JSON_FALSE: return buf_append(b, "false", 5);

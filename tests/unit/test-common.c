@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "buf.h"
 #include "err.h"
+#include "log.h"
 #include "text.h"
 #include "util.h"
 
@@ -199,11 +202,74 @@ static void test_random_hex(void **state) {
     assert_string_not_equal(a, b);
 }
 
+static void test_buf_put_int(void **state) {
+    (void)state;
+    const long long v[] = {0, 7, -1, 10, -10, 1234567890123LL, 9223372036854775807LL, -9223372036854775807LL - 1};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        struct buf b;
+        buf_init(&b, 64);
+        assert_int_equal(buf_put_int(&b, v[i]), ERR_OK);
+        char want[32];
+        snprintf(want, sizeof want, "%lld", v[i]);
+        assert_string_equal(b.data, want);
+        buf_done(&b);
+    }
+}
+
+/* One JSON line a call, fields in order; the time stamp is the call's UTC
+ * time to the millisecond, also when the second's text comes from the
+ * thread's copy (the second line). */
+static void test_log_line(void **state) {
+    (void)state;
+    char path[] = "/tmp/slorag-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    time_t before = time(NULL);
+    for (int i = 0; i < 2; i++)
+        log_msg(LOG_WARN, "ev\"x", LOG_S("s", "a\nb"), LOG_S("n", NULL), LOG_I("i", -42),
+                LOG_I("big", (long long)(-9223372036854775807LL - 1)), LOG_F("f", 1.5), LOG_END);
+    log_msg(LOG_DEBUG, "below the level", LOG_END);
+    time_t after = time(NULL);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    char text[1024] = {0};
+    assert_true(pread(fd, text, sizeof text - 1, 0) > 0);
+    close(fd);
+    unlink(path);
+    const char *tail = "\",\"level\":\"warn\",\"event\":\"ev\\\"x\",\"s\":\"a\\nb\",\"n\":null,\"i\":-42,"
+                       "\"big\":-9223372036854775808,\"f\":1.500}\n";
+    char *line = text;
+    for (int i = 0; i < 2; i++) {
+        assert_memory_equal(line, "{\"ts\":\"", 7);
+        char *ts = line + 7;
+        /* 2026-11-29T16:37:08.123Z */
+        assert_int_equal(ts[4], '-');
+        assert_int_equal(ts[10], 'T');
+        assert_int_equal(ts[19], '.');
+        assert_int_equal(ts[23], 'Z');
+        struct tm tm = {0};
+        assert_non_null(strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm));
+        time_t t = timegm(&tm);
+        assert_true(t >= before && t <= after);
+        assert_true(strspn(ts + 20, "0123456789") == 3);
+        char *end = strchr(line, '\n');
+        assert_non_null(end);
+        assert_true((size_t)(end + 1 - (ts + 24)) == strlen(tail));
+        assert_memory_equal(ts + 24, tail, strlen(tail));
+        line = end + 1;
+    }
+    assert_string_equal(line, ""); /* nothing below the level */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_table),   cmocka_unit_test(test_buf_cap),   cmocka_unit_test(test_buf_json_str),
         cmocka_unit_test(test_arena),       cmocka_unit_test(test_utf8),      cmocka_unit_test(test_hostport),
-        cmocka_unit_test(test_text_tokens), cmocka_unit_test(test_random_hex),
+        cmocka_unit_test(test_text_tokens), cmocka_unit_test(test_random_hex),  cmocka_unit_test(test_buf_put_int),
+        cmocka_unit_test(test_log_line),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
