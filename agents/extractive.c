@@ -60,6 +60,48 @@ struct term_ats {
 
 _Static_assert(EX_MAX_TERMS <= 32, "a term is a bit of a uint32_t");
 
+#define EX_GROUP 32 /* words lower-cased and prefetched before any is stemmed */
+
+struct ex_group {
+    size_t n;
+    size_t start[EX_GROUP], len[EX_GROUP];
+    char w[EX_GROUP][EX_WORD_MAX];
+};
+
+/* Stems the group's words (their stem-cache sets were prefetched as they
+ * were collected): their terms into *all, their term tokens onto a; false
+ * when a could not grow (*nomem set). */
+static bool resolve_group(struct sb_stemmer *st, const struct term *terms, size_t nterms, struct ex_group *g,
+                          uint32_t *all, struct term_ats *a, bool *nomem) {
+    size_t n = g->n;
+    g->n = 0;
+    for (size_t k = 0; k < n; k++) {
+        char s[EX_WORD_MAX];
+        stem_word(st, g->w[k], s);
+        uint32_t m = 0;
+        for (size_t i = 0; i < nterms; i++)
+            if (strcmp(terms[i].stem, s) == 0)
+                m |= 1u << i;
+        *all |= m;
+        if (!m || !a)
+            continue;
+        if (a->n == a->cap) {
+            size_t cap = a->cap * 2;
+            struct term_at *v = a->v == a->local ? malloc(cap * sizeof(*v)) : realloc(a->v, cap * sizeof(*v));
+            if (!v) {
+                *nomem = true;
+                return false;
+            }
+            if (a->v == a->local)
+                memcpy(v, a->local, sizeof a->local);
+            a->v = v;
+            a->cap = cap;
+        }
+        a->v[a->n++] = (struct term_at){g->start[k], g->start[k] + g->len[k], m};
+    }
+    return true;
+}
+
 /* The terms text[start, end) holds (a bit each); with a, also appends its
  * term tokens there (or sets *nomem). */
 static uint32_t passage_terms(struct sb_stemmer *st, const char *text, size_t start, size_t end,
@@ -67,6 +109,8 @@ static uint32_t passage_terms(struct sb_stemmer *st, const char *text, size_t st
     size_t pos = start;
     struct text_token t;
     uint32_t all = 0;
+    struct ex_group g;
+    g.n = 0;
     while (text_next_token(text, end, &pos, &t)) {
         /* the English stemmer keeps a word's first byte (test-embed.c):
          * a word no term starts like cannot stem to one, and is not even
@@ -77,30 +121,14 @@ static uint32_t passage_terms(struct sb_stemmer *st, const char *text, size_t st
             maybe = terms[i].stem[0] == first;
         if (!maybe)
             continue;
-        char w[EX_WORD_MAX], s[EX_WORD_MAX];
-        text_token_lower(text, &t, w, sizeof w);
-        stem_word(st, w, s);
-        uint32_t m = 0;
-        for (size_t i = 0; i < nterms; i++)
-            if (strcmp(terms[i].stem, s) == 0)
-                m |= 1u << i;
-        all |= m;
-        if (!m || !a)
-            continue;
-        if (a->n == a->cap) {
-            size_t cap = a->cap * 2;
-            struct term_at *v = a->v == a->local ? malloc(cap * sizeof(*v)) : realloc(a->v, cap * sizeof(*v));
-            if (!v) {
-                *nomem = true;
-                return all;
-            }
-            if (a->v == a->local)
-                memcpy(v, a->local, sizeof a->local);
-            a->v = v;
-            a->cap = cap;
-        }
-        a->v[a->n++] = (struct term_at){t.start, t.start + t.len, m};
+        text_token_lower(text, &t, g.w[g.n], EX_WORD_MAX);
+        ret_stem_prefetch(g.w[g.n], (int)(t.len < EX_WORD_MAX - 1 ? t.len : EX_WORD_MAX - 1));
+        g.start[g.n] = t.start;
+        g.len[g.n++] = t.len;
+        if (g.n == EX_GROUP && !resolve_group(st, terms, nterms, &g, &all, a, nomem))
+            return all;
     }
+    resolve_group(st, terms, nterms, &g, &all, a, nomem);
     return all;
 }
 

@@ -104,11 +104,32 @@ static void question_terms(struct sb_stemmer *st, const char *question, struct r
     }
 }
 
+#define RR_GROUP 32 /* words lower-cased and prefetched before any is stemmed */
+
+struct rr_group {
+    size_t n;
+    size_t at[RR_GROUP]; /* the word's place in seq */
+    char w[RR_GROUP][RR_WORD_MAX];
+};
+
+/* Stems the group's words (their cache sets were prefetched as they were
+ * collected) and writes their term indexes into seq. */
+static void resolve_group(struct sb_stemmer *st, const struct rr_terms *q, struct rr_group *g, int *seq) {
+    for (size_t i = 0; i < g->n; i++) {
+        char s[RR_WORD_MAX];
+        stem(st, g->w[i], s);
+        seq[g->at[i]] = term_index(q, s);
+    }
+    g->n = 0;
+}
+
 /* The passage as a sequence of term indexes (-1 for words not in the
  * question), at most max long.  Returns its length. */
 static size_t passage_terms(struct sb_stemmer *st, const char *text, const struct rr_terms *q, int *seq, size_t max) {
     size_t n = strlen(text), pos = 0, len = 0;
     struct text_token t;
+    struct rr_group g;
+    g.n = 0;
     while (len < max && text_next_token(text, n, &pos, &t)) {
         if (text_is_stopword_n(text + t.start, t.len))
             continue;
@@ -116,11 +137,13 @@ static size_t passage_terms(struct sb_stemmer *st, const char *text, const struc
             seq[len++] = -1; /* lower-cased and stemmed only when it may be a term */
             continue;
         }
-        char w[RR_WORD_MAX], s[RR_WORD_MAX];
-        text_token_lower(text, &t, w, sizeof w);
-        stem(st, w, s);
-        seq[len++] = term_index(q, s);
+        text_token_lower(text, &t, g.w[g.n], RR_WORD_MAX);
+        ret_stem_prefetch(g.w[g.n], (int)(t.len < RR_WORD_MAX - 1 ? t.len : RR_WORD_MAX - 1));
+        g.at[g.n++] = len++;
+        if (g.n == RR_GROUP)
+            resolve_group(st, q, &g, seq);
     }
+    resolve_group(st, q, &g, seq);
     return len;
 }
 

@@ -50,6 +50,15 @@ unsigned ret_stem_misses(void) {
     return misses;
 }
 
+void ret_stem_prefetch(const char *w, int wlen) {
+    if (!cache || wlen <= 0 || wlen > STEM_KEY_MAX)
+        return;
+    uint32_t set = (hash_word(w, wlen) >> 1) & (STEM_SETS - 1);
+    __builtin_prefetch(cache->tag[set]);
+    for (int i = 0; i < STEM_WAYS; i++)
+        __builtin_prefetch(&cache->slot[set][i]);
+}
+
 int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret) {
     if (!cache) {
         pthread_once(&key_once, make_key);
