@@ -43,6 +43,16 @@ void util_random_hex(char *out, size_t nbytes) {
     out[2 * nbytes] = '\0';
 }
 
+void util_request_id(char out[33]) {
+    static const char hex[] = "0123456789abcdef";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    for (int i = 11; i >= 0; i--, ms >>= 4)
+        out[i] = hex[ms & 15];
+    util_random_hex(out + 12, 10);
+}
+
 bool util_utf8_valid(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;

@@ -15,6 +15,10 @@ double clock_ms(void);
 /* Fills out with 2*nbytes lowercase hex digits from the kernel's CSPRNG,
  * plus a NUL.  out must hold 2*nbytes+1 bytes. */
 void util_random_hex(char *out, size_t nbytes);
+/* A request id: 32 hex digits, the first 12 the UTC time in milliseconds
+ * (ids sort by time, so the ledger's index of them grows at one end
+ * instead of taking a random page on every insert), then 80 random bits. */
+void util_request_id(char out[33]);
 
 /* True when s[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool util_utf8_valid(const char *s, size_t n);

@@ -1737,7 +1737,7 @@ static struct req *req_new(struct http_server *srv, struct MHD_Connection *conn,
     if (rid_ok)
         memcpy(r->request_id, rid, ridlen + 1);
     else
-        util_random_hex(r->request_id, 16);
+        util_request_id(r->request_id);
     pthread_mutex_init(&r->smu, NULL);
     buf_init(&r->sbuf, 16u << 20);
     atomic_fetch_add(&srv->in_flight, 1);
