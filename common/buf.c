@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 void buf_init(struct buf *b, size_t max) {
     *b = (struct buf){.max = max};
@@ -91,18 +94,39 @@ enum err buf_printf(struct buf *b, const char *fmt, ...) {
     return ERR_OK;
 }
 
+/* The length of s's leading run of bytes JSON can carry as they are (not
+ * a control byte, '"' or '\\'): 16 bytes a step with SSE2. */
+static size_t json_plain_run(const unsigned char *s, size_t n) {
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                 _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1f */
+        int bits = _mm_movemask_epi8(m);
+        if (bits)
+            return i + (size_t)__builtin_ctz((unsigned)bits);
+    }
+#endif
+    while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
+
 enum err buf_json_str(struct buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them (orchestrator/jsonw.h) */
-    enum err e = buf_append(b, "\"", 1);
-    size_t run = 0; /* start of the pending run of plain bytes */
-    for (size_t i = 0; !e && i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        e = buf_append(b, s + run, i - run);
-        run = i + 1;
-        if (e)
+    const unsigned char *u = (const unsigned char *)s;
+    enum err e = reserve(b, n < SIZE_MAX - 2 ? n + 2 : n); /* the common case: nothing to escape */
+    if (!e)
+        e = buf_append(b, "\"", 1);
+    for (size_t i = 0; !e && i < n;) {
+        size_t run = json_plain_run(u + i, n - i);
+        e = buf_append(b, s + i, run);
+        i += run;
+        if (e || i == n)
             break;
+        unsigned char c = u[i++];
         switch (c) {
         case '"': e = buf_append(b, "\\\"", 2); break;
         case '\\': e = buf_append(b, "\\\\", 2); break;
@@ -112,13 +136,11 @@ enum err buf_json_str(struct buf *b, const char *s, size_t n) {
         case '\b': e = buf_append(b, "\\b", 2); break;
         case '\f': e = buf_append(b, "\\f", 2); break;
         default: {
-            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            e = buf_append(b, u, 6);
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            e = buf_append(b, esc, 6);
         }
         }
     }
-    if (!e)
-        e = buf_append(b, s + run, n - run);
     if (!e)
         e = buf_append(b, "\"", 1);
     return e;

@@ -62,6 +62,46 @@ static void test_buf_json_str(void **state) {
     buf_done(&b);
 }
 
+/* buf_json_str against a byte-at-a-time reference, on random strings of
+ * every length to 70 (both sides of the 16-byte steps), every byte value
+ * likely: the escapes may fall anywhere in a step. */
+static void test_buf_json_str_random(void **state) {
+    (void)state;
+    srand(11);
+    for (int iter = 0; iter < 20000; iter++) {
+        unsigned char in[80];
+        size_t n = (size_t)(iter % 71);
+        for (size_t i = 0; i < n; i++) {
+            int r = rand() % 10;
+            in[i] = (unsigned char)(r == 0 ? '"' : r == 1 ? '\\' : r == 2 ? rand() % 0x20 : r == 3 ? 0x80 + rand() % 0x80
+                                                                                                : 'a' + rand() % 26);
+        }
+        char want[600];
+        size_t w = 0;
+        want[w++] = '"';
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = in[i];
+            const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+            if (e)
+                w += (size_t)sprintf(want + w, "%s", e);
+            else if (c < 0x20)
+                w += (size_t)sprintf(want + w, "\\u%04X", c);
+            else
+                want[w++] = (char)c;
+        }
+        want[w++] = '"';
+        want[w] = '\0';
+        struct buf b;
+        buf_init(&b, 4096);
+        assert_int_equal(buf_append(&b, "x", 1), ERR_OK); /* not at the buffer's start */
+        assert_int_equal(buf_json_str(&b, (const char *)in, n), ERR_OK);
+        assert_int_equal(b.len, w + 1);
+        assert_memory_equal(b.data + 1, want, w);
+        buf_done(&b);
+    }
+}
+
 static void test_arena(void **state) {
     (void)state;
     struct arena *a = arena_new(100000);
@@ -264,12 +304,32 @@ static void test_log_line(void **state) {
     assert_string_equal(line, ""); /* nothing below the level */
 }
 
+static void test_request_id(void **state) {
+    (void)state;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    char a[33], b[33];
+    util_request_id(a);
+    util_request_id(b);
+    clock_gettime(CLOCK_REALTIME, &t1);
+    assert_int_equal(strlen(a), 32);
+    assert_true(strspn(a, "0123456789abcdef") == 32);
+    assert_string_not_equal(a, b);
+    char head[13];
+    memcpy(head, a, 12);
+    head[12] = '\0';
+    unsigned long long ms = strtoull(head, NULL, 16);
+    assert_true(ms >= (unsigned long long)t0.tv_sec * 1000 + (unsigned long long)t0.tv_nsec / 1000000);
+    assert_true(ms <= (unsigned long long)t1.tv_sec * 1000 + (unsigned long long)t1.tv_nsec / 1000000);
+    assert_true(memcmp(a, b, 12) <= 0); /* they sort by time */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_table),   cmocka_unit_test(test_buf_cap),   cmocka_unit_test(test_buf_json_str),
         cmocka_unit_test(test_arena),       cmocka_unit_test(test_utf8),      cmocka_unit_test(test_hostport),
         cmocka_unit_test(test_text_tokens), cmocka_unit_test(test_random_hex),  cmocka_unit_test(test_buf_put_int),
-        cmocka_unit_test(test_log_line),
+        cmocka_unit_test(test_log_line),    cmocka_unit_test(test_request_id), cmocka_unit_test(test_buf_json_str_random),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
