@@ -117,15 +117,23 @@ static size_t json_plain_run(const unsigned char *s, size_t n) {
 enum err buf_json_str(struct buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them (orchestrator/jsonw.h) */
     const unsigned char *u = (const unsigned char *)s;
-    enum err e = reserve(b, n < SIZE_MAX - 2 ? n + 2 : n); /* the common case: nothing to escape */
+    enum err e = reserve(b, n < SIZE_MAX - 2 ? n + 2 : n);
+    if (e)
+        return e;
+    size_t i = json_plain_run(u, n);
+    if (i == n) { /* the common case: nothing to escape, room reserved */
+        char *d = b->data + b->len;
+        d[0] = '"';
+        memcpy(d + 1, s, n);
+        d[n + 1] = '"';
+        d[n + 2] = '\0';
+        b->len += n + 2;
+        return ERR_OK;
+    }
+    e = buf_append(b, "\"", 1);
     if (!e)
-        e = buf_append(b, "\"", 1);
-    for (size_t i = 0; !e && i < n;) {
-        size_t run = json_plain_run(u + i, n - i);
-        e = buf_append(b, s + i, run);
-        i += run;
-        if (e || i == n)
-            break;
+        e = buf_append(b, s, i);
+    while (!e && i < n) {
         unsigned char c = u[i++];
         switch (c) {
         case '"': e = buf_append(b, "\\\"", 2); break;
@@ -140,6 +148,10 @@ enum err buf_json_str(struct buf *b, const char *s, size_t n) {
             e = buf_append(b, esc, 6);
         }
         }
+        size_t run = e ? 0 : json_plain_run(u + i, n - i);
+        if (run)
+            e = buf_append(b, s + i, run);
+        i += run;
     }
     if (!e)
         e = buf_append(b, "\"", 1);

@@ -19,6 +19,15 @@ void buf_init(struct buf *b, size_t max);
 enum err buf_append(struct buf *b, const void *p, size_t n);
 enum err buf_puts(struct buf *b, const char *s);
 enum err buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One byte: buf_append(b, &c, 1), without the call when there is room. */
+static inline enum err buf_putc(struct buf *b, char c) {
+    if (b->data && b->len + 2 <= b->cap && b->len < b->max) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return ERR_OK;
+    }
+    return buf_append(b, &c, 1);
+}
 /* Appends v in decimal, as "%lld" would, without printf. */
 enum err buf_put_int(struct buf *b, long long v);
 /* Appends s as a JSON string literal, quotes included. */

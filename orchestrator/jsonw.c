@@ -116,34 +116,34 @@ static enum err put_value(struct buf *b, const json_t *j, int precision, int dep
     enum err e = ERR_OK;
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
-        e = buf_append(b, "{", 1);
+        e = buf_putc(b, '{');
         const char *key;
         json_t *v;
         bool first = true;
         json_object_foreach((json_t *)j, key, v) {
             if (!e && !first)
-                e = buf_append(b, ",", 1);
+                e = buf_putc(b, ',');
             first = false;
             if (!e)
                 e = buf_json_str(b, key, strlen(key));
             if (!e)
-                e = buf_append(b, ":", 1);
+                e = buf_putc(b, ':');
             if (!e)
                 e = put_value(b, v, precision, depth + 1);
             if (e)
                 return e;
         }
-        return buf_append(b, "}", 1);
+        return buf_putc(b, '}');
     }
     case JSON_ARRAY: {
-        e = buf_append(b, "[", 1);
+        e = buf_putc(b, '[');
         for (size_t i = 0; !e && i < json_array_size(j); i++) {
             if (i)
-                e = buf_append(b, ",", 1);
+                e = buf_putc(b, ',');
             if (!e)
                 e = put_value(b, json_array_get(j, i), precision, depth + 1);
         }
-        return e ? e : buf_append(b, "]", 1);
+        return e ? e : buf_putc(b, ']');
     }
     case JSON_STRING: return buf_json_str(b, json_string_value(j), json_string_length(j));
     case JSON_INTEGER: return buf_put_int(b, json_integer_value(j));
