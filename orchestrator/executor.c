@@ -4,6 +4,7 @@
  * into agent calls.  Stage timings and every skipped stage, with its reason,
  * go into the decision record returned to the client. */
 #include "executor.h"
+#include "jsonput.h"
 #include "agent.h"
 #include "aggregate.h"
 #include "backend.h"
@@ -33,18 +34,32 @@ static int reserve_ms(int deadline_ms) {
     return r < 20 ? 20 : r > 250 ? 250 : r;
 }
 
+/* The response's objects are filled field by field (common/jsonput.h:
+ * json_pack parsed a format string for each). */
 static json_t *plan_json(const struct slo_plan *p) {
-    return json_pack("{s:s, s:i, s:b, s:s, s:i, s:s, s:i, s:i, s:f, s:s}", "retriever",
-                     slo_retriever_name(p->retriever), "k", p->k, "rerank", p->rerank, "generator_tier",
-                     slo_tier_name(p->tier), "replicas", p->replicas, "aggregation",
-                     slo_aggregate_name(p->aggregate), "max_tokens", p->max_tokens, "deadline_ms",
-                     p->deadline_ms, "min_confidence", p->min_confidence, "reason", p->reason);
+    json_t *o = json_object();
+    int f = jput_name(o, "retriever", slo_retriever_name(p->retriever));
+    f |= jput_int(o, "k", p->k);
+    f |= jput_bool(o, "rerank", p->rerank);
+    f |= jput_name(o, "generator_tier", slo_tier_name(p->tier));
+    f |= jput_int(o, "replicas", p->replicas);
+    f |= jput_name(o, "aggregation", slo_aggregate_name(p->aggregate));
+    f |= jput_int(o, "max_tokens", p->max_tokens);
+    f |= jput_int(o, "deadline_ms", p->deadline_ms);
+    f |= jput_real(o, "min_confidence", p->min_confidence);
+    f |= jput_str(o, "reason", p->reason);
+    return jput_done(o, f);
 }
 
 static json_t *signals_json(const struct ret_signals *s) {
-    return json_pack("{s:f, s:f, s:f, s:I, s:I, s:I}", "top_score", s->top_score, "score_margin", s->score_margin,
-                     "overlap", s->overlap, "candidates", (json_int_t)s->candidates, "lexical_hits",
-                     (json_int_t)s->lexical_hits, "dense_hits", (json_int_t)s->dense_hits);
+    json_t *o = json_object();
+    int f = jput_real(o, "top_score", s->top_score);
+    f |= jput_real(o, "score_margin", s->score_margin);
+    f |= jput_real(o, "overlap", s->overlap);
+    f |= jput_int(o, "candidates", (json_int_t)s->candidates);
+    f |= jput_int(o, "lexical_hits", (json_int_t)s->lexical_hits);
+    f |= jput_int(o, "dense_hits", (json_int_t)s->dense_hits);
+    return jput_done(o, f);
 }
 
 static const struct agent_ops *retriever_for(enum slo_retriever r) {
@@ -166,10 +181,17 @@ static json_t *citations_json(const struct agent_io *io) {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < io->ncitations; i++) {
         const struct agent_citation *c = &io->citations[i];
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "document_id", c->hit->document_id,
-                                             "title", c->hit->title, "chunk_id", (json_int_t)c->hit->chunk_id,
-                                             "start", (json_int_t)c->start, "end", (json_int_t)c->end,
-                                             "snippet", c->snippet));
+        json_t *o = json_object();
+        int f = jput_str(o, "document_id", c->hit->document_id);
+        f |= jput_str(o, "title", c->hit->title);
+        f |= jput_int(o, "chunk_id", (json_int_t)c->hit->chunk_id);
+        f |= jput_int(o, "start", (json_int_t)c->start);
+        f |= jput_int(o, "end", (json_int_t)c->end);
+        f |= jput_str(o, "snippet", c->snippet);
+        if (json_array_append_new(arr, jput_done(o, f)) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
     }
     return arr;
 }
@@ -238,7 +260,10 @@ static void run_fail(struct query_run *q, enum err e, const char *msg) {
 }
 
 static void note(json_t *list, const char *stage, const char *reason) {
-    json_array_append_new(list, json_pack("{s:s, s:s}", "stage", stage, "reason", reason));
+    json_t *o = json_object();
+    int f = jput_name(o, "stage", stage);
+    f |= jput_str(o, "reason", reason);
+    json_array_append_new(list, jput_done(o, f));
 }
 
 /* SLO bookkeeping for an answered query: judge each objective, add the
@@ -250,16 +275,23 @@ static void note(json_t *list, const char *stage, const char *reason) {
 static void slo_finish(struct query_run *q, json_t *body, double total_ms) {
     json_t *d = json_object_get(body, "decision");
     double quality = q->io.abstained ? 0 : q->io.confidence;
-    json_t *met = json_pack("{s:b, s:b, s:b, s:b}", "quality", quality >= q->obj.quality_min, "cost",
-                            q->cost <= q->obj.cost_max + 1e-12, "latency", total_ms <= q->obj.latency_p95_ms, "deadline",
-                            total_ms <= q->obj.deadline_ms);
-    json_object_set_new(d, "slo_met", met);
-    json_object_set_new(d, "objectives", json_pack("{s:f, s:f, s:i, s:i}", "quality_min", q->obj.quality_min,
-                                                   "cost_max", q->obj.cost_max, "latency_p95_ms",
-                                                   q->obj.latency_p95_ms, "deadline_ms", q->obj.deadline_ms));
-    json_object_set_new(d, "predicted", json_pack("{s:f, s:f, s:f}", "quality", q->decision.predicted_quality, "cost",
-                                                  q->decision.predicted_cost, "latency_ms",
-                                                  q->decision.predicted_latency_p95_ms));
+    json_t *met = json_object();
+    int f = jput_bool(met, "quality", quality >= q->obj.quality_min);
+    f |= jput_bool(met, "cost", q->cost <= q->obj.cost_max + 1e-12);
+    f |= jput_bool(met, "latency", total_ms <= q->obj.latency_p95_ms);
+    f |= jput_bool(met, "deadline", total_ms <= q->obj.deadline_ms);
+    json_object_set_new(d, "slo_met", jput_done(met, f));
+    json_t *obj = json_object();
+    f = jput_real(obj, "quality_min", q->obj.quality_min);
+    f |= jput_real(obj, "cost_max", q->obj.cost_max);
+    f |= jput_int(obj, "latency_p95_ms", q->obj.latency_p95_ms);
+    f |= jput_int(obj, "deadline_ms", q->obj.deadline_ms);
+    json_object_set_new(d, "objectives", jput_done(obj, f));
+    json_t *pred = json_object();
+    f = jput_real(pred, "quality", q->decision.predicted_quality);
+    f |= jput_real(pred, "cost", q->decision.predicted_cost);
+    f |= jput_real(pred, "latency_ms", q->decision.predicted_latency_p95_ms);
+    json_object_set_new(d, "predicted", jput_done(pred, f));
     json_object_set_new(d, "planner", slo_decision_to_json(&q->decision));
     if (q->decision.config < 0)
         return;
@@ -357,30 +389,52 @@ static void run_respond(struct query_run *q) {
     double total_ms = (double)(clock_us() - q->req->arrived_us) / 1000.0;
     if (io->abstained)
         note(q->skipped, "answer", io->abstain_reason ? io->abstain_reason : "abstained");
-    json_t *body = json_pack(
-        "{s:s, s:o, s:b, s:o, s:{s:i, s:i, s:f, s:b}, s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f}, "
-        "s:{s:s, s:f, s:s, s:s, s:o, s:o, s:{s:f, s:s?, s:i, s:f}, s:o, s:o, s:{s:b}}}",
-        "request_id", q->req->request_id,
-        "answer", io->abstained || !io->answer ? json_null() : json_string(io->answer),
-        "abstained", io->abstained,
-        "citations", citations_json(io),
-        "usage", "input_tokens", io->input_tokens, "output_tokens", io->output_tokens, "cost", q->cost,
-        "estimated", q->usage_estimated,
-        "timings", "queued_ms", q->queued_ms, "classify_ms", q->classify_ms, "plan_ms", q->plan_ms, "retrieve_ms",
-        q->retrieve_ms, "rerank_ms", q->rerank_ms, "generate_ms", q->generate_ms, "total_ms", total_ms,
-        "decision", "intent", slo_intent_name(q->intent.intent), "intent_confidence", q->intent.confidence,
-        "intent_cue", q->intent.cue, "collection", q->req->collection, "plan", plan_json(&q->plan), "signals",
-        signals_json(&io->signals),
-        "actual", "confidence", io->confidence, "backend", q->backend, "attempts", q->attempts, "backend_wait_ms",
-        q->wait_ms,
-        "skipped", q->skipped, "expanded", q->expanded,
-        "slo_met", "deadline", total_ms <= q->plan.deadline_ms);
+    json_t *body = json_object(), *usage = json_object(), *t = json_object(), *d = json_object();
+    json_t *actual = json_object(), *met = json_object();
+    int f = jput_name(body, "request_id", q->req->request_id);
+    f |= jput(body, "answer", io->abstained || !io->answer ? json_null() : json_string(io->answer));
+    f |= jput_bool(body, "abstained", io->abstained);
+    f |= jput(body, "citations", citations_json(io));
+    f |= jput_int(usage, "input_tokens", io->input_tokens);
+    f |= jput_int(usage, "output_tokens", io->output_tokens);
+    f |= jput_real(usage, "cost", q->cost);
+    f |= jput_bool(usage, "estimated", q->usage_estimated);
+    f |= jput(body, "usage", usage);
+    f |= jput_real(t, "queued_ms", q->queued_ms);
+    f |= jput_real(t, "classify_ms", q->classify_ms);
+    f |= jput_real(t, "plan_ms", q->plan_ms);
+    f |= jput_real(t, "retrieve_ms", q->retrieve_ms);
+    f |= jput_real(t, "rerank_ms", q->rerank_ms);
+    f |= jput_real(t, "generate_ms", q->generate_ms);
+    f |= jput_real(t, "total_ms", total_ms);
+    f |= jput(body, "timings", t);
+    f |= jput_name(d, "intent", slo_intent_name(q->intent.intent));
+    f |= jput_real(d, "intent_confidence", q->intent.confidence);
+    f |= jput_str(d, "intent_cue", q->intent.cue);
+    f |= jput_str(d, "collection", q->req->collection);
+    f |= jput(d, "plan", plan_json(&q->plan));
+    f |= jput(d, "signals", signals_json(&io->signals));
+    f |= jput_real(actual, "confidence", io->confidence);
+    f |= jput_str(actual, "backend", q->backend);
+    f |= jput_int(actual, "attempts", q->attempts);
+    f |= jput_real(actual, "backend_wait_ms", q->wait_ms);
+    f |= jput(d, "actual", actual);
+    f |= jput(d, "skipped", q->skipped); /* taken, whatever happens */
+    f |= jput(d, "expanded", q->expanded);
+    f |= jput_bool(met, "deadline", total_ms <= q->plan.deadline_ms);
+    f |= jput(d, "slo_met", met);
+    f |= jput(body, "decision", d);
     q->skipped = q->expanded = NULL; /* the body owns them now, or they were freed with it */
-    if (body && q->reranked)
-        json_object_set_new(json_object_get(body, "decision"), "rerank",
-                            json_pack("{s:i, s:i, s:i, s:b, s:f}", "candidates", io->rerank.candidates, "kept",
-                                      io->rerank.kept, "moved", io->rerank.moved, "top_changed",
-                                      io->rerank.top_changed, "displacement", io->rerank.displacement));
+    body = jput_done(body, f);
+    if (body && q->reranked) {
+        json_t *rr = json_object();
+        f = jput_int(rr, "candidates", io->rerank.candidates);
+        f |= jput_int(rr, "kept", io->rerank.kept);
+        f |= jput_int(rr, "moved", io->rerank.moved);
+        f |= jput_bool(rr, "top_changed", io->rerank.top_changed);
+        f |= jput_real(rr, "displacement", io->rerank.displacement);
+        json_object_set_new(d, "rerank", jput_done(rr, f));
+    }
     if (!body) {
         q->done(q->ud, ERR_NOMEM, NULL, "could not build the response");
         return;

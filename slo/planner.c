@@ -16,6 +16,7 @@
  * picks, among the near-feasible alternatives, the one with the smallest
  * hash(seed, counter, index): a uniform choice without a second array. */
 #include "planner.h"
+#include "jsonput.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -454,16 +455,31 @@ void slo_planner_choose(const struct slo_planner_input *in, struct slo_plan *ret
 }
 
 json_t *slo_decision_to_json(const struct slo_decision *d) {
-    json_t *relaxed = json_array();
-    if (!relaxed)
-        return NULL;
-    for (int i = 0; i < d->nrelaxed; i++)
-        json_array_append_new(relaxed, json_string(slo_objective_name(d->relaxed[i])));
-    return json_pack("{s:s?, s:{s:f, s:f, s:f, s:f}, s:o, s:b, s:i, s:b, s:b, s:b, s:b, s:i, s:i, s:f, s:f, s:f, s:s}",
-                     "config", d->config >= 0 ? d->key : NULL, "predicted", "quality", d->predicted_quality, "cost",
-                     d->predicted_cost, "latency_p95_ms", d->predicted_latency_p95_ms, "queue_ms", d->queue_ms,
-                     "relaxed", relaxed, "refused", d->refuse, "retry_after_s", d->retry_after_s, "budget_spent",
-                     d->budget_spent, "degraded", d->degraded, "exploring", d->exploring, "hint_dropped",
-                     d->hint_dropped, "considered", d->considered, "feasible", d->feasible, "cost_cap", d->cost_cap,
-                     "pace", d->pace, "budget_left", d->budget_left, "reason", d->reason);
+    /* field by field: on every answer, and json_pack parsed its format
+     * string each time (common/jsonput.h) */
+    json_t *o = json_object(), *pred = json_object(), *relaxed = json_array();
+    int f = 0;
+    for (int i = 0; relaxed && i < d->nrelaxed; i++)
+        f |= json_array_append_new(relaxed, json_stringn_nocheck(slo_objective_name(d->relaxed[i]),
+                                                                  strlen(slo_objective_name(d->relaxed[i]))));
+    f |= jput_name(o, "config", d->config >= 0 ? d->key : NULL);
+    f |= jput_real(pred, "quality", d->predicted_quality);
+    f |= jput_real(pred, "cost", d->predicted_cost);
+    f |= jput_real(pred, "latency_p95_ms", d->predicted_latency_p95_ms);
+    f |= jput_real(pred, "queue_ms", d->queue_ms);
+    f |= jput(o, "predicted", pred);
+    f |= jput(o, "relaxed", relaxed);
+    f |= jput_bool(o, "refused", d->refuse);
+    f |= jput_int(o, "retry_after_s", d->retry_after_s);
+    f |= jput_bool(o, "budget_spent", d->budget_spent);
+    f |= jput_bool(o, "degraded", d->degraded);
+    f |= jput_bool(o, "exploring", d->exploring);
+    f |= jput_bool(o, "hint_dropped", d->hint_dropped);
+    f |= jput_int(o, "considered", d->considered);
+    f |= jput_int(o, "feasible", d->feasible);
+    f |= jput_real(o, "cost_cap", d->cost_cap);
+    f |= jput_real(o, "pace", d->pace);
+    f |= jput_real(o, "budget_left", d->budget_left);
+    f |= jput_str(o, "reason", d->reason);
+    return jput_done(o, f);
 }
