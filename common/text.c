@@ -127,6 +127,15 @@ static const unsigned char space_byte[256] = {
     ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,
 };
 
+/* Bits set in x < 2^16, inline: __builtin_popcount is a libgcc call
+ * without -mpopcnt (the build targets baseline x86-64). */
+static inline size_t popcount16(unsigned x) {
+    x = x - ((x >> 1) & 0x5555u);
+    x = (x & 0x3333u) + ((x >> 2) & 0x3333u);
+    x = (x + (x >> 4)) & 0x0f0fu;
+    return (x + (x >> 8)) & 0x1fu;
+}
+
 size_t text_count_words(const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     size_t count = 0;
@@ -144,7 +153,7 @@ size_t text_count_words(const char *s, size_t n) {
         __m128i sp = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, four), x), _mm_cmpeq_epi8(v, blank));
         unsigned mask = (unsigned)_mm_movemask_epi8(sp);
         unsigned starts = ~mask & ((mask << 1) | prev_space) & 0xffffu;
-        count += (size_t)__builtin_popcount(starts);
+        count += popcount16(starts);
         prev_space = mask >> 15;
     }
 #endif
