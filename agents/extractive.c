@@ -65,6 +65,8 @@ _Static_assert(EX_MAX_TERMS <= 32, "a term is a bit of a uint32_t");
 struct ex_group {
     size_t n;
     size_t start[EX_GROUP], len[EX_GROUP];
+    uint32_t hash[EX_GROUP];
+    int wlen[EX_GROUP];
     char w[EX_GROUP][EX_WORD_MAX];
 };
 
@@ -77,7 +79,7 @@ static bool resolve_group(struct sb_stemmer *st, const struct term *terms, size_
     g->n = 0;
     for (size_t k = 0; k < n; k++) {
         char s[EX_WORD_MAX];
-        stem_word(st, g->w[k], s);
+        ret_stem_into_hashed(st, g->w[k], g->wlen[k], g->hash[k], s, EX_WORD_MAX);
         uint32_t m = 0;
         for (size_t i = 0; i < nterms; i++)
             if (strcmp(terms[i].stem, s) == 0)
@@ -122,7 +124,8 @@ static uint32_t passage_terms(struct sb_stemmer *st, const char *text, size_t st
         if (!maybe)
             continue;
         text_token_lower(text, &t, g.w[g.n], EX_WORD_MAX);
-        ret_stem_prefetch(g.w[g.n], (int)(t.len < EX_WORD_MAX - 1 ? t.len : EX_WORD_MAX - 1));
+        g.wlen[g.n] = (int)(t.len < EX_WORD_MAX - 1 ? t.len : EX_WORD_MAX - 1);
+        g.hash[g.n] = ret_stem_prefetch(g.w[g.n], g.wlen[g.n]);
         g.start[g.n] = t.start;
         g.len[g.n++] = t.len;
         if (g.n == EX_GROUP && !resolve_group(st, terms, nterms, &g, &all, a, nomem))

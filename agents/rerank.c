@@ -109,6 +109,8 @@ static void question_terms(struct sb_stemmer *st, const char *question, struct r
 struct rr_group {
     size_t n;
     size_t at[RR_GROUP]; /* the word's place in seq */
+    uint32_t hash[RR_GROUP];
+    int len[RR_GROUP];
     char w[RR_GROUP][RR_WORD_MAX];
 };
 
@@ -117,7 +119,7 @@ struct rr_group {
 static void resolve_group(struct sb_stemmer *st, const struct rr_terms *q, struct rr_group *g, int *seq) {
     for (size_t i = 0; i < g->n; i++) {
         char s[RR_WORD_MAX];
-        stem(st, g->w[i], s);
+        ret_stem_into_hashed(st, g->w[i], g->len[i], g->hash[i], s, RR_WORD_MAX);
         seq[g->at[i]] = term_index(q, s);
     }
     g->n = 0;
@@ -138,7 +140,8 @@ static size_t passage_terms(struct sb_stemmer *st, const char *text, const struc
             continue;
         }
         text_token_lower(text, &t, g.w[g.n], RR_WORD_MAX);
-        ret_stem_prefetch(g.w[g.n], (int)(t.len < RR_WORD_MAX - 1 ? t.len : RR_WORD_MAX - 1));
+        g.len[g.n] = (int)(t.len < RR_WORD_MAX - 1 ? t.len : RR_WORD_MAX - 1);
+        g.hash[g.n] = ret_stem_prefetch(g.w[g.n], g.len[g.n]);
         g.at[g.n++] = len++;
         if (g.n == RR_GROUP)
             resolve_group(st, q, &g, seq);

@@ -50,16 +50,22 @@ unsigned ret_stem_misses(void) {
     return misses;
 }
 
-void ret_stem_prefetch(const char *w, int wlen) {
+uint32_t ret_stem_prefetch(const char *w, int wlen) {
+    uint32_t h = hash_word(w, wlen);
     if (!cache || wlen <= 0 || wlen > STEM_KEY_MAX)
-        return;
-    uint32_t set = (hash_word(w, wlen) >> 1) & (STEM_SETS - 1);
+        return h;
+    uint32_t set = (h >> 1) & (STEM_SETS - 1);
     __builtin_prefetch(cache->tag[set]);
     for (int i = 0; i < STEM_WAYS; i++)
         __builtin_prefetch(&cache->slot[set][i]);
+    return h;
 }
 
 int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret) {
+    return ret_stem_hashed(st, w, wlen, hash_word(w, wlen), ret);
+}
+
+int ret_stem_hashed(struct sb_stemmer *st, const char *w, int wlen, uint32_t h, const char **ret) {
     if (!cache) {
         pthread_once(&key_once, make_key);
         cache = aligned_alloc(64, sizeof(*cache));
@@ -68,7 +74,6 @@ int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret) {
             pthread_setspecific(cache_key, cache); /* freed at thread exit */
         }
     }
-    uint32_t h = hash_word(w, wlen);
     uint32_t set = (h >> 1) & (STEM_SETS - 1);
     bool cacheable = cache && wlen > 0 && wlen <= STEM_KEY_MAX;
     int way = -1;
@@ -108,8 +113,13 @@ int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret) {
 }
 
 size_t ret_stem_into(struct sb_stemmer *st, const char *w, char *out, size_t outlen) {
+    int wlen = (int)strlen(w);
+    return ret_stem_into_hashed(st, w, wlen, hash_word(w, wlen), out, outlen);
+}
+
+size_t ret_stem_into_hashed(struct sb_stemmer *st, const char *w, int wlen, uint32_t h, char *out, size_t outlen) {
     const char *s = NULL;
-    int n = ret_stem(st, w, (int)strlen(w), &s);
+    int n = ret_stem_hashed(st, w, wlen, h, &s);
     if (n <= 0 || (size_t)n >= outlen) {
         int m = snprintf(out, outlen, "%s", w);
         return m < 0 ? 0 : (size_t)m < outlen ? (size_t)m : outlen - 1;

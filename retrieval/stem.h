@@ -13,6 +13,7 @@
 
 #include <libstemmer.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The stem of w (wlen bytes): *ret points to the stem's bytes (valid until
  * the next call on this thread) and its length is returned; -1 when the
@@ -23,12 +24,16 @@ int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret);
  * stem does not fit.  Returns the length written. */
 size_t ret_stem_into(struct sb_stemmer *st, const char *w, char *out, size_t outlen);
 /* Starts loading w's cache set (its tags and four slots) without waiting
- * for it.  A passage's words are scattered over a cache of a megabyte
+ * for it, and returns w's hash.  A passage's words are scattered over a cache of a megabyte
  * that the rest of a query pushes out of the CPU's caches, so each lookup
  * was a wait on memory (most of ret_stem's time under load): a reader
  * that prefetches a group of words before stemming them waits for the
  * group's loads once, together.  No effect on results. */
-void ret_stem_prefetch(const char *w, int wlen);
+uint32_t ret_stem_prefetch(const char *w, int wlen);
+/* ret_stem and ret_stem_into for a word whose hash ret_stem_prefetch has
+ * already returned (h), so that it is not computed twice. */
+int ret_stem_hashed(struct sb_stemmer *st, const char *w, int wlen, uint32_t h, const char **ret);
+size_t ret_stem_into_hashed(struct sb_stemmer *st, const char *w, int wlen, uint32_t h, char *out, size_t outlen);
 /* Words this thread has sent to the stemmer (cache misses) so far. */
 unsigned ret_stem_misses(void);
 
