@@ -70,13 +70,15 @@ struct ex_group {
     char w[EX_GROUP][EX_WORD_MAX];
 };
 
-/* Stems the group's words (their stem-cache sets were prefetched as they
- * were collected): their terms into *all, their term tokens onto a; false
- * when a could not grow (*nomem set). */
+/* Stems the group's words (their stem-cache tags were prefetched as they
+ * were collected, their slots are now): their terms into *all, their term
+ * tokens onto a; false when a could not grow (*nomem set). */
 static bool resolve_group(struct sb_stemmer *st, const struct term *terms, size_t nterms, struct ex_group *g,
                           uint32_t *all, struct term_ats *a, bool *nomem) {
     size_t n = g->n;
     g->n = 0;
+    for (size_t k = 0; k < n; k++)
+        ret_stem_prefetch_slot(g->wlen[k], g->hash[k]);
     for (size_t k = 0; k < n; k++) {
         char s[EX_WORD_MAX];
         ret_stem_into_hashed(st, g->w[k], g->wlen[k], g->hash[k], s, EX_WORD_MAX);

@@ -114,9 +114,11 @@ struct rr_group {
     char w[RR_GROUP][RR_WORD_MAX];
 };
 
-/* Stems the group's words (their cache sets were prefetched as they were
- * collected) and writes their term indexes into seq. */
+/* Stems the group's words (their cache tags were prefetched as they were
+ * collected, their slots are now) and writes their term indexes into seq. */
 static void resolve_group(struct sb_stemmer *st, const struct rr_terms *q, struct rr_group *g, int *seq) {
+    for (size_t i = 0; i < g->n; i++)
+        ret_stem_prefetch_slot(g->len[i], g->hash[i]);
     for (size_t i = 0; i < g->n; i++) {
         char s[RR_WORD_MAX];
         ret_stem_into_hashed(st, g->w[i], g->len[i], g->hash[i], s, RR_WORD_MAX);

@@ -54,11 +54,19 @@ uint32_t ret_stem_prefetch(const char *w, int wlen) {
     uint32_t h = hash_word(w, wlen);
     if (!cache || wlen <= 0 || wlen > STEM_KEY_MAX)
         return h;
-    uint32_t set = (h >> 1) & (STEM_SETS - 1);
-    __builtin_prefetch(cache->tag[set]);
-    for (int i = 0; i < STEM_WAYS; i++)
-        __builtin_prefetch(&cache->slot[set][i]);
+    __builtin_prefetch(cache->tag[(h >> 1) & (STEM_SETS - 1)]);
     return h;
+}
+
+void ret_stem_prefetch_slot(int wlen, uint32_t h) {
+    if (!cache || wlen <= 0 || wlen > STEM_KEY_MAX)
+        return;
+    uint32_t set = (h >> 1) & (STEM_SETS - 1);
+    for (int i = 0; i < STEM_WAYS; i++)
+        if (cache->tag[set][i] == h) {
+            __builtin_prefetch(&cache->slot[set][i]);
+            return;
+        }
 }
 
 int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret) {

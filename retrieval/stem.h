@@ -23,13 +23,17 @@ int ret_stem(struct sb_stemmer *st, const char *w, int wlen, const char **ret);
  * NUL-terminated); w itself, cut to fit, when the stemmer fails or the
  * stem does not fit.  Returns the length written. */
 size_t ret_stem_into(struct sb_stemmer *st, const char *w, char *out, size_t outlen);
-/* Starts loading w's cache set (its tags and four slots) without waiting
- * for it, and returns w's hash.  A passage's words are scattered over a cache of a megabyte
- * that the rest of a query pushes out of the CPU's caches, so each lookup
- * was a wait on memory (most of ret_stem's time under load): a reader
- * that prefetches a group of words before stemming them waits for the
- * group's loads once, together.  No effect on results. */
+/* Prefetching for a reader that stems a group of words: a passage's
+ * words are scattered over a cache of a megabyte that the rest of a query
+ * pushes out of the CPU's caches, so each lookup was a wait on memory
+ * (most of ret_stem's time under load).  ret_stem_prefetch starts loading
+ * the line of w's set's tags and returns w's hash; once the group's tags
+ * are on their way, ret_stem_prefetch_slot starts loading the slot whose
+ * tag matches (if one does); then the lookups find both in the CPU's
+ * cache.  The group waits on memory twice, not twice a word.  No effect on
+ * results. */
 uint32_t ret_stem_prefetch(const char *w, int wlen);
+void ret_stem_prefetch_slot(int wlen, uint32_t h);
 /* ret_stem and ret_stem_into for a word whose hash ret_stem_prefetch has
  * already returned (h), so that it is not computed twice. */
 int ret_stem_hashed(struct sb_stemmer *st, const char *w, int wlen, uint32_t h, const char **ret);
