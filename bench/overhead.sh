@@ -6,6 +6,8 @@
 #   sh bench/overhead.sh [CHUNKS...]     default: 10000 100000
 #   DURATION=10 CONNECTIONS=16 sh bench/overhead.sh 10000
 #   SLORAG=/tmp/slorag-old sh bench/overhead.sh 10000     another binary (A/B runs)
+#   CONFIG=FILE sh bench/overhead.sh 10000                 serve with --config FILE
+#       (e.g. {"retrieval": {"text_cache_mb": 0}} to measure without the text cache)
 #
 # For each corpus size it builds a synthetic corpus (one chunk a document),
 # ingests it into a scratch data directory, starts `slorag serve` on it and
@@ -105,7 +107,8 @@ PY
     rm -rf "$TMP/data"
     "$SLORAG" ingest --data "$TMP/data" --collection bench "$TMP/corpus.jsonl" </dev/null 2>&1 | tail -1
     PORT=$(free_port)
-    "$SLORAG" serve --data "$TMP/data" --listen "127.0.0.1:$PORT" >/dev/null 2>"$TMP/serve.log" &
+    # shellcheck disable=SC2086
+    "$SLORAG" serve ${CONFIG:+--config "$CONFIG"} --data "$TMP/data" --listen "127.0.0.1:$PORT" >/dev/null 2>"$TMP/serve.log" &
     SERVER=$!
     wait_http "http://127.0.0.1:$PORT/healthz"
     # the in-memory lexical index is built in the background after start

@@ -436,6 +436,18 @@ static void test_metrics(void **state) {
     assert_non_null(strstr(after, "slorag_stage_duration_seconds_bucket{stage=\"retrieve\",le=\"+Inf\"}"));
     assert_non_null(strstr(after, "slorag_slo_total{tenant=\"default\",objective=\"deadline\",result=\"met\"}"));
     assert_true(metric_value(after, "\nslorag_store_documents ") == 3);
+    /* the same question again: its passages' texts come from the text
+     * cache (the planner may retrieve more this time: misses can grow) */
+    double h0 = metric_value(after, "\nslorag_text_cache_hits ");
+    double m0 = metric_value(after, "\nslorag_text_cache_misses ");
+    assert_true(h0 >= 0 && m0 >= 0 && h0 + m0 >= 1);
+    assert_true(metric_value(after, "\nslorag_text_cache_bytes ") > 0);
+    post_query("{\"question\": \"How tall is the lighthouse?\"}", &r);
+    assert_int_equal(r.status, 200);
+    http_resp_done(&r);
+    char *again = scrape();
+    assert_true(metric_value(again, "\nslorag_text_cache_hits ") > h0);
+    free(again);
     /* promtool, from Debian's prometheus package (scripts/deps.sh) */
     char path[] = "/tmp/slorag-metrics-XXXXXX";
     int fd = mkstemp(path);
