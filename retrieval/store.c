@@ -35,6 +35,10 @@ static const char *const kept_sql[KEPT__COUNT] = {
                   " JOIN documents d ON d.id = c.document_id WHERE c.id=?1 AND c.collection_id=?2",
 };
 
+#define STORE_COLL_SLOTS 256
+#define COLL_TENANT_MAX 64 /* longer ones (none: tenant ids are at most 64) are not kept */
+#define COLL_NAME_MAX 64   /* ret_name_valid */
+
 struct ret_store {
     sqlite3 *writer;
     pthread_mutex_t write_mu;
@@ -52,6 +56,19 @@ struct ret_store {
     /* texts of recently returned chunks (ret_store_fill_hits); replaced
      * only by ret_store_set_text_cache, before concurrent use */
     struct ret_textcache *texts;
+
+    /* (tenant, name) -> id of collections found recently: every query
+     * looks its collection up.  Direct-mapped; an entry is valid while its
+     * generation is the current one, which every collection delete bumps
+     * (an id is never reused for another collection while it is kept: a
+     * delete comes first).  Misses are not kept. */
+    pthread_mutex_t coll_mu;
+    uint64_t coll_gen;
+    struct coll_slot {
+        uint64_t gen; /* 0: empty */
+        int64_t id;
+        char tenant[COLL_TENANT_MAX + 1], name[COLL_NAME_MAX + 1];
+    } coll[STORE_COLL_SLOTS];
 };
 
 static const char schema_sql[] =
@@ -134,6 +151,8 @@ enum err ret_store_open(const char *path, int readers, struct ret_store **ret_st
     pthread_mutex_init(&s->write_mu, NULL);
     pthread_mutex_init(&s->read_mu, NULL);
     pthread_cond_init(&s->read_cv, NULL);
+    pthread_mutex_init(&s->coll_mu, NULL);
+    s->coll_gen = 1;
     enum err e = (s->texts = ret_textcache_new(RET_TEXT_CACHE_DEFAULT)) ? ERR_OK : ERR_NOMEM;
     if (!e)
         e = open_conn(path, true, &s->writer);
@@ -182,6 +201,7 @@ struct ret_store *ret_store_free(struct ret_store *s) {
     pthread_mutex_destroy(&s->write_mu);
     pthread_mutex_destroy(&s->read_mu);
     pthread_cond_destroy(&s->read_cv);
+    pthread_mutex_destroy(&s->coll_mu);
     free(s);
     return NULL;
 }
@@ -247,7 +267,30 @@ static enum err collection_lookup(sqlite3 *db, const char *tenant, const char *n
     return e;
 }
 
+static struct coll_slot *coll_slot_of(struct ret_store *s, const char *tenant, const char *name) {
+    uint32_t h = 2166136261u; /* FNV-1a over "tenant\0name" */
+    for (const char *p = tenant;; p++) {
+        h = (h ^ (unsigned char)*p) * 16777619u;
+        if (!*p)
+            break;
+    }
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return &s->coll[h % STORE_COLL_SLOTS];
+}
+
 enum err ret_collection_find(struct ret_store *s, const char *tenant, const char *name, int64_t *ret_id) {
+    bool keepable = strlen(tenant) <= COLL_TENANT_MAX && strlen(name) <= COLL_NAME_MAX;
+    struct coll_slot *c = keepable ? coll_slot_of(s, tenant, name) : NULL;
+    uint64_t gen = 0;
+    pthread_mutex_lock(&s->coll_mu);
+    gen = s->coll_gen;
+    bool hit = c && c->gen == gen && strcmp(c->tenant, tenant) == 0 && strcmp(c->name, name) == 0;
+    if (hit)
+        *ret_id = c->id;
+    pthread_mutex_unlock(&s->coll_mu);
+    if (hit)
+        return ERR_OK;
     int slot;
     reader_get(s, &slot);
     sqlite3_stmt *st = reader_stmt(s, slot, KEPT_FIND);
@@ -257,6 +300,18 @@ enum err ret_collection_find(struct ret_store *s, const char *tenant, const char
         sqlite3_clear_bindings(st); /* the names were bound SQLITE_STATIC */
     }
     reader_put(s, slot);
+    if (!e && c) {
+        /* gen was read before the lookup's snapshot: a delete committed
+         * since has bumped it, and then this is not kept */
+        pthread_mutex_lock(&s->coll_mu);
+        if (gen == s->coll_gen) {
+            c->gen = gen;
+            c->id = *ret_id;
+            memcpy(c->tenant, tenant, strlen(tenant) + 1);
+            memcpy(c->name, name, strlen(name) + 1);
+        }
+        pthread_mutex_unlock(&s->coll_mu);
+    }
     return e;
 }
 
@@ -619,8 +674,12 @@ static enum err coll_delete_txn(sqlite3 *db, void *ud) {
 enum err ret_collection_delete(struct ret_store *s, const char *tenant, const char *name, int64_t *ret_id) {
     struct coll_delete_args args = {tenant, name, 0};
     enum err e = in_write_txn(s, coll_delete_txn, &args);
-    if (!e)
+    if (!e) {
         ret_textcache_invalidate(s->texts);
+        pthread_mutex_lock(&s->coll_mu);
+        s->coll_gen++; /* every kept (tenant, name) -> id goes */
+        pthread_mutex_unlock(&s->coll_mu);
+    }
     if (!e && ret_id)
         *ret_id = args.id;
     return e;

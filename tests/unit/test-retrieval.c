@@ -288,6 +288,40 @@ static void test_store_text_cache(void **state) {
     ret_store_free(s);
 }
 
+/* Collection lookups are kept in memory; a deleted collection is not
+ * found afterwards, and one made again under its name is found with its
+ * new id. */
+static void test_store_collection_cache(void **state) {
+    (void)state;
+    struct ret_store *s = NULL;
+    assert_int_equal(ret_store_open(dbpath, 2, &s), ERR_OK);
+    int64_t a, b, found;
+    assert_int_equal(ret_collection_ensure(s, "t1", "docs", &a), ERR_OK);
+    assert_int_equal(ret_collection_ensure(s, "t2", "docs", &b), ERR_OK);
+    for (int i = 0; i < 2; i++) { /* the second time from memory */
+        assert_int_equal(ret_collection_find(s, "t1", "docs", &found), ERR_OK);
+        assert_int_equal(found, a);
+        assert_int_equal(ret_collection_find(s, "t2", "docs", &found), ERR_OK);
+        assert_int_equal(found, b);
+    }
+    assert_int_equal(ret_collection_find(s, "t3", "docs", &found), ERR_NOT_FOUND);
+    int64_t gone;
+    assert_int_equal(ret_collection_delete(s, "t2", "docs", &gone), ERR_OK);
+    assert_int_equal(gone, b);
+    assert_int_equal(ret_collection_find(s, "t2", "docs", &found), ERR_NOT_FOUND);
+    assert_int_equal(ret_collection_find(s, "t1", "docs", &found), ERR_OK);
+    assert_int_equal(found, a);
+    /* made again: SQLite reuses the largest id, so the new id may equal the
+     * old one; either way the lookup agrees with ensure */
+    int64_t again;
+    assert_int_equal(ret_collection_ensure(s, "t2", "docs", &again), ERR_OK);
+    assert_int_equal(ret_collection_find(s, "t2", "docs", &found), ERR_OK);
+    assert_int_equal(found, again);
+    assert_int_equal(ret_collection_delete(s, "t1", "docs", &gone), ERR_OK);
+    assert_int_equal(ret_collection_find(s, "t1", "docs", &found), ERR_NOT_FOUND);
+    ret_store_free(s);
+}
+
 static void write_file(const char *path, const char *data, size_t n) {
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
@@ -388,6 +422,7 @@ int main(void) {
         cmocka_unit_test(test_html_to_text),
         cmocka_unit_test_setup_teardown(test_store_put_search_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_text_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_collection_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_dir, setup, teardown),
     };
     return cmocka_run_group_tests_name("retrieval", tests, NULL, NULL);
