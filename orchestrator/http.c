@@ -121,6 +121,7 @@ struct req {
     const char *allow;        /* Allow header for 405 */
     int retry_after;          /* seconds, 0 = none */
     bool www_authenticate;    /* add WWW-Authenticate: Bearer (401) */
+    bool open_tenant;         /* authorized in open mode: no tenant exists, so none has a profile */
     const char *content_type; /* NULL = application/json */
     const char *csp;          /* Content-Security-Policy, or NULL */
     bool openai;              /* OpenAI-style error bodies */
@@ -480,7 +481,7 @@ static void start_query(struct req *r, struct exec_query_req *q, exec_done_fn do
     if (r->srv->deps.slo) {
         /* the tenant's SLO profile (defaults when it has none) and spend */
         struct cfg_tenant tn;
-        if (cfg_tenant_get(r->srv->deps.tenants, r->tenant, &tn) == ERR_OK) {
+        if (!r->open_tenant && cfg_tenant_get(r->srv->deps.tenants, r->tenant, &tn) == ERR_OK) {
             struct slo_profile *prof = tn.profile ? arena_alloc(r->arena, sizeof(*prof)) : NULL;
             char perr[160];
             if (prof && slo_profile_parse_text(tn.profile, perr, sizeof perr, prof) == ERR_OK)
@@ -1905,6 +1906,7 @@ static bool authorize(struct req *r) {
     }
     if (open_mode(r)) {
         snprintf(r->tenant, sizeof r->tenant, "default");
+        r->open_tenant = true;
         return true;
     }
     if (is_admin) {
