@@ -190,6 +190,16 @@ print("throughput: slorag %.0f queries/s (%d non-2xx, mean latency %s) | hello-m
 print("CPU per query: %.3f ms (%.2f CPU s for %d queries; user %.3f ms, system %.3f ms)"
       % (cpu * 1000 / served, cpu, req - bad, (u1 - u0) * 1000 / hz / served, (s1 - s0) * 1000 / hz / served))
 PY
+    python3 - "$PORT" <<'PY'
+import re, sys, urllib.request
+m = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
+def g(name):
+    x = re.search(r"^%s (\S+)$" % name, m, re.M)
+    return float(x.group(1)) if x else None
+h, mi = g("slorag_text_cache_hits"), g("slorag_text_cache_misses")
+if h is not None and mi is not None and h + mi > 0:
+    print("text cache: %.1f%% of returned passages from memory (%d hits, %d misses, whole run)" % (100 * h / (h + mi), h, mi))
+PY
     kill "$SERVER"
     wait "$SERVER" 2>/dev/null || true
     SERVER=""
