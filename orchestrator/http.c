@@ -1030,12 +1030,12 @@ static void record_query(struct req *r, json_t *body) {
     json_t *plan = json_object_get(d, "plan");
     metrics_add(m, M_PLANS, 1, json_string_value(json_object_get(plan, "generator_tier")),
                 json_string_value(json_object_get(plan, "retriever")), NULL);
-    static const char *const stages[] = {"queued", "classify", "plan", "retrieve", "rerank", "generate"};
-    for (size_t k = 0; k < ARRAY_SIZE(stages); k++) {
-        char key[32];
-        snprintf(key, sizeof key, "%s_ms", stages[k]);
-        metrics_observe(m, M_STAGE_SECONDS, json_number_value(json_object_get(t, key)) / 1000.0, stages[k], NULL, NULL);
-    }
+    static const char *const stages[][2] = {{"queued", "queued_ms"},     {"classify", "classify_ms"},
+                                            {"plan", "plan_ms"},         {"retrieve", "retrieve_ms"},
+                                            {"rerank", "rerank_ms"},     {"generate", "generate_ms"}};
+    for (size_t k = 0; k < ARRAY_SIZE(stages); k++)
+        metrics_observe(m, M_STAGE_SECONDS, json_number_value(json_object_get(t, stages[k][1])) / 1000.0, stages[k][0],
+                        NULL, NULL);
     metrics_observe(m, M_QUERY_SECONDS, json_number_value(json_object_get(t, "total_ms")) / 1000.0, r->tenant, NULL,
                     NULL);
     metrics_add(m, M_COST, json_number_value(json_object_get(usage, "cost")), r->tenant, NULL, NULL);
