@@ -35,6 +35,33 @@ struct agent_citation {
     const char *snippet;       /* arena-owned */
 };
 
+/* A word of a passage that stems to question terms: its byte range and
+ * the terms it is, a bit each (index in the question's list). */
+struct agent_term_at {
+    size_t start, end;
+    uint32_t mask;
+};
+
+struct agent_passage_terms {
+    const char *text;              /* the passage read (a hit's text) */
+    uint64_t signature;            /* of the term list (agent_terms_signature) */
+    const struct agent_term_at *v; /* in text order */
+    size_t n;
+    uint32_t mask;                 /* the terms the passage holds */
+};
+
+/* A signature of a question's content-term list: its stems in order. */
+static inline uint64_t agent_terms_signature(const char *const *stems, size_t n) {
+    uint64_t h = 1469598103934665603ull ^ n; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        for (const unsigned char *p = (const unsigned char *)stems[i];; p++) {
+            h = (h ^ *p) * 1099511628211ull;
+            if (!*p)
+                break;
+        }
+    return h;
+}
+
 /* One call's inputs and outputs; each agent reads and writes its part. */
 struct agent_io {
     /* inputs */
@@ -58,6 +85,14 @@ struct agent_io {
         double displacement;  /* mean |old rank - new rank| over the kept */
         double top_score;     /* the reranker's score of the new first, 0..1 */
     } rerank;
+
+    /* Also from the reranker: where each kept passage's words stem to the
+     * question's content terms (the extractive reader's question terms
+     * too), so that the reader does not stem the passage again.  Parallel
+     * to hits; NULL when the reranker did not run.  The reader uses an
+     * entry only when its text and the term list's signature are its own
+     * (agent_terms_signature). */
+    const struct agent_passage_terms *pterms;
 
     /* generator output */
     const char *answer;

@@ -47,15 +47,10 @@ static void stem_word(struct sb_stemmer *st, const char *w, char *out) {
 /* Where a passage's words stem to question terms: each such token's byte
  * range and the terms it is (a bit each).  One pass over a passage serves
  * the passage's own coverage and every sentence's. */
-struct term_at {
-    size_t start, end;
-    uint32_t mask;
-};
-
 struct term_ats {
-    struct term_at *v;
+    struct agent_term_at *v;
     size_t n, cap;
-    struct term_at local[256];
+    struct agent_term_at local[256];
 };
 
 _Static_assert(EX_MAX_TERMS <= 32, "a term is a bit of a uint32_t");
@@ -69,6 +64,28 @@ struct ex_group {
     int wlen[EX_GROUP];
     char w[EX_GROUP][EX_WORD_MAX];
 };
+
+/* Appends n term words to a; false (and *nomem) without memory. */
+static bool ta_append(struct term_ats *a, const struct agent_term_at *v, size_t n, bool *nomem) {
+    if (a->n + n > a->cap) {
+        size_t cap = a->cap;
+        while (cap < a->n + n)
+            cap *= 2;
+        struct agent_term_at *w = a->v == a->local ? malloc(cap * sizeof(*w)) : realloc(a->v, cap * sizeof(*w));
+        if (!w) {
+            *nomem = true;
+            return false;
+        }
+        if (a->v == a->local)
+            memcpy(w, a->local, sizeof a->local);
+        a->v = w;
+        a->cap = cap;
+    }
+    if (n)
+        memcpy(a->v + a->n, v, n * sizeof(*v));
+    a->n += n;
+    return true;
+}
 
 /* Stems the group's words (their stem-cache tags were prefetched as they
  * were collected, their slots are now): their terms into *all, their term
@@ -89,19 +106,9 @@ static bool resolve_group(struct sb_stemmer *st, const struct term *terms, size_
         *all |= m;
         if (!m || !a)
             continue;
-        if (a->n == a->cap) {
-            size_t cap = a->cap * 2;
-            struct term_at *v = a->v == a->local ? malloc(cap * sizeof(*v)) : realloc(a->v, cap * sizeof(*v));
-            if (!v) {
-                *nomem = true;
-                return false;
-            }
-            if (a->v == a->local)
-                memcpy(v, a->local, sizeof a->local);
-            a->v = v;
-            a->cap = cap;
-        }
-        a->v[a->n++] = (struct term_at){g->start[k], g->start[k] + g->len[k], m};
+        struct agent_term_at at = {g->start[k], g->start[k] + g->len[k], m};
+        if (!ta_append(a, &at, 1, nomem))
+            return false;
     }
     return true;
 }
@@ -142,7 +149,7 @@ static uint32_t passage_terms(struct sb_stemmer *st, const char *text, size_t st
  * inside it.  A range that cuts a word is read again on its own, since the
  * cut word's pieces are words of their own there. */
 static uint32_t range_terms(struct sb_stemmer *st, const char *text, size_t len, size_t s, size_t e,
-                            const struct term *terms, size_t nterms, const struct term_at *v, size_t n) {
+                            const struct term *terms, size_t nterms, const struct agent_term_at *v, size_t n) {
     const unsigned char *u = (const unsigned char *)text;
     if ((s > 0 && s < len && text_word_byte[u[s - 1]] && text_word_byte[u[s]]) ||
         (e > 0 && e < len && text_word_byte[u[e - 1]] && text_word_byte[u[e]]))
@@ -255,10 +262,19 @@ static enum err extractive_run(void *state, struct agent_ctx *ctx, struct agent_
     double chunk_cov[64] = {0};
     size_t df[EX_MAX_TERMS] = {0};
     bool nomem = false;
+    const char *stems[EX_MAX_TERMS];
+    for (size_t i = 0; i < nterms; i++)
+        stems[i] = terms[i].stem;
+    uint64_t signature = agent_terms_signature(stems, nterms);
     for (size_t h = 0; h < nh && !nomem; h++) {
         const char *text = io->hits[h].text;
         hit_first[h] = ta.n;
-        hit_mask[h] = passage_terms(st, text, 0, strlen(text), terms, nterms, &ta, &nomem);
+        /* the reranker read this passage for the same terms: its findings */
+        const struct agent_passage_terms *pt = io->pterms ? &io->pterms[h] : NULL;
+        if (pt && pt->text == text && pt->signature == signature)
+            hit_mask[h] = ta_append(&ta, pt->v, pt->n, &nomem) ? pt->mask : 0;
+        else
+            hit_mask[h] = passage_terms(st, text, 0, strlen(text), terms, nterms, &ta, &nomem);
         hit_first[h + 1] = ta.n;
         for (size_t i = 0; i < nterms; i++)
             df[i] += hit_mask[h] >> i & 1u;

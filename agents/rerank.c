@@ -106,49 +106,93 @@ static void question_terms(struct sb_stemmer *st, const char *question, struct r
 
 #define RR_GROUP 32 /* words lower-cased and prefetched before any is stemmed */
 
+#define RR_NO_SEQ ((size_t)-1) /* a stop word's: it has no place in seq */
+
 struct rr_group {
     size_t n;
-    size_t at[RR_GROUP]; /* the word's place in seq */
+    size_t at[RR_GROUP]; /* the word's place in seq, or RR_NO_SEQ */
+    size_t start[RR_GROUP], end[RR_GROUP];
     uint32_t hash[RR_GROUP];
     int len[RR_GROUP];
     char w[RR_GROUP][RR_WORD_MAX];
 };
 
+/* A passage's words that are question terms, stop words included: what
+ * the extractive reader reads a passage for (agent_io.pterms). */
+struct rr_marks {
+    struct agent_term_at *v;
+    size_t n, cap;
+    uint32_t mask;
+    bool failed; /* out of memory, or the passage was not read to its end */
+};
+
+static void mark(struct rr_marks *m, size_t start, size_t end, int term) {
+    if (m->failed)
+        return;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? 2 * m->cap : 64;
+        struct agent_term_at *v = realloc(m->v, cap * sizeof(*v));
+        if (!v) {
+            m->failed = true;
+            return;
+        }
+        m->v = v;
+        m->cap = cap;
+    }
+    m->v[m->n++] = (struct agent_term_at){start, end, 1u << term};
+    m->mask |= 1u << term;
+}
+
 /* Stems the group's words (their cache tags were prefetched as they were
- * collected, their slots are now) and writes their term indexes into seq. */
-static void resolve_group(struct sb_stemmer *st, const struct rr_terms *q, struct rr_group *g, int *seq) {
+ * collected, their slots are now): their term indexes into seq (stop
+ * words have no place there), the terms among them into m. */
+static void resolve_group(struct sb_stemmer *st, const struct rr_terms *q, struct rr_group *g, int *seq,
+                          struct rr_marks *m) {
     for (size_t i = 0; i < g->n; i++)
         ret_stem_prefetch_slot(g->len[i], g->hash[i]);
     for (size_t i = 0; i < g->n; i++) {
         char s[RR_WORD_MAX];
         ret_stem_into_hashed(st, g->w[i], g->len[i], g->hash[i], s, RR_WORD_MAX);
-        seq[g->at[i]] = term_index(q, s);
+        int term = term_index(q, s);
+        if (g->at[i] != RR_NO_SEQ)
+            seq[g->at[i]] = term;
+        if (term >= 0)
+            mark(m, g->start[i], g->end[i], term);
     }
     g->n = 0;
 }
 
 /* The passage as a sequence of term indexes (-1 for words not in the
- * question), at most max long.  Returns its length. */
-static size_t passage_terms(struct sb_stemmer *st, const char *text, const struct rr_terms *q, int *seq, size_t max) {
+ * question), at most max long; returns its length.  Its words that are
+ * terms go to m (reset here), stop words too. */
+static size_t passage_terms(struct sb_stemmer *st, const char *text, const struct rr_terms *q, int *seq, size_t max,
+                            struct rr_marks *m) {
     size_t n = strlen(text), pos = 0, len = 0;
     struct text_token t;
     struct rr_group g;
     g.n = 0;
+    m->n = 0;
+    m->mask = 0;
+    m->failed = false;
     while (len < max && text_next_token(text, n, &pos, &t)) {
-        if (text_is_stopword_n(text + t.start, t.len))
-            continue;
+        bool stop = text_is_stopword_n(text + t.start, t.len);
         if (!q->first[text_lower_byte[(unsigned char)text[t.start]]]) {
-            seq[len++] = -1; /* lower-cased and stemmed only when it may be a term */
+            if (!stop)
+                seq[len++] = -1; /* lower-cased and stemmed only when it may be a term */
             continue;
         }
         text_token_lower(text, &t, g.w[g.n], RR_WORD_MAX);
         g.len[g.n] = (int)(t.len < RR_WORD_MAX - 1 ? t.len : RR_WORD_MAX - 1);
         g.hash[g.n] = ret_stem_prefetch(g.w[g.n], g.len[g.n]);
-        g.at[g.n++] = len++;
+        g.start[g.n] = t.start;
+        g.end[g.n] = t.start + t.len;
+        g.at[g.n++] = stop ? RR_NO_SEQ : len++;
         if (g.n == RR_GROUP)
-            resolve_group(st, q, &g, seq);
+            resolve_group(st, q, &g, seq, m);
     }
-    resolve_group(st, q, &g, seq);
+    resolve_group(st, q, &g, seq, m);
+    if (len == max && text_next_token(text, n, &pos, &t))
+        m->failed = true; /* cut short: the reader reads it itself */
     return len;
 }
 
@@ -238,8 +282,24 @@ static enum err rerank_run(void *state, struct agent_ctx *ctx, struct agent_io *
         goto out;
     }
     question_terms(st, io->question, q);
-    for (size_t h = 0; h < ncand; h++)
-        lens[h] = passage_terms(st, io->hits[h].text, q, seq + h * RR_MAX_WORDS, RR_MAX_WORDS);
+    const char *stems[RR_MAX_TERMS];
+    for (size_t i = 0; i < q->n; i++)
+        stems[i] = q->stem[i];
+    uint64_t signature = agent_terms_signature(stems, q->n);
+    /* each candidate's term words, for the extractive reader (in the
+     * request's arena; NULL entries: not kept) */
+    struct agent_passage_terms *pt = arena_calloc(ctx->arena, ncand, sizeof(*pt));
+    struct rr_marks m = {0};
+    for (size_t h = 0; h < ncand; h++) {
+        lens[h] = passage_terms(st, io->hits[h].text, q, seq + h * RR_MAX_WORDS, RR_MAX_WORDS, &m);
+        struct agent_term_at *v = pt && !m.failed ? arena_alloc(ctx->arena, (m.n ? m.n : 1) * sizeof(*v)) : NULL;
+        if (v) {
+            if (m.n)
+                memcpy(v, m.v, m.n * sizeof(*v));
+            pt[h] = (struct agent_passage_terms){io->hits[h].text, signature, v, m.n, m.mask};
+        }
+    }
+    free(m.v);
 
     /* document frequency among the candidates */
     for (size_t i = 0; i < q->n; i++) {
@@ -259,6 +319,7 @@ static enum err rerank_run(void *state, struct agent_ctx *ctx, struct agent_io *
     /* reorder hits (and the per-retriever detail, kept in the same order) */
     struct ret_hit *hits = arena_calloc(ctx->arena, keep + 1, sizeof(*hits));
     struct ret_scored *scored = io->scored ? arena_calloc(ctx->arena, keep + 1, sizeof(*scored)) : NULL;
+    struct agent_passage_terms *kept_pt = pt ? arena_calloc(ctx->arena, keep + 1, sizeof(*kept_pt)) : NULL;
     if (!hits || (io->scored && !scored)) {
         e = ERR_NOMEM;
         goto out;
@@ -271,6 +332,8 @@ static enum err rerank_run(void *state, struct agent_ctx *ctx, struct agent_io *
         hits[i].score = items[i].score;
         if (scored)
             scored[i] = io->scored[old];
+        if (kept_pt)
+            kept_pt[i] = pt[old];
         if (old != i) {
             moved++;
             moved_sum += fabs((double)old - (double)i);
@@ -282,6 +345,7 @@ static enum err rerank_run(void *state, struct agent_ctx *ctx, struct agent_io *
     io->rerank.top_score = items[0].score;
     io->hits = hits;
     io->nhits = keep;
+    io->pterms = kept_pt; /* the reader checks each entry's text against its hit */
     if (scored)
         io->scored = scored;
 out:

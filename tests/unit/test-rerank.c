@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "agent.h"
@@ -95,11 +96,74 @@ static void test_rerank_edges(void **state) {
     arena_free(a);
 }
 
+/* The reranker hands the extractive reader where each kept passage's
+ * words are question terms (agent_io.pterms), stop words included ("being"
+ * stems as "beings" does); the reader's answer from them is the one it
+ * finds reading the passages itself. */
+static void test_rerank_terms_feed_the_reader(void **state) {
+    (void)state;
+    static const char *const t[] = {
+        "Strange beings live in the caves under the old harbour wall, a guide says.",
+        "Being a harbour town, Caldra counts its boats every spring; the beings in the caves are counted in 1921.",
+        "The caves were mapped in 1887 by a surveyor from the harbour office.",
+        "Ferries to Caldra leave every two hours from pier four.",
+    };
+    static const char *const questions[] = {
+        "When were the beings in the caves counted?",
+        "Who mapped the caves under the harbour?",
+        "How often do ferries leave for Caldra?",
+    };
+    for (size_t qi = 0; qi < sizeof questions / sizeof questions[0]; qi++) {
+        struct arena *a = arena_new(0);
+        struct agent_ctx ctx = {.arena = a};
+        struct ret_hit hits[4];
+        for (size_t i = 0; i < 4; i++)
+            hits[i] = (struct ret_hit){.chunk_id = (int64_t)i + 1, .document_id = "d", .title = "t", .text = t[i],
+                                       .score = 1.0 - 0.1 * (double)i};
+        struct agent_io io = {.question = questions[qi], .k = 3, .hits = hits, .nhits = 4};
+        assert_int_equal(agent_rerank.run(NULL, &ctx, &io), ERR_OK);
+        assert_non_null(io.pterms);
+        for (size_t i = 0; i < io.nhits; i++)
+            assert_ptr_equal(io.pterms[i].text, io.hits[i].text);
+        if (qi == 0) { /* "Being" and "beings" in the second passage are both the term "be" */
+            const struct agent_passage_terms *pt = NULL;
+            for (size_t i = 0; i < io.nhits; i++)
+                if (io.hits[i].chunk_id == 2)
+                    pt = &io.pterms[i];
+            assert_non_null(pt);
+            bool stop = false, content = false;
+            for (size_t k = 0; k < pt->n; k++) {
+                stop = stop || (pt->v[k].start == 0 && pt->v[k].end == 5);
+                content = content || strncmp(t[1] + pt->v[k].start, "beings", 6) == 0;
+            }
+            assert_true(stop);
+            assert_true(content);
+        }
+        struct agent_io alone = io;
+        alone.pterms = NULL;
+        assert_int_equal(agent_extractive.run(NULL, &ctx, &io), ERR_OK);
+        assert_int_equal(agent_extractive.run(NULL, &ctx, &alone), ERR_OK);
+        assert_int_equal(io.abstained, alone.abstained);
+        assert_true(io.confidence == alone.confidence);
+        if (!io.abstained) {
+            assert_string_equal(io.answer, alone.answer);
+            assert_int_equal(io.ncitations, alone.ncitations);
+            for (size_t i = 0; i < io.ncitations; i++) {
+                assert_int_equal(io.citations[i].start, alone.citations[i].start);
+                assert_int_equal(io.citations[i].end, alone.citations[i].end);
+                assert_string_equal(io.citations[i].snippet, alone.citations[i].snippet);
+            }
+        }
+        arena_free(a);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rerank_prefers_the_passage_that_answers),
         cmocka_unit_test(test_rerank_keeps_a_good_order),
         cmocka_unit_test(test_rerank_edges),
+        cmocka_unit_test(test_rerank_terms_feed_the_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
