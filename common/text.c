@@ -127,6 +127,26 @@ static const unsigned char space_byte[256] = {
     ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,
 };
 
+size_t text_next_break(const char *s, size_t i, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+#if defined(__SSE2__)
+    const __m128i nl = _mm_set1_epi8('\n'), dot = _mm_set1_epi8('.'), bang = _mm_set1_epi8('!'),
+                  ask = _mm_set1_epi8('?');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(u + i));
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, nl), _mm_cmpeq_epi8(v, dot)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, bang), _mm_cmpeq_epi8(v, ask)));
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        if (bits)
+            return i + (size_t)__builtin_ctz(bits);
+    }
+#endif
+    for (; i < n; i++)
+        if (u[i] == '\n' || u[i] == '.' || u[i] == '!' || u[i] == '?')
+            return i;
+    return n;
+}
+
 /* Bits set in x < 2^16, inline: __builtin_popcount is a libgcc call
  * without -mpopcnt (the build targets baseline x86-64). */
 static inline size_t popcount16(unsigned x) {

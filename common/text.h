@@ -58,5 +58,8 @@ bool text_is_stopword_n(const char *s, size_t len);
 size_t text_stopwords(const char *const **ret_list);
 /* Whitespace-separated word count, the project's token estimate. */
 size_t text_count_words(const char *s, size_t n);
+/* The index of the first '\n', '.', '!' or '?' in s[i, n), or n: where the
+ * sentence splitter (retrieval/chunk.c) has something to decide. */
+size_t text_next_break(const char *s, size_t i, size_t n);
 
 #endif

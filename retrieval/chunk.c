@@ -60,7 +60,8 @@ bool ret_units_next(struct ret_unit_iter *it, struct ret_unit *ret) {
     while (it->pos < len) {
         size_t start = it->pos, end = len, next = len;
         bool para = it->para, next_para = false;
-        for (size_t i = start; i < len; i++) {
+        /* only the bytes below can end a unit: skip to them */
+        for (size_t i = text_next_break(text, start, len); i < len; i = text_next_break(text, i + 1, len)) {
             char c = text[i];
             if (c == '\n') {
                 size_t j = i + 1;

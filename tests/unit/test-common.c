@@ -102,6 +102,25 @@ static void test_buf_json_str_random(void **state) {
     }
 }
 
+/* text_next_break against a byte-at-a-time scan, from every start. */
+static void test_next_break(void **state) {
+    (void)state;
+    static const char alphabet[] = "ab .!?\n\t";
+    srand(5);
+    for (int iter = 0; iter < 3000; iter++) {
+        char s[80];
+        size_t n = (size_t)(iter % 75);
+        for (size_t i = 0; i < n; i++)
+            s[i] = rand() % 4 ? (char)('a' + rand() % 26) : alphabet[rand() % (sizeof alphabet - 1)];
+        for (size_t from = 0; from <= n; from++) {
+            size_t want = from;
+            while (want < n && !strchr(".!?\n", s[want]))
+                want++;
+            assert_int_equal(text_next_break(s, from, n), want);
+        }
+    }
+}
+
 static void test_arena(void **state) {
     (void)state;
     struct arena *a = arena_new(100000);
@@ -330,6 +349,7 @@ int main(void) {
         cmocka_unit_test(test_arena),       cmocka_unit_test(test_utf8),      cmocka_unit_test(test_hostport),
         cmocka_unit_test(test_text_tokens), cmocka_unit_test(test_random_hex),  cmocka_unit_test(test_buf_put_int),
         cmocka_unit_test(test_log_line),    cmocka_unit_test(test_request_id), cmocka_unit_test(test_buf_json_str_random),
+        cmocka_unit_test(test_next_break),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
