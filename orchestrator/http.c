@@ -1231,7 +1231,7 @@ static void handle_metrics(struct req *r) {
         const char *name, *help;
     } tg[] = {
         {"slorag_text_cache_hits", "Returned chunks whose text came from memory (monotonic)"},
-        {"slorag_text_cache_misses", "Returned chunks whose text was read from SQLite (monotonic)"},
+        {"slorag_text_cache_misses", "Returned chunks whose text was read from SQLite, while the cache is on (monotonic)"},
         {"slorag_text_cache_bytes", "Memory held by the text cache"},
     };
     const double tv[] = {(double)tc.hits, (double)tc.misses, (double)tc.bytes};
