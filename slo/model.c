@@ -236,6 +236,13 @@ double slo_model_tier_freshness(const struct slo_model *m, enum slo_tier t, int6
     return exp2(-(double)(now_s - m->tiers[t].last_s) / SLO_MODEL_TIER_STALE_S);
 }
 
+/* The tier's level as the planner uses it at now_s: the live level slid
+ * toward the baseline by its age. */
+static double tier_level(const struct slo_model *m, enum slo_tier t, int64_t now_s) {
+    const struct slo_tier_level *tl = &m->tiers[t];
+    return tl->base_ms + (tl->live_ms - tl->base_ms) * slo_model_tier_freshness(m, t, now_s);
+}
+
 void slo_model_observe(struct slo_model *m, int config, enum slo_intent intent, const struct slo_observation *o) {
     if (!valid_cell(config, intent) || !(o->cost >= 0) || !(o->latency_ms >= 0) || !isfinite(o->cost) ||
         !isfinite(o->latency_ms))
@@ -247,10 +254,8 @@ void slo_model_observe(struct slo_model *m, int config, enum slo_intent intent, 
         struct slo_tier_level *tl = &m->tiers[t];
         if (o->call_ms >= 0 && isfinite(o->call_ms) && c->prior_p95_ms > 0) {
             double norm = o->call_ms * tier_p95[t] / c->prior_p95_ms;
-            /* Start from the level the planner was using: the live level
-             * slid toward the baseline by its age. */
-            double fresh = slo_model_tier_freshness(m, t, o->now_s);
-            double level = tl->base_ms + (tl->live_ms - tl->base_ms) * fresh;
+            /* start from the level the planner was using */
+            double level = tier_level(m, t, o->now_s);
             /* the call against the p95 predicted for it before the spread */
             double pred = c->latency_p95_ms * level_factor(t, level);
             if (pred > 0)
@@ -309,8 +314,7 @@ double slo_model_observe_signal(struct slo_model *m, int config, enum slo_intent
 double slo_model_tier_factor(const struct slo_model *m, enum slo_tier t, int64_t now_s) {
     if (t == SLO_TIER_EXTRACTIVE || (unsigned)t >= SLO_TIERS)
         return 1;
-    const struct slo_tier_level *tl = &m->tiers[t];
-    return level_factor(t, tl->base_ms + (tl->live_ms - tl->base_ms) * slo_model_tier_freshness(m, t, now_s));
+    return level_factor(t, tier_level(m, t, now_s));
 }
 
 double slo_model_tier_spread(const struct slo_model *m, enum slo_tier t, int64_t now_s) {
