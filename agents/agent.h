@@ -10,11 +10,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "arena.h"
 #include "err.h"
 #include "engine.h"
 #include "store.h"
+#include "util.h"
 
 enum agent_kind {
     AGENT_RETRIEVER = 1u << 0,
@@ -52,13 +54,9 @@ struct agent_passage_terms {
 
 /* A signature of a question's content-term list: its stems in order. */
 static inline uint64_t agent_terms_signature(const char *const *stems, size_t n) {
-    uint64_t h = 1469598103934665603ull ^ n; /* FNV-1a */
+    uint64_t h = UTIL_FNV64_BASIS ^ n;
     for (size_t i = 0; i < n; i++)
-        for (const unsigned char *p = (const unsigned char *)stems[i];; p++) {
-            h = (h ^ *p) * 1099511628211ull;
-            if (!*p)
-                break;
-        }
+        h = util_fnv64(h, stems[i], strlen(stems[i]) + 1); /* each with its NUL */
     return h;
 }
 

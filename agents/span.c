@@ -1,6 +1,7 @@
 /* span.c - see span.h. */
 #include "span.h"
 #include "text.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -58,10 +59,7 @@ static struct {
 static pthread_once_t word_once = PTHREAD_ONCE_INIT;
 
 static unsigned word_slot(const char *w) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *w; w++)
-        h = (h ^ (unsigned char)*w) * 16777619u;
-    return h & (WORD_SLOTS - 1);
+    return util_fnv32(UTIL_FNV32_BASIS, w, strlen(w)) & (WORD_SLOTS - 1);
 }
 
 static void word_add(const char *const *list, unsigned char cls) {

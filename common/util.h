@@ -20,6 +20,27 @@ void util_random_hex(char *out, size_t nbytes);
  * instead of taking a random page on every insert), then 80 random bits. */
 void util_request_id(char out[33]);
 
+/* FNV-1a over the n bytes at p, continuing from h (start from
+ * UTIL_FNV32_BASIS or UTIL_FNV64_BASIS; chain calls to hash several
+ * pieces): the string hash of the project's in-memory tables.  Not kept
+ * on disk. */
+#define UTIL_FNV32_BASIS 2166136261u
+#define UTIL_FNV64_BASIS 1469598103934665603ull
+
+static inline uint32_t util_fnv32(uint32_t h, const void *p, size_t n) {
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 16777619u;
+    return h;
+}
+
+static inline uint64_t util_fnv64(uint64_t h, const void *p, size_t n) {
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ull;
+    return h;
+}
+
 /* True when s[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool util_utf8_valid(const char *s, size_t n);
 

@@ -5,6 +5,7 @@
  * add.  Histograms use one fixed bucket layout (seconds, 1 ms .. 60 s),
  * which covers both CPU stages and LLM calls. */
 #include "metrics.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -95,12 +96,9 @@ struct metrics *metrics_free(struct metrics *m) {
 }
 
 static uint64_t hash_labels(const char *const *v, int n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < n; i++) {
-        for (const char *p = v[i]; *p; p++)
-            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-        h = (h ^ 0xff) * 1099511628211ULL;
-    }
+    uint64_t h = UTIL_FNV64_BASIS;
+    for (int i = 0; i < n; i++)
+        h = util_fnv64(util_fnv64(h, v[i], strlen(v[i])), "\xff", 1); /* each label, then a separator */
     return h;
 }
 

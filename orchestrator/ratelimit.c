@@ -7,6 +7,7 @@
  * be evicted. */
 #include "ratelimit.h"
 #include "tenants.h"
+#include "util.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -47,10 +48,7 @@ struct rl_table *rl_free(struct rl_table *t) {
 }
 
 static uint64_t hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return util_fnv64(UTIL_FNV64_BASIS, s, strlen(s));
 }
 
 /* Finds or claims the tenant's slot (under mu). */

@@ -9,6 +9,7 @@
  * (BM25's per-term score grows with tf and shrinks with length), which is
  * all MaxScore needs. */
 #include "lexindex.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -83,11 +84,7 @@ void ret_lex_tokens_done(struct ret_lex_tokens *t) {
 /* ---- hashing ---- */
 
 static uint64_t hash_str(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
+    uint64_t h = util_fnv64(UTIL_FNV64_BASIS, s, n);
     return h ^ (h >> 29);
 }
 

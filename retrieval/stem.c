@@ -2,6 +2,7 @@
  * cached (longer ones are rare and go to the stemmer each time); the cache
  * is allocated on a thread's first call and freed when the thread ends. */
 #include "stem.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -38,12 +39,7 @@ static void make_key(void) {
 }
 
 static uint32_t hash_word(const char *w, int n) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (int i = 0; i < n; i++) {
-        h ^= (unsigned char)w[i];
-        h *= 16777619u;
-    }
-    return h | 1; /* never 0 */
+    return util_fnv32(UTIL_FNV32_BASIS, w, n > 0 ? (size_t)n : 0) | 1; /* never 0 */
 }
 
 unsigned ret_stem_misses(void) {

@@ -13,6 +13,7 @@
 #include "sqlkept.h"
 #include "text.h"
 #include "textcache.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -268,14 +269,8 @@ static enum err collection_lookup(sqlite3 *db, const char *tenant, const char *n
 }
 
 static struct coll_slot *coll_slot_of(struct ret_store *s, const char *tenant, const char *name) {
-    uint32_t h = 2166136261u; /* FNV-1a over "tenant\0name" */
-    for (const char *p = tenant;; p++) {
-        h = (h ^ (unsigned char)*p) * 16777619u;
-        if (!*p)
-            break;
-    }
-    for (const char *p = name; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
+    uint32_t h = util_fnv32(UTIL_FNV32_BASIS, tenant, strlen(tenant) + 1); /* "tenant\0name" */
+    h = util_fnv32(h, name, strlen(name));
     return &s->coll[h % STORE_COLL_SLOTS];
 }
 

@@ -11,6 +11,7 @@
  * eras of 146097 days, years starting in March so that the leap day is
  * last), which avoids timegm()/gmtime_r() and their locale and TZ baggage. */
 #include "ledger.h"
+#include "util.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -81,10 +82,7 @@ struct slo_ledger {
 };
 
 static uint64_t hash_id(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    return util_fnv64(UTIL_FNV64_BASIS, s, strlen(s));
 }
 
 static bool tenant_valid(const char *t) {
