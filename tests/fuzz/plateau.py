@@ -45,14 +45,88 @@ def binary_of(target, root):
     return os.path.join(root, "build-fuzz", "fuzz-" + target)
 
 
-def replayed(target, root, before, start_wall, total):
+COV_FUNC = re.compile(r"^(UN)?COVERED_FUNC: hits: \d+ edges: (\d+)/(\d+) (\S+) (\S+)$")
+COV_PC = re.compile(r"^\s+UNCOVERED_PC: (\S+)$")
+
+
+def coverage_of(text, root):
+    """libFuzzer's -print_coverage=1 report as {function: (edges, {line: uncovered edges})}, with None for
+    the lines of a function not reached at all.  A function is named by its name and where it starts; an
+    edge by its function and its line (the report prints edges as lines, several to a line).  The
+    harness's own functions (tests/fuzz/) are left out: the plateau is judged on the code under test."""
+    funcs, cur = {}, None
+    skip = os.path.join(root, "tests", "fuzz") + os.sep
+    for line in text.splitlines():
+        m = COV_FUNC.match(line)
+        if m:
+            where = os.path.normpath(m.group(5))
+            cur = None
+            if not where.startswith(skip):
+                cur = (m.group(4), os.path.relpath(where, root))
+                funcs[cur] = (int(m.group(3)), {} if not m.group(1) else None)
+            continue
+        m = COV_PC.match(line)
+        if m and cur and funcs[cur][1] is not None:
+            at = os.path.relpath(os.path.normpath(m.group(1)), root)
+            funcs[cur][1][at] = funcs[cur][1].get(at, 0) + 1
+    return funcs
+
+
+def reach(runs):
+    """Over several replays of one corpus: per function reached in any of them, its total edges, the
+    uncovered edges per line in the replay that reached the most there (min) and the least (max; the
+    function counts as unreached unless every replay reached it)."""
+    out = {}
+    for f in set().union(*runs):
+        seen = [r[f][1] for r in runs if f in r and r[f][1] is not None]
+        if not seen:
+            continue
+        lines = set().union(*seen)
+        every = len(seen) == len(runs)
+        out[f] = (runs[0][f][0] if f in runs[0] else next(r[f][0] for r in runs if f in r),
+                  {l: min(u.get(l, 0) for u in seen) for l in lines},
+                  {l: max(u.get(l, 0) for u in seen) for l in lines} if every else None)
+    return out
+
+
+def counts(rc):
+    """Edges reached in every replay (stable) and in any (union)."""
+    stable = sum(n - sum(mx.values()) for n, _, mx in rc.values() if mx is not None)
+    union = sum(n - sum(mn.values()) for n, mn, _ in rc.values())
+    return stable, union
+
+
+def new_edges(half, end):
+    """Edges the end corpus reaches in every replay that no replay of the half-time corpus reached:
+    [(function, file, line or None, edges)]."""
+    out = []
+    for f, (n, _, mx) in end.items():
+        if mx is None:
+            continue
+        if f not in half:
+            out.append((f[0], f[1], None, n - sum(mx.values())))
+            continue
+        mn_half = half[f][1]
+        for l in set(mn_half) | set(mx):
+            d = mn_half.get(l, 0) - mx.get(l, 0)
+            if d > 0:
+                out.append((f[0], f[1], l, d))
+    return out
+
+
+def replayed(target, root, before, start_wall, total, replays=3):
     """Coverage that inputs reproduce: at each checkpoint, the corpus as it
     was before the campaign plus the inputs the campaign had written by then,
-    loaded once into a fresh process (-runs=0).  A target whose server keeps
-    state across inputs (http) counts edges in the campaign that no input
-    reaches on its own; these numbers leave them out."""
+    loaded into a fresh process (-runs=0), `replays` times.  A target whose
+    server keeps state across inputs (http) counts edges in the campaign that
+    no input reaches on its own; these numbers leave them out.  Its threads
+    and timers also make a few edges come and go from one replay of the same
+    corpus to the next, so each checkpoint reports the edges reached in every
+    replay (stable) and in any (union), and the plateau is judged on edges:
+    any edge the final corpus reaches in every replay that no replay of the
+    half-time corpus reached is new in the second half."""
     corpus = os.path.join(root, "tests", "fuzz", "corpus", target)
-    out = {}
+    out, maps = {}, {}
     for frac in (0.25, 0.5, 0.75, 1.0):
         cut = start_wall + frac * total
         with tempfile.TemporaryDirectory() as tmp:
@@ -62,14 +136,22 @@ def replayed(target, root, before, start_wall, total):
                 if name in before or os.path.getmtime(path) <= cut:
                     shutil.copy(path, tmp)
                     n += 1
-            r = subprocess.run([binary_of(target, root), "-runs=0", "-timeout=30", tmp], cwd=root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
-            m = re.search(r"INITED cov: (\d+) ft: (\d+)", r.stderr)
-            out[str(frac)] = {"inputs": n, "cov": int(m.group(1)) if m else None, "ft": int(m.group(2)) if m else None}
+            runs, cov = [], []
+            for _ in range(replays):
+                r = subprocess.run([binary_of(target, root), "-runs=0", "-timeout=30", "-print_coverage=1", tmp],
+                                   cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   errors="replace")
+                m = re.search(r"INITED cov: (\d+) ft: (\d+)", r.stderr)
+                cov.append(int(m.group(1)) if m else None)
+                runs.append(coverage_of(r.stderr, root))
+            maps[frac] = reach(runs)
+            stable, union = counts(maps[frac])
+            out[str(frac)] = {"inputs": n, "cov": cov, "stable": stable, "union": union}
+    out["new_in_second_half"] = [list(e) for e in new_edges(maps[0.5], maps[1.0])]
     return out
 
 
-def run(target, seconds, root, replay=False):
+def run(target, seconds, root, replay=False, replays=3):
     os.makedirs(os.path.join(root, "build-fuzz"), exist_ok=True)
     log_path = os.path.join(root, "build-fuzz", target + ".log")
     points = []  # (t, execs, cov, ft)
@@ -109,11 +191,11 @@ def run(target, seconds, root, replay=False):
         if cur[2] > prev[2]:
             last_new_edge = cur[0]
     half = at(0.5)
-    rep = replayed(target, root, before, start_wall, total) if replay else None
+    rep = replayed(target, root, before, start_wall, total, replays) if replay else None
     return {
         "replayed": rep,
         "replay_verdict": (None if not rep else
-                           "plateau" if rep["0.5"]["cov"] == rep["1.0"]["cov"] else "rising"),
+                           "plateau" if not rep["new_in_second_half"] else "rising"),
         "target": target,
         "rc": rc,
         "crash": crash,
@@ -157,13 +239,14 @@ def main():
     ap.add_argument("--replay", action="store_true",
                     help="afterwards, replay the inputs found by 25/50/75/100%% of the campaign (with the corpus it "
                          "started from) in a fresh process: the coverage inputs reproduce")
+    ap.add_argument("--replays", type=int, default=3, help="replays of each checkpoint's corpus (default 3)")
     ap.add_argument("targets", nargs="+")
     a = ap.parse_args()
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     results = []
     for i, t in enumerate(a.targets):
         print(f"[{i + 1}/{len(a.targets)}] {t}: {a.seconds} s campaign ...", file=sys.stderr, flush=True)
-        r = run(t, a.seconds, root, a.replay)
+        r = run(t, a.seconds, root, a.replay, a.replays)
         results.append(r)
         if "error" in r:
             print(f"  {t}: {r['error']} (see {r['log']})", flush=True)
@@ -174,8 +257,12 @@ def main():
               + (f"; CRASH: {r['crash']}" if r["crash"] else ""), flush=True)
         print(f"  {cps}", flush=True)
         if r.get("replayed"):
-            rp = "  ".join(f"{int(float(k) * 100)}%: {v['inputs']} inputs cov {v['cov']}" for k, v in r["replayed"].items())
+            rp = "  ".join(f"{int(float(k) * 100)}%: {v['inputs']} inputs, edges {v['stable']} in every replay, "
+                           f"{v['union']} in any (libFuzzer cov {'/'.join(map(str, v['cov']))})"
+                           for k, v in r["replayed"].items() if k != "new_in_second_half")
             print(f"  replayed: {rp} -> {r['replay_verdict']}", flush=True)
+            for fn, where, line, n in r["replayed"]["new_in_second_half"]:
+                print(f"    new in the second half: {n} edge(s) in {fn} ({line or where})", flush=True)
         if a.merge:
             before, after = merge(t, root)
             r["corpus_before"], r["corpus_after"] = before, after
