@@ -14,11 +14,15 @@ The raw logs go to build-fuzz/TARGET.log.
 
 With --replay, the inputs the campaign had found by 25%, 50%, 75% and 100%
 of it (with the corpus it started from) are then loaded into a fresh
-process each: the coverage inputs reproduce on their own.  The http target
-runs one long-lived server whose state grows over hundreds of thousands of
-inputs (its database, timers, background threads), so the campaign's own
-count also holds edges no input reaches by itself; "replay_verdict" judges
-the plateau on the reproducible count.
+process each, --replays times (3): the coverage inputs reproduce on their
+own.  The http target runs one long-lived server whose state grows over
+hundreds of thousands of inputs (its database, timers, background threads),
+so the campaign's own count also holds edges no input reaches by itself;
+and its threads and clocks make a few edges come and go between replays of
+the same corpus.  "replay_verdict" is "plateau" when no edge of the code
+under test (the harness's own functions, in tests/fuzz/, left out) that the
+final corpus reaches in every replay went unreached in every replay of the
+half-time corpus; the edges that did are listed.
 
 With --merge, each corpus is then minimised with libFuzzer's -merge=1:
 inputs named by their hash (the fuzzer's own) that add no coverage are
