@@ -1935,10 +1935,63 @@ static bool authorize(struct req *r) {
 
 /* First call for a request: route, limits and early errors.  Returns true
  * when r already holds a response to send once the body (if any) is read. */
+/* What an encoded NUL (%00) in the path or the query decodes to: the
+ * overlong, never valid, UTF-8 form of NUL.  libmicrohttpd's own decoder
+ * writes a NUL byte there, which ends the string its callers see:
+ * ".../documents/a.txt%00.html" read as "a.txt", "?id=ab%00cd" as "ab".
+ * Decoded to this instead, it reaches admit(), which refuses it. */
+#define NUL_MARK "\xC0\x80"
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* libmicrohttpd's unescape callback, for the path and each query key and
+ * value: "%HH" (either case) becomes its byte, any other '%' stays, as
+ * its default decoder does, but "%00" becomes NUL_MARK (two bytes for
+ * three: the result never outgrows the input). */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
+    (void)cls, (void)c;
+    char *w = s;
+    for (const char *p = s; *p;) {
+        int hi, lo;
+        if (p[0] == '%' && (hi = hex_digit(p[1])) >= 0 && (lo = hex_digit(p[2])) >= 0) {
+            if (hi == 0 && lo == 0) {
+                memcpy(w, NUL_MARK, 2);
+                w += 2;
+            } else {
+                *w++ = (char)(hi << 4 | lo);
+            }
+            p += 3;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
+static enum MHD_Result find_nul_mark(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    bool *found = cls;
+    *found = strstr(key, NUL_MARK) || (value && strstr(value, NUL_MARK));
+    return *found ? MHD_NO : MHD_YES;
+}
+
 static bool admit(struct req *r) {
     char msg[160];
     if (atomic_load(&r->srv->draining)) {
         set_error(r, ERR_UNAVAILABLE, "server is shutting down");
+        return true;
+    }
+    bool nul = strstr(r->url, NUL_MARK) != NULL;
+    if (!nul)
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, find_nul_mark, &nul);
+    if (nul) {
+        set_error(r, ERR_BAD_REQUEST, "the path or query holds an encoded NUL byte (%00, or %C0%80)");
         return true;
     }
     const char *allow;
@@ -2094,6 +2147,7 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
         (unsigned)cfg->server.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->server.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)cfg->server.max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(errmsg, errlen, "cannot listen on %s:%d (address in use or not available)", cfg->listen_host,

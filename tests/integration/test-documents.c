@@ -192,6 +192,13 @@ static void test_bad_uploads_store_nothing(void **state) {
         {"/v1/collections/bad/documents", "image/png", "\x89PNG", 415, "unsupported_media_type"},
         {"/v1/collections/..bad/documents", "application/json", "[{\"id\": \"a\", \"text\": \"x\"}]", 422,
          "invalid_request"},
+        /* an encoded NUL would cut the name short ("ab"): refused wherever it is */
+        {"/v1/collections/bad/documents?id=ab%00cd", "text/plain", "hello", 400, "bad_request"},
+        {"/v1/collections/bad/documents?id=abcd&title=t%00", "text/plain", "hello", 400, "bad_request"},
+        {"/v1/collections/bad/documents?x%00=1&id=abcd", "text/plain", "hello", 400, "bad_request"},
+        {"/v1/collections/bad/documents?id=ab%c0%80cd", "text/plain", "hello", 400, "bad_request"},
+        {"/v1/collections/bad%00/documents", "application/json", "[{\"id\": \"a\", \"text\": \"x\"}]", 400,
+         "bad_request"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *j = req_json("POST", cases[i].path, cases[i].ct, cases[i].body, cases[i].status);
@@ -217,6 +224,29 @@ static void test_bad_uploads_store_nothing(void **state) {
     j = req_json("POST", "/v1/retrieve", "application/json", "{\"question\": \"x\", \"collection\": \"nope\"}", 404);
     json_decref(j);
     j = req_json("POST", "/v1/retrieve", "application/json", "{\"question\": \"x\", \"mode\": \"psychic\"}", 422);
+    json_decref(j);
+}
+
+/* Percent-escapes in the path and the query decode as before (%HH of
+ * either case; a '%' not followed by two hex digits stays), but an
+ * encoded NUL is refused instead of ending the name. */
+static void test_percent_escapes(void **state) {
+    (void)state;
+    json_t *j = req_json("POST", "/v1/collections/port/documents?id=50%25off%zz%2F%4a&title=a%2500b", "text/plain",
+                         "Half price on every ferry ticket this week.", 201);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "documents"), 0), "id")),
+                        "50%off%zz/J");
+    json_decref(j);
+    j = req_json("GET", "/v1/collections/port/documents/50%25off%25zz%2FJ", NULL, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "title")), "a%00b");
+    json_decref(j);
+    j = req_json("GET", "/v1/collections/port/documents/50%25off%25zz%2FJ%00.html", NULL, NULL, 400);
+    assert_string_equal(err_code(j), "bad_request");
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")), "NUL"));
+    json_decref(j);
+    j = req_json("DELETE", "/v1/collections/port/documents/50%25off%25zz%2FJ%00", NULL, NULL, 400);
+    json_decref(j);
+    j = req_json("DELETE", "/v1/collections/port/documents/50%25off%25zz%2FJ", NULL, NULL, 200);
     json_decref(j);
 }
 
@@ -268,6 +298,7 @@ int main(void) {
         cmocka_unit_test(test_upload_get_retrieve),
         cmocka_unit_test(test_replace_text_upload_delete),
         cmocka_unit_test(test_bad_uploads_store_nothing),
+        cmocka_unit_test(test_percent_escapes),
         cmocka_unit_test(test_survives_restart_and_kill),
     };
     int rc = cmocka_run_group_tests_name("documents", tests, start, stop);
