@@ -18,6 +18,7 @@
     X(METHOD_NOT_ALLOWED, "method_not_allowed",    405, "method not allowed on this route") \
     X(CONFLICT,           "conflict",              409, "conflicting state")                \
     X(TOO_LARGE,          "payload_too_large",     413, "payload exceeds its limit")        \
+    X(HEADER_TOO_LARGE,   "header_too_large",      431, "request head exceeds its limit")   \
     X(UNSUPPORTED_MEDIA,  "unsupported_media_type",415, "unsupported content type")         \
     X(INVALID_FIELD,      "invalid_request",       422, "a field is missing or invalid")    \
     X(RATE_LIMITED,       "rate_limited",          429, "too many requests")                \

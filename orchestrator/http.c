@@ -48,6 +48,12 @@
 #include <unistd.h>
 
 #define REQ_ARENA_MAX (64u << 20)
+/* libmicrohttpd keeps a connection's request head and its response's
+ * headers in one memory pool.  Sized to server.max_header_bytes alone, a
+ * head a few hundred bytes under the limit left no room for the reply,
+ * and the connection was closed unanswered.  The pool is this much
+ * larger, and admit() holds heads to the limit itself (431, JSON). */
+#define HTTP_HEAD_ROOM 4096
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -1987,6 +1993,13 @@ static bool admit(struct req *r) {
         set_error(r, ERR_UNAVAILABLE, "server is shutting down");
         return true;
     }
+    const union MHD_ConnectionInfo *head = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (head && head->header_size > (size_t)r->cfg->server.max_header_bytes) {
+        snprintf(msg, sizeof msg, "the request line and headers take %zu bytes, over the limit of %ld",
+                 head->header_size, r->cfg->server.max_header_bytes);
+        set_error(r, ERR_HEADER_TOO_LARGE, msg);
+        return true;
+    }
     bool nul = strstr(r->url, NUL_MARK) != NULL;
     if (!nul)
         MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, find_nul_mark, &nul);
@@ -2146,7 +2159,7 @@ enum err http_start(const struct cfg *cfg, const struct http_deps *deps, char *e
         srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->server.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->server.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->server.max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        (size_t)cfg->server.max_header_bytes + HTTP_HEAD_ROOM, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!srv->daemon) {

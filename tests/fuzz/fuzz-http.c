@@ -44,7 +44,8 @@
  *     request line, header, chunk or Content-Length), 413 (a Content-Length
  *     too large to represent), 414 (the request line does not fit the
  *     connection's memory), 431 (the headers do not fit it:
- *     server.max_header_bytes), 500 (no memory left for a reply), 501 (an
+ *     server.max_header_bytes plus 4 KiB; a head over the limit that
+ *     fits gets slorag's JSON 431), 500 (no memory left for a reply), 501 (an
  *     unsupported Transfer-Encoding), 505 (not HTTP/1.0 or 1.1), each with
  *     Connection: close; or the interim 100 Continue.  Anything after such
  *     a closing rejection is ignored: libmicrohttpd 0.9.75 sends the header
@@ -52,8 +53,8 @@
  *
  * libmicrohttpd 0.9.75 has two more ways of not answering, both found by
  * this target and neither slorag's doing: a request head that leaves no
- * room in the connection's memory (server.max_header_bytes) for the
- * response's headers gets the connection closed without a reply (logged
+ * room in the connection's memory (server.max_header_bytes plus 4 KiB)
+ * for the response's headers gets the connection closed without a reply (logged
  * "failed to create response header"); and some request heads that
  * overflow that memory are neither answered with 431 nor read further, the
  * connection held until server.connection_timeout_s (1 s here, so that the
