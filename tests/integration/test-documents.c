@@ -228,17 +228,18 @@ static void test_bad_uploads_store_nothing(void **state) {
 }
 
 /* Percent-escapes in the path and the query decode as before (%HH of
- * either case; a '%' not followed by two hex digits stays), but an
- * encoded NUL is refused instead of ending the name. */
+ * either case; a '%' not followed by two hex digits stays; '+' in the
+ * query is a space), but an encoded NUL is refused instead of ending the
+ * name. */
 static void test_percent_escapes(void **state) {
     (void)state;
-    json_t *j = req_json("POST", "/v1/collections/port/documents?id=50%25off%zz%2F%4a&title=a%2500b", "text/plain",
+    json_t *j = req_json("POST", "/v1/collections/port/documents?id=50%25off%zz%2F%4a&title=a%2500b+c%2B", "text/plain",
                          "Half price on every ferry ticket this week.", 201);
     assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "documents"), 0), "id")),
                         "50%off%zz/J");
     json_decref(j);
     j = req_json("GET", "/v1/collections/port/documents/50%25off%25zz%2FJ", NULL, NULL, 200);
-    assert_string_equal(json_string_value(json_object_get(j, "title")), "a%00b");
+    assert_string_equal(json_string_value(json_object_get(j, "title")), "a%00b c+");
     json_decref(j);
     j = req_json("GET", "/v1/collections/port/documents/50%25off%25zz%2FJ%00.html", NULL, NULL, 400);
     assert_string_equal(err_code(j), "bad_request");
