@@ -54,7 +54,7 @@ chunk) src="retrieval/chunk.c $common"; libs="" ;;
 html) src="retrieval/html.c $common"; libs="" ;;
 answer) src="agents/llm.c $common"; libs="" ;;
 sse) src="agents/sse.c $common"; libs="-ljansson" ;;
-openai) src="orchestrator/openai.c slo/plan.c $common"; libs="-ljansson" ;;
+openai) src="orchestrator/openai.c slo/plan.c slo/space.c $common"; libs="-ljansson" ;;
 *) echo "unknown target $t" >&2; exit 2 ;;
 esac
 # shellcheck disable=SC2086
