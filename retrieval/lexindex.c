@@ -394,7 +394,77 @@ enum err ret_lexindex_add(struct ret_lexindex *li, int64_t chunk_id, const struc
     return e;
 }
 
-/* Renumbers the live chunks densely and drops dead postings. */
+/* Drops the terms no chunk holds any more (compaction emptied their
+ * postings) and rebuilds the string pool and the dictionary from the rest:
+ * without it, a churn of documents with tokens of their own (numbers,
+ * codes, dates) grew the dictionary for as long as the process ran.  A
+ * kept term's postings shrink too when compaction left them mostly
+ * unused.  Term numbers change; nothing outside holds them. */
+static void drop_empty_terms(struct ret_lexindex *li) {
+    uint32_t kept = 0;
+    size_t pool = 0;
+    for (uint32_t t = 0; t < li->nterms; t++)
+        if (li->terms[t].n) {
+            kept++;
+            pool += strlen(term_str(li, t)) + 1;
+        }
+    if (kept == li->nterms)
+        return;
+    size_t cap = 1024, pool_cap = 16384;
+    while ((size_t)(kept + 1) * 2 > cap)
+        cap *= 2;
+    while (pool_cap < pool)
+        pool_cap *= 2;
+    uint32_t *dict = calloc(cap, sizeof(*dict));
+    char *p = malloc(pool_cap);
+    if (!dict || !p) {
+        free(dict);
+        free(p);
+        return; /* stays as it is: still correct, only larger */
+    }
+    uint32_t w = 0;
+    size_t len = 0;
+    for (uint32_t t = 0; t < li->nterms; t++) {
+        struct term tm = li->terms[t];
+        if (!tm.n) {
+            free(tm.docs);
+            free(tm.tfs);
+            continue;
+        }
+        const char *s = term_str(li, t); /* the old pool, freed below */
+        size_t n = strlen(s);
+        memcpy(p + len, s, n + 1);
+        tm.str = (uint32_t)len;
+        len += n + 1;
+        if (tm.cap > 64 && tm.n < tm.cap / 4) {
+            uint32_t c = tm.n * 2;
+            uint32_t *d = realloc(tm.docs, c * sizeof(*d));
+            if (d) {
+                tm.docs = d;
+                tm.cap = c; /* tfs holds at least as many, shrunk or not */
+                uint16_t *f = realloc(tm.tfs, c * sizeof(*f));
+                if (f)
+                    tm.tfs = f;
+            }
+        }
+        size_t i = hash_str(s, n) & (cap - 1);
+        while (dict[i])
+            i = (i + 1) & (cap - 1);
+        dict[i] = w + 1;
+        li->terms[w++] = tm;
+    }
+    free(li->pool);
+    li->pool = p;
+    li->pool_len = len;
+    li->pool_cap = pool_cap;
+    free(li->dict);
+    li->dict = dict;
+    li->dict_cap = cap;
+    li->nterms = w;
+}
+
+/* Renumbers the live chunks densely and drops dead postings, and the
+ * terms left without any. */
 static void compact(struct ret_lexindex *li) {
     uint32_t *renum = malloc((size_t)li->ndocs * sizeof(*renum));
     if (!renum)
@@ -426,6 +496,7 @@ static void compact(struct ret_lexindex *li) {
     free(renum);
     li->ndocs = live;
     li->ndead = 0;
+    drop_empty_terms(li);
 }
 
 enum err ret_lexindex_remove(struct ret_lexindex *li, const int64_t *ids, size_t n) {

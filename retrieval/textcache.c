@@ -208,6 +208,15 @@ void ret_textcache_put(struct ret_textcache *c, uint64_t gen, int64_t chunk_id, 
         struct tc_entry *old = s->lru.prev;
         drop(s, slot_of(s, mix(old->id), old->id));
     }
+    /* Entries from before an invalidation are all older than any put
+     * since, so they gather at the least recent end, where nothing looks
+     * them up again (a replaced chunk's id is new).  Each put frees up to
+     * two of them: they leave with the traffic instead of holding memory
+     * until the byte bound pushes them out. */
+    for (int i = 0; i < 2 && s->lru.prev != e && s->lru.prev->gen != gen; i++) {
+        struct tc_entry *old = s->lru.prev;
+        drop(s, slot_of(s, mix(old->id), old->id));
+    }
     if (s->n > s->nbuckets)
         grow(s);
     pthread_mutex_unlock(&s->mu);

@@ -228,6 +228,58 @@ static void test_against_brute_force(void **state) {
     ret_lexindex_free(li);
 }
 
+/* Documents replaced over and over, each time with a token of its own (a
+ * number, as a week's tide table has): the index's memory must stay
+ * bounded, because compaction drops the terms no chunk holds any more,
+ * while every live chunk stays findable by its own token. */
+static void test_churn_bounded(void **state) {
+    (void)state;
+    struct ret_lexindex *li = NULL;
+    assert_int_equal(ret_lexindex_new(&li), ERR_OK);
+    struct ret_lex_tokens t = {0};
+    char tok[32];
+    int last[50];
+    size_t peak_early = 0, peak_late = 0;
+    for (int k = 0; k < 20000; k++) {
+        int64_t id = 1 + k % 50;
+        if (k >= 50)
+            assert_int_equal(ret_lexindex_remove(li, &id, 1), ERR_OK);
+        ret_lex_tokens_clear(&t);
+        assert_int_equal(ret_lex_tokens_add(&t, "tide", 4), ERR_OK);
+        assert_int_equal(ret_lex_tokens_add(&t, "table", 5), ERR_OK);
+        int n = snprintf(tok, sizeof tok, "week%d", k);
+        assert_int_equal(ret_lex_tokens_add(&t, tok, (size_t)n), ERR_OK);
+        assert_int_equal(ret_lexindex_add(li, id, &t), ERR_OK);
+        last[id - 1] = k;
+        size_t b = ret_lexindex_bytes(li);
+        if (k >= 1000 && k < 5000 && b > peak_early)
+            peak_early = b;
+        if (k >= 16000 && b > peak_late)
+            peak_late = b;
+    }
+    if (peak_late > peak_early + peak_early / 4)
+        fail_msg("the index grew with the churn: %zu bytes at most early on, %zu late", peak_early, peak_late);
+    assert_int_equal(ret_lexindex_chunks(li), 50);
+    int64_t ids[64];
+    double sc[64];
+    for (int d = 0; d < 50; d++) {
+        snprintf(tok, sizeof tok, "week%d", last[d]);
+        const char *q[] = {tok};
+        size_t n = 0;
+        assert_int_equal(ret_lexindex_search(li, q, 1, 5, ids, sc, &n), ERR_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(ids[0], d + 1);
+    }
+    const char *gone[] = {"week7"}, *common[] = {"tide"};
+    size_t n = 9;
+    assert_int_equal(ret_lexindex_search(li, gone, 1, 5, ids, sc, &n), ERR_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(ret_lexindex_search(li, common, 1, 64, ids, sc, &n), ERR_OK);
+    assert_int_equal(n, 50);
+    ret_lex_tokens_done(&t);
+    ret_lexindex_free(li);
+}
+
 /* ---- through the engine, against FTS5 ---- */
 
 static char dir[64], dbpath[128], idxdir[128];
@@ -510,6 +562,7 @@ int main(void) {
     make_vocab();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_against_brute_force),
+        cmocka_unit_test(test_churn_bounded),
         cmocka_unit_test_setup_teardown(test_same_as_fts5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_built_during_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parallel_hybrid, setup, teardown),

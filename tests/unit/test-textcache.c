@@ -78,6 +78,37 @@ static void test_generation(void **state) {
     ret_textcache_free(c);
 }
 
+/* After an invalidation, the entries from before leave with the puts
+ * that follow (two a put, from the least recent end of their shard),
+ * not only when the byte bound pushes them out. */
+static void test_stale_entries_freed(void **state) {
+    (void)state;
+    struct ret_textcache *c = ret_textcache_new(64 << 20);
+    char text[200];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    for (int64_t id = 1; id <= 1000; id++)
+        ret_textcache_put(c, ret_textcache_gen(c), id, 1, "d", "t", text, 0, 1);
+    struct ret_textcache_stats st;
+    ret_textcache_stats(c, &st);
+    assert_int_equal(st.entries, 1000);
+    size_t full = st.bytes;
+    ret_textcache_invalidate(c);
+    /* 600 new entries: two stale ones freed per put, in its own shard */
+    for (int64_t id = 5001; id <= 5600; id++)
+        ret_textcache_put(c, ret_textcache_gen(c), id, 1, "d", "t", text, 0, 1);
+    ret_textcache_stats(c, &st);
+    if (st.entries > 600 + 100)
+        fail_msg("%zu entries (%zu bytes; %zu before the invalidation): the stale ones stayed", (size_t)st.entries,
+                 (size_t)st.bytes, full);
+    struct arena *a = arena_new(0);
+    struct got g;
+    for (int64_t id = 5001; id <= 5600; id++)
+        assert_true(get(c, id, 1, a, &g)); /* the fresh ones all stayed */
+    arena_free(a);
+    ret_textcache_free(c);
+}
+
 static void test_bound_and_recency(void **state) {
     (void)state;
     /* 16 shards of 8 KiB; texts of 200 bytes: about 30 entries a shard */
@@ -184,6 +215,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_miss_and_copy),
         cmocka_unit_test(test_generation),
+        cmocka_unit_test(test_stale_entries_freed),
         cmocka_unit_test(test_bound_and_recency),
         cmocka_unit_test(test_threads),
     };
