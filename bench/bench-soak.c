@@ -57,6 +57,21 @@ static void request(CURL *c, const char *method, const char *path, const char *b
     curl_slist_free_all(h);
 }
 
+/* Two gauges of /metrics, in MB (-1 when not found): memory held by
+ * design (the text cache, up to retrieval.text_cache_mb; SQLite's page
+ * caches), read beside RSS. */
+static void held_mb(double *ret_text_cache, double *ret_sqlite) {
+    struct http_resp r;
+    http_do(&D, "GET", "/metrics", NULL, NULL, 0, &r);
+    const char *name[2] = {"\nslorag_text_cache_bytes ", "\nslorag_sqlite_memory_bytes "};
+    double *out[2] = {ret_text_cache, ret_sqlite};
+    for (int i = 0; i < 2; i++) {
+        const char *p = r.status == 200 && r.body ? strstr(r.body, name[i]) : NULL;
+        *out[i] = p ? atof(p + strlen(name[i])) / (1024.0 * 1024.0) : -1;
+    }
+    http_resp_done(&r);
+}
+
 static void *client(void *arg) {
     unsigned seed = (unsigned)(uintptr_t)arg * 7919u + 1;
     CURL *c = curl_easy_init();
@@ -228,7 +243,11 @@ int main(int argc, char **argv) {
     pthread_t th[64];
     for (int i = 0; i < clients; i++)
         pthread_create(&th[i], NULL, client, (void *)(uintptr_t)(i + 1));
-    printf("%6s %8s %8s %6s %6s %10s %10s\n", "t(s)", "rss(MB)", "threads", "fds", "reloads", "requests", "unexpected");
+    /* rss = anon (the heap, thread stacks) + file (the binary, libraries
+     * and the mapped SQLite store) + shmem; textc and sqlite (MB) are the
+     * text cache's and SQLite's shares of the heap, from /metrics */
+    printf("%6s %8s %8s %8s %8s %8s %8s %6s %6s %10s %10s\n", "t(s)", "rss(MB)", "anon", "file", "textc", "sqlite",
+           "threads", "fds", "reloads", "requests", "unexpected");
     int reloads = 0;
     for (int t = 0; t <= seconds; t += 10) {
         if (t > 0) {
@@ -240,8 +259,12 @@ int main(int argc, char **argv) {
                 }
             }
         }
-        printf("%6d %8.1f %8ld %6d %6d %10ld %10ld\n", t, proc_status_field(D.pid, "VmRSS:") / 1024.0,
-               proc_status_field(D.pid, "Threads:"), fd_count(D.pid), reloads,
+        double textc, sql;
+        held_mb(&textc, &sql);
+        printf("%6d %8.1f %8.1f %8.1f %8.2f %8.2f %8ld %6d %6d %10ld %10ld\n", t,
+               proc_status_field(D.pid, "VmRSS:") / 1024.0, proc_status_field(D.pid, "RssAnon:") / 1024.0,
+               proc_status_field(D.pid, "RssFile:") / 1024.0, textc, sql, proc_status_field(D.pid, "Threads:"),
+               fd_count(D.pid), reloads,
                atomic_load(&n_ok) + atomic_load(&n_unexpected), atomic_load(&n_unexpected));
         fflush(stdout);
     }

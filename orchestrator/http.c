@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1239,8 +1240,9 @@ static void handle_metrics(struct req *r) {
         {"slorag_text_cache_hits", "Returned chunks whose text came from memory (monotonic)"},
         {"slorag_text_cache_misses", "Returned chunks whose text was read from SQLite, while the cache is on (monotonic)"},
         {"slorag_text_cache_bytes", "Memory held by the text cache"},
+        {"slorag_sqlite_memory_bytes", "Memory SQLite holds: page caches, statements, schemas of every connection"},
     };
-    const double tv[] = {(double)tc.hits, (double)tc.misses, (double)tc.bytes};
+    const double tv[] = {(double)tc.hits, (double)tc.misses, (double)tc.bytes, (double)sqlite3_memory_used()};
     for (size_t g = 0; !e && g < ARRAY_SIZE(tg); g++) {
         e = metrics_gauge_header(&b, tg[g].name, tg[g].help);
         if (!e)

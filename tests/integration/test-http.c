@@ -489,6 +489,8 @@ static void test_metrics(void **state) {
     double m0 = metric_value(after, "\nslorag_text_cache_misses ");
     assert_true(h0 >= 0 && m0 >= 0 && h0 + m0 >= 1);
     assert_true(metric_value(after, "\nslorag_text_cache_bytes ") > 0);
+    /* the store, ledger and tenants' connections hold page caches */
+    assert_true(metric_value(after, "\nslorag_sqlite_memory_bytes ") > 64 * 1024);
     post_query("{\"question\": \"How tall is the lighthouse?\"}", &r);
     assert_int_equal(r.status, 200);
     http_resp_done(&r);
