@@ -1941,8 +1941,6 @@ static bool authorize(struct req *r) {
     return true;
 }
 
-/* First call for a request: route, limits and early errors.  Returns true
- * when r already holds a response to send once the body (if any) is read. */
 /* What an encoded NUL (%00) in the path or the query decodes to: the
  * overlong, never valid, UTF-8 form of NUL.  libmicrohttpd's own decoder
  * writes a NUL byte there, which ends the string its callers see:
@@ -1989,6 +1987,8 @@ static enum MHD_Result find_nul_mark(void *cls, enum MHD_ValueKind kind, const c
     return *found ? MHD_NO : MHD_YES;
 }
 
+/* First call for a request: route, limits and early errors.  Returns true
+ * when r already holds a response to send once the body (if any) is read. */
 static bool admit(struct req *r) {
     char msg[160];
     if (atomic_load(&r->srv->draining)) {
