@@ -118,11 +118,9 @@ static uint32_t dict_find(const struct ret_lexindex *li, const char *s, size_t n
     }
 }
 
-static enum err dict_grow(struct ret_lexindex *li) {
-    size_t cap = li->dict_cap * 2;
-    uint32_t *d = calloc(cap, sizeof(*d));
-    if (!d)
-        return ERR_NOMEM;
+/* Enters every term of li into d, an empty table of cap (a power of two)
+ * slots. */
+static void dict_fill(const struct ret_lexindex *li, uint32_t *d, size_t cap) {
     for (uint32_t t = 0; t < li->nterms; t++) {
         const char *s = term_str(li, t);
         size_t i = hash_str(s, strlen(s)) & (cap - 1);
@@ -130,6 +128,14 @@ static enum err dict_grow(struct ret_lexindex *li) {
             i = (i + 1) & (cap - 1);
         d[i] = t + 1;
     }
+}
+
+static enum err dict_grow(struct ret_lexindex *li) {
+    size_t cap = li->dict_cap * 2;
+    uint32_t *d = calloc(cap, sizeof(*d));
+    if (!d)
+        return ERR_NOMEM;
+    dict_fill(li, d, cap);
     free(li->dict);
     li->dict = d;
     li->dict_cap = cap;
@@ -431,11 +437,10 @@ static void drop_empty_terms(struct ret_lexindex *li) {
             free(tm.tfs);
             continue;
         }
-        const char *s = term_str(li, t); /* the old pool, freed below */
-        size_t n = strlen(s);
-        memcpy(p + len, s, n + 1);
+        size_t n = strlen(term_str(li, t)) + 1; /* from the old pool, freed below */
+        memcpy(p + len, term_str(li, t), n);
         tm.str = (uint32_t)len;
-        len += n + 1;
+        len += n;
         if (tm.cap > 64 && tm.n < tm.cap / 4) {
             uint32_t c = tm.n * 2;
             uint32_t *d = realloc(tm.docs, c * sizeof(*d));
@@ -447,20 +452,17 @@ static void drop_empty_terms(struct ret_lexindex *li) {
                     tm.tfs = f;
             }
         }
-        size_t i = hash_str(s, n) & (cap - 1);
-        while (dict[i])
-            i = (i + 1) & (cap - 1);
-        dict[i] = w + 1;
         li->terms[w++] = tm;
     }
     free(li->pool);
     li->pool = p;
     li->pool_len = len;
     li->pool_cap = pool_cap;
+    li->nterms = w;
+    dict_fill(li, dict, cap);
     free(li->dict);
     li->dict = dict;
     li->dict_cap = cap;
-    li->nterms = w;
 }
 
 /* Renumbers the live chunks densely and drops dead postings, and the
