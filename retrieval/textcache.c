@@ -171,6 +171,12 @@ static bool grow(struct tc_shard *s) {
     return true;
 }
 
+/* Frees the least recently used entry of s (s holds one). */
+static void drop_least_recent(struct tc_shard *s) {
+    struct tc_entry *old = s->lru.prev;
+    drop(s, slot_of(s, mix(old->id), old->id));
+}
+
 void ret_textcache_put(struct ret_textcache *c, uint64_t gen, int64_t chunk_id, int64_t collection_id,
                        const char *document_id, const char *title, const char *text, int64_t start, int64_t end) {
     if (!c || c->shard_cap == 0 || gen != atomic_load_explicit(&c->gen, memory_order_acquire))
@@ -204,19 +210,15 @@ void ret_textcache_put(struct ret_textcache *c, uint64_t gen, int64_t chunk_id, 
     lru_push_front(s, e);
     s->n++;
     s->bytes += size;
-    while (s->bytes > c->shard_cap && s->lru.prev != e) {
-        struct tc_entry *old = s->lru.prev;
-        drop(s, slot_of(s, mix(old->id), old->id));
-    }
+    while (s->bytes > c->shard_cap && s->lru.prev != e)
+        drop_least_recent(s);
     /* Entries from before an invalidation are all older than any put
      * since, so they gather at the least recent end, where nothing looks
      * them up again (a replaced chunk's id is new).  Each put frees up to
      * two of them: they leave with the traffic instead of holding memory
      * until the byte bound pushes them out. */
-    for (int i = 0; i < 2 && s->lru.prev != e && s->lru.prev->gen != gen; i++) {
-        struct tc_entry *old = s->lru.prev;
-        drop(s, slot_of(s, mix(old->id), old->id));
-    }
+    for (int i = 0; i < 2 && s->lru.prev != e && s->lru.prev->gen != gen; i++)
+        drop_least_recent(s);
     if (s->n > s->nbuckets)
         grow(s);
     pthread_mutex_unlock(&s->mu);
