@@ -87,7 +87,7 @@ def reach(runs):
             continue
         lines = set().union(*seen)
         every = len(seen) == len(runs)
-        out[f] = (runs[0][f][0] if f in runs[0] else next(r[f][0] for r in runs if f in r),
+        out[f] = (next(r[f][0] for r in runs if f in r),
                   {l: min(u.get(l, 0) for u in seen) for l in lines},
                   {l: max(u.get(l, 0) for u in seen) for l in lines} if every else None)
     return out
