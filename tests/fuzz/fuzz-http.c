@@ -9,11 +9,13 @@
  * "$TENANT_KEY" where it means it and the harness substitutes the real key
  * before sending; the admin and dashboard keys are fixed (below).  Before
  * each input the baseline is restored when an earlier input changed it
- * (the tenant deleted or given limits or a profile, the collection
- * dropped), and what the server learns from answering (the SLO model, the
- * planner's exploration count, the tenant's cached intents) starts afresh,
- * so an input means the same thing, and reaches the same code, whenever it
- * runs.
+ * (another tenant made; the tenant deleted, given limits, a profile,
+ * intent examples or another key; a collection made or dropped; a
+ * document stored or deleted), and what the server learns from answering
+ * (the SLO model, the planner's exploration count, the tenant's cached
+ * intents) starts afresh, so an input means the same thing, and reaches
+ * the same code, whenever it runs.  (The /v1/stats window and the text
+ * cache's counters still carry over from one input to the next.)
  *
  * Each input is the byte stream of one client connection: one end of a
  * socketpair is handed to libmicrohttpd (http_add_connection, as if
@@ -86,6 +88,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "backend.h"
 #include "config.h"
 #include "engine.h"
@@ -139,6 +142,7 @@ static struct {
     bool verbose;              /* FUZZ_HTTP_VERBOSE: print each response's head */
     int quiet_ms;              /* QUIET_MS, or FUZZ_HTTP_QUIET_MS */
     struct slo_model *pristine; /* a new model, copied over the server's before each input */
+    int64_t baseline_cid, baseline_gen; /* the collection put_docs made, and its generation then */
 } S;
 
 /* The harness's own waiting (polls, clocks, how the bytes arrive) goes
@@ -192,6 +196,9 @@ static void put_docs(void) {
             die("cannot store %s", docs[i].id);
         ret_change_done(&ch);
     }
+    if (ret_collection_generation(S.store, cid, &S.baseline_gen) != ERR_OK)
+        die("cannot read the collection's generation");
+    S.baseline_cid = cid;
 }
 
 static void make_tenant(void) {
@@ -200,31 +207,67 @@ static void make_tenant(void) {
         die("cannot create the tenant");
 }
 
-/* Undoes what earlier inputs changed that would change what this one
- * means: the tenant, its key, limits and profile, its collection. */
-static void restore_baseline(void) {
+/* Whether the stores still hold exactly the baseline: one tenant, "fuzz",
+ * with one key (the harness's), no profile, limits or intent examples, and
+ * one collection, "default", as put_docs left it (its generation moves
+ * with every document stored or deleted). */
+static bool baseline_intact(void) {
+    if (cfg_tenants_count(S.tenants) != 1)
+        return false;
     struct cfg_tenant tn;
-    bool fresh = false;
-    if (cfg_tenant_get(S.tenants, TENANT, &tn) == ERR_OK) {
-        fresh = tn.profile || tn.rate_rps != 0 || tn.tokens_per_min != 0;
-        cfg_tenant_done(&tn);
-        if (fresh)
-            cfg_tenant_delete(S.tenants, TENANT);
-    } else {
-        fresh = true;
-    }
+    if (cfg_tenant_get(S.tenants, TENANT, &tn) != ERR_OK)
+        return false;
+    bool ok = !tn.profile && tn.rate_rps == 0 && tn.tokens_per_min == 0 && tn.keys == 1;
+    cfg_tenant_done(&tn);
     char tenant[CFG_TENANT_ID_MAX + 1];
-    if (!fresh && cfg_key_authenticate(S.tenants, S.key, tenant, NULL, NULL) != ERR_OK) {
-        cfg_tenant_delete(S.tenants, TENANT); /* its key was revoked */
-        fresh = true;
-    }
-    if (fresh) {
-        intents_cache_invalidate(S.intents, TENANT);
+    if (!ok || cfg_key_authenticate(S.tenants, S.key, tenant, NULL, NULL) != ERR_OK)
+        return false;
+    struct cfg_intent_example *ex = NULL;
+    size_t nex = 0;
+    if (cfg_tenant_get_intents(S.tenants, TENANT, &ex, &nex) != ERR_OK)
+        return false;
+    cfg_intent_examples_free(ex, nex);
+    if (nex)
+        return false;
+    struct arena *a = arena_new(1 << 16);
+    struct ret_collection_info *list = NULL;
+    size_t n = 0;
+    int64_t gen = -1;
+    ok = a && ret_collection_list(S.store, TENANT, a, &list, &n) == ERR_OK && n == 1 &&
+         list[0].id == S.baseline_cid && ret_collection_generation(S.store, S.baseline_cid, &gen) == ERR_OK &&
+         gen == S.baseline_gen;
+    arena_free(a);
+    return ok;
+}
+
+/* Undoes what earlier inputs changed, so that an input means the same
+ * thing, and reaches the same code, whenever it runs: every tenant an
+ * input made, and the baseline's tenant when anything about it changed,
+ * goes with its collections and is made afresh. */
+static void restore_baseline(void) {
+    if (!baseline_intact()) {
+        char **ids = NULL;
+        size_t n = 0;
+        if (cfg_tenant_list(S.tenants, &ids, &n) != ERR_OK)
+            die("cannot list the tenants");
+        for (size_t i = 0; i < n; i++) {
+            struct arena *a = arena_new(1 << 16);
+            struct ret_collection_info *list = NULL;
+            size_t nc = 0;
+            if (!a || ret_collection_list(S.store, ids[i], a, &list, &nc) != ERR_OK)
+                die("cannot list the collections of %s", ids[i]);
+            for (size_t j = 0; j < nc; j++)
+                if (ret_engine_drop_collection(S.engine, ids[i], list[j].name) != ERR_OK)
+                    die("cannot drop %s/%s", ids[i], list[j].name);
+            arena_free(a);
+            if (cfg_tenant_delete(S.tenants, ids[i]) != ERR_OK)
+                die("cannot delete the tenant %s", ids[i]);
+            intents_cache_invalidate(S.intents, ids[i]);
+        }
+        cfg_tenant_list_free(ids, n);
         make_tenant();
-    }
-    int64_t cid;
-    if (ret_collection_find(S.store, TENANT, "default", &cid) != ERR_OK)
         put_docs();
+    }
     /* No request is in flight here (the last input's all ended), so
      * nothing holds the model.  A model is one flat block: copying a new
      * one over it costs a fraction of building one (which was a sixth of
@@ -235,8 +278,7 @@ static void restore_baseline(void) {
     memcpy(S.slo->model, S.pristine, sizeof *S.pristine);
     atomic_store(&S.slo->counter, 0);
     pthread_rwlock_unlock(&S.slo->lock);
-    if (!fresh)
-        intents_cache_invalidate(S.intents, TENANT);
+    intents_cache_invalidate(S.intents, TENANT);
 }
 
 static void server_stop(void) {
@@ -276,7 +318,9 @@ static void server_start(void) {
             die("FUZZ_HTTP_QUIET_MS must be 1 to 1000 (ms), not \"%s\"", q);
         S.quiet_ms = (int)v;
     }
-    snprintf(S.dir, sizeof S.dir, "/tmp/slorag-fuzz-http-XXXXXX");
+    /* In memory where there is a tmpfs: the stores sync every commit
+     * (synchronous=FULL), and restoring the baseline commits a few. */
+    snprintf(S.dir, sizeof S.dir, "%s/slorag-fuzz-http-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(S.dir))
         die("mkdtemp: %s", strerror(errno));
     /* Small limits, so that inputs reach them. */
