@@ -50,6 +50,11 @@ int proc_stop(pid_t pid, int sig, int timeout_ms);
 /* A number from /proc/PID/status ("VmRSS:" in kB, "Threads:"), -1 if absent. */
 long proc_status_field(pid_t pid, const char *field);
 
+/* A TCP connection to 127.0.0.1:port whose reads time out after
+ * rcv_timeout_s (0: never), for requests curl would not send; -1 when it
+ * cannot connect. */
+int tcp_connect_loopback(int port, int rcv_timeout_s);
+
 /* One request; content_type NULL for none. */
 void http_do(const struct daemon *d, const char *method, const char *path, const char *content_type,
              const char *body, size_t len, struct http_resp *ret);

@@ -6,10 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -220,12 +218,8 @@ static long raw_head(int total, char *out, size_t outlen) {
     memcpy(req, pre, sizeof pre - 1);
     memset(req + sizeof pre - 1, 'a', (size_t)pad);
     memcpy(req + sizeof pre - 1 + pad, post, sizeof post - 1);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)D.port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = tcp_connect_loopback(D.port, 5);
+    assert_true(fd >= 0);
     assert_int_equal(send(fd, req, (size_t)total, MSG_NOSIGNAL), total);
     free(req);
     size_t n = 0;
@@ -560,10 +554,8 @@ static void test_sigterm_drains_in_flight(void **state) {
     (void)state;
     const char *body = "{\"question\": \"When does the harbour office open?\"}";
     size_t blen = strlen(body), half = blen / 2;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)D.port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = tcp_connect_loopback(D.port, 0);
+    assert_true(fd >= 0);
     char head[256];
     int hl = snprintf(head, sizeof head,
                       "POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -573,8 +565,8 @@ static void test_sigterm_drains_in_flight(void **state) {
     assert_int_equal(write(fd, body, half), (ssize_t)half);
     usleep(200 * 1000); /* the daemon has seen the headers: the request is in flight */
     /* a keep-alive connection that is already open when the drain starts */
-    int ka = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(connect(ka, (struct sockaddr *)&sa, sizeof sa), 0);
+    int ka = tcp_connect_loopback(D.port, 0);
+    assert_true(ka >= 0);
     static const char hz[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     assert_int_equal(write(ka, hz, sizeof hz - 1), (ssize_t)(sizeof hz - 1));
     char kresp[4096];
@@ -604,9 +596,7 @@ static void test_sigterm_drains_in_flight(void **state) {
     assert_non_null(strstr(kresp, "\"code\":\"unavailable\""));
 
     /* new connections are refused once draining */
-    int fd2 = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_not_equal(connect(fd2, (struct sockaddr *)&sa, sizeof sa), 0);
-    close(fd2);
+    assert_int_equal(tcp_connect_loopback(D.port, 0), -1);
 
     assert_int_equal(write(fd, body + half, blen - half), (ssize_t)(blen - half));
     char resp[8192];

@@ -9,21 +9,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "daemon.h"
 
 struct sim {
     pid_t pid;
@@ -108,7 +105,8 @@ static void dump_log(void) {
     fclose(f);
 }
 
-static bool sim_start(void) {
+/* The simulator with the answer key, on 127.0.0.1:0, logging at debug. */
+static bool start_sim(void) {
     snprintf(S.dir, sizeof S.dir, "/tmp/slorag-llmsim-XXXXXX");
     if (!mkdtemp(S.dir))
         return false;
@@ -126,58 +124,20 @@ static bool sim_start(void) {
         return false;
     fprintf(f, config_json, key);
     fclose(f);
-    int out[2];
-    if (pipe(out) != 0)
-        return false;
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(S.log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 2);
-        dup2(out[1], 1);
-        close(out[0]);
-        execl(sim_bin(), "slorag-llmsim", "--config", cfg, "--listen", "127.0.0.1:0", "--log-level", "debug",
-              (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    S.pid = pid;
-    /* "slorag-llmsim listening on http://127.0.0.1:PORT (models: ...)" */
-    char line[1024];
-    size_t n = 0;
-    while (n < sizeof line - 1 && read(out[0], line + n, 1) == 1 && line[n] != '\n')
-        n++;
-    line[n] = '\0';
-    close(out[0]);
-    const char *p = strstr(line, "listening on http://127.0.0.1:");
-    if (!p)
-        return false;
-    S.port = atoi(p + strlen("listening on http://127.0.0.1:"));
-    return S.port > 0;
+    char *argv[] = {(char *)sim_bin(), "--config", cfg, "--listen", "127.0.0.1:0", "--log-level", "debug", NULL};
+    return proc_start_ready(argv, S.log_path, &S.pid, &S.port);
 }
 
 /* Sends sig (0: none) and waits; the exit status, or -1 on timeout or death by signal. */
-static int sim_stop(int sig, int timeout_ms) {
-    if (S.pid <= 0)
-        return -1;
-    if (sig)
-        kill(S.pid, sig);
-    for (int waited = 0; waited < timeout_ms; waited += 10) {
-        int st;
-        if (waitpid(S.pid, &st, WNOHANG) == S.pid) {
-            S.pid = 0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        }
-        usleep(10 * 1000);
-    }
-    kill(S.pid, SIGKILL);
-    waitpid(S.pid, NULL, 0);
+static int stop_sim(int sig, int timeout_ms) {
+    int st = proc_stop(S.pid, sig, timeout_ms);
     S.pid = 0;
-    return -1;
+    return st;
 }
 
 static int setup(void **state) {
     (void)state;
-    if (!sim_start()) {
+    if (!start_sim()) {
         dump_log();
         return -1;
     }
@@ -186,7 +146,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    int st = S.pid > 0 ? sim_stop(SIGTERM, 10000) : 0;
+    int st = S.pid > 0 ? stop_sim(SIGTERM, 10000) : 0;
     if (st != 0)
         dump_log();
     char cmd[128];
@@ -942,10 +902,8 @@ static void test_fault_timeout_and_stall(void **state) {
 static void test_hang_is_capped(void **state) {
     (void)state;
     const char *body = "{\"model\": \"ftimeout\", \"messages\": [{\"role\": \"user\", \"content\": \"hello\"}]}";
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)S.port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = tcp_connect_loopback(S.port, 10);
+    assert_true(fd >= 0);
     char req[512];
     int n = snprintf(req, sizeof req,
                      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -954,8 +912,6 @@ static void test_hang_is_capped(void **state) {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(write(fd, req, (size_t)n), n);
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char buf[256];
     ssize_t got = read(fd, buf, sizeof buf);
     double ms = since_ms(&t0);
@@ -1184,7 +1140,7 @@ static void test_sigterm_with_requests_in_flight(void **state) {
             curl_multi_poll(m, NULL, 0, 20, NULL);
     }
     assert_int_equal(running, 0); /* every connection was closed or answered */
-    int st = sim_stop(0, 10000);
+    int st = stop_sim(0, 10000);
     for (int i = 0; i < K; i++) {
         curl_multi_remove_handle(m, c[i]);
         curl_easy_cleanup(c[i]);
