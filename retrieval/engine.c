@@ -88,6 +88,11 @@ struct dense_slot {
     struct ret_lexindex *lex;
     int64_t lex_cursor;
     int lex_ready;
+    /* References (atomic): one for the slots array while the collection
+     * lives, one for each search, saver or builder using the slot
+     * (slot_get, slots_snapshot).  A dropped collection's slot leaves the
+     * array at once and is freed by the last slot_put. */
+    int refs;
 };
 
 /* A committed change kept for replay into an index being built. */
@@ -168,6 +173,13 @@ size_t ret_engine_conflicts(struct ret_engine *eng) {
     return n;
 }
 
+size_t ret_engine_collections(struct ret_engine *eng) {
+    pthread_mutex_lock(&eng->slots_mu);
+    size_t n = eng->nslots;
+    pthread_mutex_unlock(&eng->slots_mu);
+    return n;
+}
+
 /* Sets the thread's error detail for a collection in conflict. */
 static enum err conflict_error(const struct ret_engine *eng, int stored_dim) {
     ret_set_error("embedding dimension changed: the collection's stored embeddings have %d dimensions, the "
@@ -208,18 +220,39 @@ static void remove_stale_files(const struct ret_engine *eng, int64_t cid, int64_
     closedir(d);
 }
 
-static struct dense_slot *slot_find_locked(struct ret_engine *eng, int64_t cid) {
-    for (size_t i = 0; i < eng->nslots; i++)
-        if (eng->slots[i]->cid == cid)
-            return eng->slots[i];
-    return NULL;
+static size_t slot_index_locked(struct ret_engine *eng, int64_t cid) {
+    size_t i = 0;
+    while (i < eng->nslots && eng->slots[i]->cid != cid)
+        i++;
+    return i;
 }
 
+/* cid's slot, without a reference: only for a caller holding write_mu,
+ * which a drop takes too. */
 static struct dense_slot *slot_find(struct ret_engine *eng, int64_t cid) {
     pthread_mutex_lock(&eng->slots_mu);
-    struct dense_slot *s = slot_find_locked(eng, cid);
+    size_t i = slot_index_locked(eng, cid);
+    struct dense_slot *s = i < eng->nslots ? eng->slots[i] : NULL;
     pthread_mutex_unlock(&eng->slots_mu);
     return s;
+}
+
+/* cid's slot with a reference (give it back with slot_put), or NULL. */
+static struct dense_slot *slot_get(struct ret_engine *eng, int64_t cid) {
+    pthread_mutex_lock(&eng->slots_mu);
+    size_t i = slot_index_locked(eng, cid);
+    struct dense_slot *s = i < eng->nslots ? eng->slots[i] : NULL;
+    if (s)
+        __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&eng->slots_mu);
+    return s;
+}
+
+static void slot_free(struct dense_slot *s);
+
+static void slot_put(struct dense_slot *s) {
+    if (s && __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        slot_free(s);
 }
 
 static enum err slot_insert(struct ret_engine *eng, struct dense_slot *s) {
@@ -246,6 +279,7 @@ static struct dense_slot *slot_new(int64_t cid) {
     if (!s)
         return NULL;
     s->cid = cid;
+    s->refs = 1; /* the array's, once inserted */
     s->saved_generation = -1;
     s->journal_tail = &s->journal;
     pthread_rwlock_init(&s->lock, NULL);
@@ -447,17 +481,25 @@ static enum err slot_open(struct ret_engine *eng, int64_t cid, bool *ret_rebuilt
     return ERR_OK;
 }
 
-/* A copy of the slots array (free it), for walking the slots without
- * slots_mu: slots are never freed while the engine lives. */
+/* A copy of the slots array, each with a reference, for walking the slots
+ * without slots_mu; give it back with snapshot_done. */
 static struct dense_slot **slots_snapshot(struct ret_engine *eng, size_t *ret_n) {
     pthread_mutex_lock(&eng->slots_mu);
     size_t n = eng->nslots;
     struct dense_slot **copy = malloc((n ? n : 1) * sizeof(*copy));
-    if (copy && n)
-        memcpy(copy, eng->slots, n * sizeof(*copy));
+    for (size_t i = 0; copy && i < n; i++) {
+        copy[i] = eng->slots[i];
+        __atomic_add_fetch(&copy[i]->refs, 1, __ATOMIC_RELAXED);
+    }
     pthread_mutex_unlock(&eng->slots_mu);
     *ret_n = n;
     return copy;
+}
+
+static void snapshot_done(struct dense_slot **copy, size_t n) {
+    for (size_t i = 0; copy && i < n; i++)
+        slot_put(copy[i]);
+    free(copy);
 }
 
 /* ---- approximate indexes ---- */
@@ -671,11 +713,11 @@ static void run_ann_builds(struct ret_engine *eng) {
     for (size_t i = 0; i < n && !__atomic_load_n(&eng->stopping, __ATOMIC_RELAXED); i++)
         if (__atomic_load_n(&copy[i]->building, __ATOMIC_RELAXED))
             build_ann(eng, copy[i]);
-    free(copy);
+    snapshot_done(copy, n);
 }
 
 enum err ret_engine_index_info(struct ret_engine *eng, int64_t collection_id, struct ret_index_info *ret_info) {
-    struct dense_slot *s = slot_find(eng, collection_id);
+    struct dense_slot *s = slot_get(eng, collection_id);
     struct ret_index_info info = {0};
     if (s) {
         pthread_rwlock_rdlock(&s->lock);
@@ -692,6 +734,7 @@ enum err ret_engine_index_info(struct ret_engine *eng, int64_t collection_id, st
         info.lexical_chunks = s->lex ? ret_lexindex_chunks(s->lex) : 0;
         info.lexical_bytes = s->lex ? ret_lexindex_bytes(s->lex) : 0;
         pthread_rwlock_unlock(&s->lex_lock);
+        slot_put(s);
     }
     *ret_info = info;
     return ERR_OK;
@@ -703,9 +746,10 @@ static enum err flush_slots(struct ret_engine *eng, bool periodic) {
     struct dense_slot **copy = slots_snapshot(eng, &n);
     if (!copy)
         return ERR_NOMEM;
-    /* No engine lock: slots are never freed while the engine lives (a
-     * dropped collection's slot is retired), and each save holds only its
-     * own slot's read lock, so other collections' writers never wait. */
+    /* No engine lock: the snapshot holds a reference to each slot (a
+     * collection dropped meanwhile keeps its slot until then), and each
+     * save holds only its own slot's read lock, so other collections'
+     * writers never wait. */
     pthread_mutex_lock(&eng->save_mu);
     for (size_t i = 0; i < n; i++) {
         enum err e = slot_save(eng, copy[i], periodic);
@@ -713,7 +757,7 @@ static enum err flush_slots(struct ret_engine *eng, bool periodic) {
             first = e;
     }
     pthread_mutex_unlock(&eng->save_mu);
-    free(copy);
+    snapshot_done(copy, n);
     return first;
 }
 
@@ -866,7 +910,7 @@ struct ret_engine *ret_engine_free(struct ret_engine *eng) {
         ret_engine_flush(eng);
     }
     for (size_t i = 0; i < eng->nslots; i++)
-        slot_free(eng->slots[i]);
+        slot_put(eng->slots[i]);
     free(eng->slots);
     ret_embedder_free(eng->emb);
     free(eng->index_dir);
@@ -978,7 +1022,7 @@ static void *lexer_main(void *arg) {
     struct dense_slot **slots = slots_snapshot(eng, &n);
     for (size_t i = 0; slots && i < n; i++)
         lex_build(eng, slots[i], tok);
-    free(slots);
+    snapshot_done(slots, n);
     ret_tokenizer_free(tok);
     return NULL;
 }
@@ -1092,8 +1136,9 @@ enum err ret_engine_put(struct ret_engine *eng, int64_t collection_id, const str
     ret_clear_error();
     /* a collection in conflict takes no new vectors (only deletes clear a
      * conflict, so checking before the embedding is enough) */
-    struct dense_slot *s = slot_find(eng, collection_id);
+    struct dense_slot *s = slot_get(eng, collection_id);
     int stored = s ? slot_conflict(s) : 0;
+    slot_put(s);
     if (stored)
         return conflict_error(eng, stored);
     /* chunk and embed first, outside every lock: writers to the same store
@@ -1136,12 +1181,16 @@ enum err ret_engine_drop_collection(struct ret_engine *eng, const char *tenant, 
     write_lock(eng);
     enum err e = ret_collection_delete(eng->store, tenant, name, &cid);
     if (!e) {
-        /* The slot stays in the array, retired (cid -1), until the engine is
-         * freed: a search that found it a moment ago may still lock it. */
+        /* The slot leaves the array, retired (cid -1); a search that found
+         * it a moment ago holds a reference, and the last one frees it. */
         pthread_mutex_lock(&eng->slots_mu);
-        struct dense_slot *gone = slot_find_locked(eng, cid);
-        if (gone)
+        size_t i = slot_index_locked(eng, cid);
+        struct dense_slot *gone = NULL;
+        if (i < eng->nslots) {
+            gone = eng->slots[i];
             gone->cid = -1;
+            eng->slots[i] = eng->slots[--eng->nslots];
+        }
         pthread_mutex_unlock(&eng->slots_mu);
         if (gone) {
             pthread_rwlock_wrlock(&gone->lock);
@@ -1151,6 +1200,7 @@ enum err ret_engine_drop_collection(struct ret_engine *eng, const char *tenant, 
             pthread_rwlock_wrlock(&gone->lex_lock);
             lex_drop_locked(gone);
             pthread_rwlock_unlock(&gone->lex_lock);
+            slot_put(gone);
         }
         remove_stale_files(eng, cid, -1);
     }
@@ -1261,13 +1311,8 @@ static void dense_batch(struct ret_engine *eng, struct dense_slot *s, struct den
     pthread_mutex_unlock(&s->batch_mu);
 }
 
-static enum err dense_search(struct ret_engine *eng, int64_t cid, const char *query, int depth, struct arena *a,
-                             struct ret_hit **ret_hits, size_t *ret_n) {
-    *ret_hits = NULL;
-    *ret_n = 0;
-    struct dense_slot *s = slot_find(eng, cid);
-    if (!s)
-        return ERR_OK;
+static enum err dense_search_slot(struct ret_engine *eng, struct dense_slot *s, const char *query, int depth,
+                                  struct arena *a, struct ret_hit **ret_hits, size_t *ret_n) {
     int stored = slot_conflict(s);
     if (stored)
         return conflict_error(eng, stored);
@@ -1299,15 +1344,25 @@ static enum err dense_search(struct ret_engine *eng, int64_t cid, const char *qu
     return ERR_OK;
 }
 
+static enum err dense_search(struct ret_engine *eng, int64_t cid, const char *query, int depth, struct arena *a,
+                             struct ret_hit **ret_hits, size_t *ret_n) {
+    *ret_hits = NULL;
+    *ret_n = 0;
+    struct dense_slot *s = slot_get(eng, cid);
+    if (!s)
+        return ERR_OK;
+    enum err e = dense_search_slot(eng, s, query, depth, a, ret_hits, ret_n);
+    slot_put(s);
+    return e;
+}
+
 /* Lexical search through the collection's in-memory index.  *ret_used is
  * false when that index cannot answer (none, not built yet, or a query
  * word FTS5 would split into several tokens, i.e. a phrase): the caller
  * then asks FTS5. */
-static enum err lex_search(struct ret_engine *eng, int64_t cid, const char *query, int k, struct arena *a,
-                           struct ret_hit **ret_hits, size_t *ret_n, bool *ret_used) {
-    *ret_used = false;
-    struct dense_slot *s = eng->lexical_index ? slot_find(eng, cid) : NULL;
-    if (!s || !__atomic_load_n(&s->lex_ready, __ATOMIC_ACQUIRE))
+static enum err lex_search_slot(struct ret_engine *eng, struct dense_slot *s, const char *query, int k,
+                                struct arena *a, struct ret_hit **ret_hits, size_t *ret_n, bool *ret_used) {
+    if (!__atomic_load_n(&s->lex_ready, __ATOMIC_ACQUIRE))
         return ERR_OK;
     char words[RET_QUERY_MAX_WORDS][64];
     size_t nw = ret_query_words(query, words, RET_QUERY_MAX_WORDS);
@@ -1350,13 +1405,25 @@ static enum err lex_search(struct ret_engine *eng, int64_t cid, const char *quer
     return ERR_OK;
 }
 
+static enum err lex_search(struct ret_engine *eng, int64_t cid, const char *query, int k, struct arena *a,
+                           struct ret_hit **ret_hits, size_t *ret_n, bool *ret_used) {
+    *ret_used = false;
+    struct dense_slot *s = eng->lexical_index ? slot_get(eng, cid) : NULL;
+    if (!s)
+        return ERR_OK;
+    enum err e = lex_search_slot(eng, s, query, k, a, ret_hits, ret_n, ret_used);
+    slot_put(s);
+    return e;
+}
+
 static int64_t collection_vectors(struct ret_engine *eng, int64_t cid) {
-    struct dense_slot *s = slot_find(eng, cid);
+    struct dense_slot *s = slot_get(eng, cid);
     int64_t n = 0;
     if (s) {
         pthread_rwlock_rdlock(&s->lock);
         n = s->vi ? ret_vindex_count(s->vi) : 0;
         pthread_rwlock_unlock(&s->lock);
+        slot_put(s);
     }
     return n;
 }

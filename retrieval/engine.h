@@ -113,6 +113,9 @@ int ret_engine_dim(const struct ret_engine *eng);
 const char *ret_engine_embedder_name(const struct ret_engine *eng);
 /* Collections opened in conflict (see ret_engine_open). */
 size_t ret_engine_conflicts(struct ret_engine *eng);
+/* Collections with an in-memory index: every live one that has been
+ * opened or written to; a dropped collection's goes at once. */
+size_t ret_engine_collections(struct ret_engine *eng);
 
 enum err ret_engine_put(struct ret_engine *eng, int64_t collection_id, const struct ret_doc_in *doc,
                         struct ret_change *ret_change);

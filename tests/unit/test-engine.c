@@ -433,6 +433,77 @@ static void test_concurrent_dense(void **state) {
     ret_store_free(s);
 }
 
+/* Searches "tmp" over and over, by whatever id it has now, while the main
+ * thread drops and remakes it. */
+struct dropper_searcher {
+    struct ret_engine *eng;
+    struct ret_store *store;
+    int stop; /* atomic */
+    long searches, wrong;
+};
+
+static void *search_while_dropped(void *arg) {
+    struct dropper_searcher *w = arg;
+    static const enum ret_mode modes[] = {RET_MODE_DENSE, RET_MODE_LEXICAL, RET_MODE_HYBRID};
+    while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
+        int64_t cid;
+        if (ret_collection_find(w->store, "default", "tmp", &cid) != ERR_OK)
+            continue;
+        struct arena *a = arena_new(1 << 20);
+        struct ret_scored *res;
+        size_t n;
+        /* a collection dropped between the lookup and the search answers
+         * with nothing or not found, never with another's passages */
+        enum err e = ret_engine_search(w->eng, cid, "tides harbour", 3, modes[w->searches % 3], a, &res, &n, NULL);
+        for (size_t i = 0; e == ERR_OK && i < n; i++)
+            w->wrong += strcmp(res[i].hit.document_id, "tides") != 0;
+        struct ret_index_info info;
+        ret_engine_index_info(w->eng, cid, &info);
+        arena_free(a);
+        w->searches++;
+    }
+    return NULL;
+}
+
+/* A dropped collection's in-memory index goes with it, also while
+ * searches hold it (it used to stay in the engine, retired, until the
+ * engine was freed: memory and a longer lookup for every drop). */
+static void test_drop_frees_slot(void **state) {
+    (void)state;
+    struct ret_startup_report rep;
+    struct ret_store *s = NULL;
+    assert_int_equal(ret_store_open(dbpath, 2, &s), ERR_OK);
+    struct ret_engine_opts o = {.index_dir = idxdir, .index_factory = "Flat", .dim = 64, .save_interval_ms = 20,
+                                .chunk = chunk, .lexical_index = true};
+    struct ret_engine *eng = NULL;
+    assert_int_equal(ret_engine_open(s, &o, &rep, &eng), ERR_OK);
+    int64_t keep;
+    assert_int_equal(ret_collection_ensure(s, "default", "kb", &keep), ERR_OK);
+    put(eng, keep, "kb1", "The ferry leaves every hour.");
+    assert_int_equal(ret_engine_collections(eng), 1);
+    struct dropper_searcher w = {.eng = eng, .store = s};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, search_while_dropped, &w), 0);
+    for (int i = 0; i < 300; i++) {
+        int64_t cid;
+        assert_int_equal(ret_collection_ensure(s, "default", "tmp", &cid), ERR_OK);
+        put(eng, cid, "tides", "The tides in the harbour turn every six hours.");
+        assert_int_equal(ret_engine_collections(eng), 2);
+        assert_int_equal(ret_engine_drop_collection(eng, "default", "tmp"), ERR_OK);
+        assert_int_equal(ret_engine_collections(eng), 1);
+    }
+    __atomic_store_n(&w.stop, 1, __ATOMIC_RELAXED);
+    pthread_join(th, NULL);
+    assert_true(w.searches > 0);
+    assert_int_equal(w.wrong, 0);
+    assert_int_equal(ret_engine_vectors(eng), 1);
+    struct arena *a = arena_new(1 << 20);
+    assert_string_equal(top_doc(eng, keep, "ferry", RET_MODE_HYBRID, a, NULL), "kb1");
+    arena_free(a);
+    ret_engine_free(eng);
+    ret_store_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_embedder),
@@ -440,6 +511,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_dimension_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approximate_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_dense, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_frees_slot, setup, teardown),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
