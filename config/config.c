@@ -94,6 +94,10 @@ static const struct field embedder_fields[] = {
     FI(embedder, dimension, 0, 4096),
 };
 
+static const struct field ledger_fields[] = {
+    FI(ledger, retention_days, 0, 36500),
+};
+
 static const struct section {
     const char *name;
     const struct field *fields;
@@ -103,6 +107,7 @@ static const struct section {
     {"query", query_fields, ARRAY_SIZE(query_fields)},
     {"retrieval", retrieval_fields, ARRAY_SIZE(retrieval_fields)},
     {"embedder", embedder_fields, ARRAY_SIZE(embedder_fields)},
+    {"ledger", ledger_fields, ARRAY_SIZE(ledger_fields)},
 };
 
 static void fail(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -100,6 +100,10 @@ struct cfg {
         int timeout_ms;          /* per request */
         int dimension;           /* expected; 0 = learned at start-up from one probe request */
     } embedder;
+
+    struct {
+        int retention_days;         /* usage rows kept this many days (never this month's); 0 = all */
+    } ledger;
 };
 
 struct cfg_overrides {

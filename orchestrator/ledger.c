@@ -10,6 +10,7 @@
  * module's aggregator (slo/ledger.c), rebuilt from the table at open, so a
  * budget check is a lookup. */
 #include "ledger.h"
+#include "log.h"
 #include "sqlkept.h"
 #include "util.h"
 
@@ -53,6 +54,8 @@ struct ledger {
     bool stopping;
     int max_batch;
     int64_t committed;
+    int64_t prune_before_ms;  /* a prune asked for and not done; 0 = none */
+    int64_t pruned;
     struct slo_ledger *spend; /* per-tenant day/month spend (slo/ledger.c) */
     sqlite3_stmt *st[W__COUNT]; /* write_batch's, prepared once on the ledger thread */
 };
@@ -110,12 +113,47 @@ static enum err write_batch(struct ledger *l, struct pending *batch) {
     return e;
 }
 
+/* Deletes up to LEDGER_PRUNE_BATCH rows older than before_ms among the
+ * oldest rows (by id, the order they were written in); how many, or -1. */
+static int64_t prune_batch(struct ledger *l, int64_t before_ms) {
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(l->db,
+                           "DELETE FROM ledger WHERE id IN (SELECT id FROM ledger ORDER BY id LIMIT ?2)"
+                           " AND ts_ms < ?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, before_ms);
+        sqlite3_bind_int(st, 2, LEDGER_PRUNE_BATCH);
+        if (sqlite3_step(st) == SQLITE_DONE)
+            n = sqlite3_changes(l->db);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
 static void *ledger_main(void *arg) {
     struct ledger *l = arg;
     pthread_mutex_lock(&l->mu);
     for (;;) {
-        while (!l->head && !l->stopping)
+        while (!l->head && !l->prune_before_ms && !l->stopping)
             pthread_cond_wait(&l->cv, &l->mu);
+        if (!l->head && l->prune_before_ms && !l->stopping) {
+            /* one batch, then new rows again if any came meanwhile */
+            int64_t before = l->prune_before_ms;
+            pthread_mutex_unlock(&l->mu);
+            int64_t n = prune_batch(l, before);
+            pthread_mutex_lock(&l->mu);
+            if (n > 0)
+                l->pruned += n;
+            if (n < LEDGER_PRUNE_BATCH && l->prune_before_ms == before) {
+                l->prune_before_ms = 0;
+                if (n < 0)
+                    log_msg(LOG_WARN, "ledger_prune_failed", LOG_S("reason", sqlite3_errmsg(l->db)), LOG_END);
+                else
+                    log_msg(LOG_INFO, "ledger_pruned", LOG_I("rows_total", l->pruned), LOG_END);
+            }
+            continue;
+        }
         if (!l->head)
             break; /* stopping and drained */
         /* take up to max_batch */
@@ -189,6 +227,15 @@ static enum err move_legacy_rows(sqlite3 *db, const char *legacy) {
     return e;
 }
 
+static int64_t month_start_ms(int64_t now_s) {
+    time_t t = (time_t)now_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    return (int64_t)timegm(&tm) * 1000;
+}
+
 enum err ledger_open(const char *db_path, const char *legacy_path, int max_batch, struct ledger **ret_l) {
     struct ledger *l = calloc(1, sizeof(*l));
     if (!l)
@@ -215,15 +262,6 @@ enum err ledger_open(const char *db_path, const char *legacy_path, int max_batch
     }
     /* rebuild this month's spend per tenant from the table */
     int64_t now = (int64_t)time(NULL);
-    int64_t month_start_ms;
-    {
-        time_t t = (time_t)now;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        tm.tm_mday = 1;
-        tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-        month_start_ms = (int64_t)timegm(&tm) * 1000;
-    }
     if (slo_ledger_new(100000, &l->spend) != ERR_OK) {
         sqlite3_close(l->reader);
         sqlite3_close(l->db);
@@ -239,7 +277,7 @@ enum err ledger_open(const char *db_path, const char *legacy_path, int max_batch
                            "SELECT tenant, sum(cost), max(ts_ms) FROM ledger WHERE ts_ms >= ?1"
                            " GROUP BY tenant, ts_ms / 86400000",
                            -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, month_start_ms);
+        sqlite3_bind_int64(st, 1, month_start_ms(now));
         while (sqlite3_step(st) == SQLITE_ROW) {
             if (nrows == cap) {
                 cap = cap ? cap * 2 : 64;
@@ -319,6 +357,25 @@ enum err ledger_append(struct ledger *l, const struct ledger_entry *e, ledger_do
 
 void ledger_spent(struct ledger *l, const char *tenant, int64_t now_s, double *ret_day, double *ret_month) {
     slo_ledger_spent(l->spend, tenant, now_s, ret_day, ret_month);
+}
+
+void ledger_prune(struct ledger *l, int retention_days, int64_t now_s) {
+    if (retention_days <= 0)
+        return;
+    int64_t before = now_s * 1000 - (int64_t)retention_days * 86400000, month = month_start_ms(now_s);
+    if (before <= 0)
+        return; /* nothing is that old */
+    pthread_mutex_lock(&l->mu);
+    l->prune_before_ms = before < month ? before : month;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+int64_t ledger_pruned(struct ledger *l) {
+    pthread_mutex_lock(&l->mu);
+    int64_t n = l->pruned;
+    pthread_mutex_unlock(&l->mu);
+    return n;
 }
 
 int64_t ledger_committed(struct ledger *l) {

@@ -48,5 +48,14 @@ enum err ledger_find(struct ledger *l, const char *tenant, const char *request_i
                      char *ret_intent, size_t intent_len);
 /* Rows committed so far (for tests and metrics). */
 int64_t ledger_committed(struct ledger *l);
+/* Asks the ledger thread to delete the rows older than retention_days
+ * before now_s, but never a row of the current UTC month (its spend is
+ * rebuilt from them at open), oldest first: LEDGER_PRUNE_BATCH rows a
+ * transaction, between commits of new rows, which always go first.
+ * Returns at once. */
+#define LEDGER_PRUNE_BATCH 5000
+void ledger_prune(struct ledger *l, int retention_days, int64_t now_s);
+/* Rows deleted by ledger_prune so far. */
+int64_t ledger_pruned(struct ledger *l);
 
 #endif

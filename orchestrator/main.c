@@ -399,7 +399,15 @@ static int cmd_serve(const struct cli *cli) {
     fflush(stdout);
 
     int status = 0;
+    time_t pruned_at = 0; /* ledger.retention_days: at start, then hourly */
     for (;;) {
+        time_t now = time(NULL);
+        if (now - pruned_at >= 3600) {
+            struct cfg *cur = cfg_slot_get(&slot);
+            ledger_prune(ledger, cur->ledger.retention_days, (int64_t)now);
+            cfg_unref(cur);
+            pruned_at = now;
+        }
         struct timespec every = {30, 0};
         int sig = sigtimedwait(&set, NULL, &every);
         if (sig < 0) { /* timeout (or EINTR): persist what the planner learned */

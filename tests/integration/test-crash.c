@@ -269,9 +269,36 @@ static void test_kill_during_writes(void **state) {
     assert_true(atomic_load(&next_doc) > 20); /* the test really wrote */
 }
 
+/* ledger.retention_days, asked for at start-up (then hourly): a row older
+ * than that goes, the rows the kills above left (this month's) stay. */
+static void test_ledger_retention(void **state) {
+    (void)state;
+    assert_int_equal(daemon_stop(&D, SIGTERM, 10000), 0);
+    char db[160], sql[256];
+    snprintf(db, sizeof db, "%s/ledger.db", D.dir);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    snprintf(sql, sizeof sql, "INSERT INTO ledger(ts_ms, tenant, request_id, cost) VALUES (%lld, 'default', 'old', 0)",
+             ((long long)time(NULL) - 400LL * 86400) * 1000);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    int rows = ledger_rows();
+    assert_true(rows > 1);
+    char cfg[160];
+    snprintf(cfg, sizeof cfg, "%s/config.json", D.dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fputs("{\"retrieval\": {\"index_save_interval_ms\": 50}, \"ledger\": {\"retention_days\": 365}}", f);
+    fclose(f);
+    assert_true(daemon_start(&D));
+    for (int i = 0; i < 500 && ledger_rows() != rows - 1; i++)
+        usleep(10 * 1000);
+    assert_int_equal(ledger_rows(), rows - 1);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill_during_writes)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill_during_writes), cmocka_unit_test(test_ledger_retention)};
     int rc = cmocka_run_group_tests_name("crash", tests, start, stop);
     curl_global_cleanup();
     return rc;

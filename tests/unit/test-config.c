@@ -70,6 +70,8 @@ static void test_errors(void **state) {
     expect_error("{\"server\": {\"workers\": \"2\"}}", "server.workers: must be an integer");
     expect_error("{\"server\": {\"workers\": 2.5}}", "server.workers: must be an integer");
     expect_error("{\"query\": {\"min_confidence\": 1.5}}", "query.min_confidence: must be <= 1");
+    expect_error("{\"ledger\": {\"retention_days\": -1}}", "ledger.retention_days: must be >= 0");
+    expect_error("{\"ledger\": {\"keep\": 1}}", "ledger.keep: unknown key");
     expect_error("{\"listen\": \"nohost\"}", "listen: must be HOST:PORT with PORT in 0..65535, got \"nohost\"");
     expect_error("{\"log_level\": \"loud\"}", "log_level: must be one of debug, info, warn, error");
     expect_error("[]", "(root): must be an object");

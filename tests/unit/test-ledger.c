@@ -1,7 +1,7 @@
 /* Unit tests for orchestrator/ledger: rows committed before their
  * callback, spend rebuilt at open, and the move of an older layout's
  * ledger table out of the store's file (once, without duplicates, also
- * after a crash between the two files' commits). */
+ * after a crash between the two files' commits), and retention. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -145,11 +145,76 @@ static void test_nothing_to_move(void **state) {
     ledger_free(l);
 }
 
+static int64_t utc_ms(int year, int mon, int day, int hour) {
+    struct tm tm = {.tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day, .tm_hour = hour};
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+static void append_at(struct ledger *l, int64_t ts_ms, const char *id, int *done) {
+    struct ledger_entry e = {.ts_ms = ts_ms, .cost = 0.001};
+    snprintf(e.tenant, sizeof e.tenant, "t");
+    snprintf(e.request_id, sizeof e.request_id, "%s", id);
+    assert_int_equal(ledger_append(l, &e, done_cb, done), ERR_OK);
+}
+
+static void wait_pruned(struct ledger *l, int64_t want) {
+    for (int i = 0; i < 500 && ledger_pruned(l) < want; i++)
+        usleep(10 * 1000);
+    usleep(50 * 1000); /* and nothing more than that */
+    assert_int_equal(ledger_pruned(l), want);
+}
+
+/* Retention deletes rows older than the days asked, never the current
+ * month's, the oldest first in batches; rows written meanwhile stay. */
+static void test_retention(void **state) {
+    (void)state;
+    struct ledger *l = NULL;
+    assert_int_equal(ledger_open(ledger_db, NULL, 64, &l), ERR_OK);
+    int done = 0;
+    int64_t now_s = utc_ms(2026, 11, 20, 12) / 1000;
+    /* more than a batch of old rows, so that pruning takes several */
+    int old = LEDGER_PRUNE_BATCH + 1500;
+    for (int i = 0; i < old; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "old%d", i);
+        append_at(l, utc_ms(2026, 9, 1, 0) + i, id, &done);
+    }
+    append_at(l, utc_ms(2026, 10, 25, 0), "october", &done);
+    append_at(l, utc_ms(2026, 11, 1, 0), "november-first", &done);
+    append_at(l, utc_ms(2026, 11, 10, 0), "november", &done);
+    while (ledger_committed(l) < old + 3)
+        usleep(10 * 1000);
+    assert_int_equal(done, old + 3);
+
+    ledger_prune(l, 0, now_s); /* 0: keep everything */
+    ledger_prune(l, 36500, now_s); /* nothing is a hundred years old */
+    usleep(50 * 1000);
+    assert_int_equal(ledger_pruned(l), 0);
+
+    /* 30 days before 20 November: 21 October; September goes */
+    ledger_prune(l, 30, now_s);
+    wait_pruned(l, old);
+    assert_int_equal(count(ledger_db, "SELECT count(*) FROM ledger"), 3);
+
+    /* 1 day would be 19 November: the month is kept, October goes */
+    ledger_prune(l, 1, now_s);
+    wait_pruned(l, old + 1);
+    assert_int_equal(count(ledger_db, "SELECT count(*) FROM ledger WHERE request_id LIKE 'november%'"), 2);
+    assert_int_equal(count(ledger_db, "SELECT count(*) FROM ledger"), 2);
+
+    /* feedback finds what is kept, not what went */
+    char plan[64], intent[24];
+    assert_int_equal(ledger_find(l, "t", "november", plan, sizeof plan, intent, sizeof intent), ERR_OK);
+    assert_int_equal(ledger_find(l, "t", "october", plan, sizeof plan, intent, sizeof intent), ERR_NOT_FOUND);
+    ledger_free(l);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_moves_legacy_rows_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_between_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_to_move, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
