@@ -63,11 +63,11 @@ static void request(CURL *c, const char *method, const char *path, const char *b
 static void held_mb(double *ret_text_cache, double *ret_sqlite) {
     struct http_resp r;
     http_do(&D, "GET", "/metrics", NULL, NULL, 0, &r);
-    const char *name[2] = {"\nslorag_text_cache_bytes ", "\nslorag_sqlite_memory_bytes "};
+    const char *name[2] = {"slorag_text_cache_bytes", "slorag_sqlite_memory_bytes"};
     double *out[2] = {ret_text_cache, ret_sqlite};
     for (int i = 0; i < 2; i++) {
-        const char *p = r.status == 200 && r.body ? strstr(r.body, name[i]) : NULL;
-        *out[i] = p ? atof(p + strlen(name[i])) / (1024.0 * 1024.0) : -1;
+        double v = r.status == 200 && r.body ? metric_sample(r.body, name[i]) : -1;
+        *out[i] = v < 0 ? -1 : v / (1024.0 * 1024.0);
     }
     http_resp_done(&r);
 }

@@ -290,3 +290,11 @@ int tcp_connect_loopback(int port, int rcv_timeout_s) {
     }
     return fd;
 }
+
+double metric_sample(const char *scrape, const char *series) {
+    size_t n = strlen(series);
+    for (const char *p = scrape; p && (p = strstr(p, series)) != NULL; p += n)
+        if ((p == scrape || p[-1] == '\n') && p[n] == ' ')
+            return atof(p + n + 1);
+    return -1;
+}

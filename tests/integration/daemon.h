@@ -55,6 +55,10 @@ long proc_status_field(pid_t pid, const char *field);
  * cannot connect. */
 int tcp_connect_loopback(int port, int rcv_timeout_s);
 
+/* The value of a series in a /metrics scrape: its name (with its labels,
+ * if any) at the start of a line, then a space; -1 when absent. */
+double metric_sample(const char *scrape, const char *series);
+
 /* One request; content_type NULL for none. */
 void http_do(const struct daemon *d, const char *method, const char *path, const char *content_type,
              const char *body, size_t len, struct http_resp *ret);

@@ -232,8 +232,8 @@ static void settle(struct run *r) {
     for (int i = 0; i < 300; i++) {
         struct http_resp m;
         http_do(&r->d, "GET", "/metrics", NULL, NULL, 0, &m);
-        const char *p = m.body ? strstr(m.body, "\nslorag_http_in_flight ") : NULL;
-        bool idle = p && atof(p + strlen("\nslorag_http_in_flight ")) <= 1.0;
+        double in_flight = m.body ? metric_sample(m.body, "slorag_http_in_flight") : -1;
+        bool idle = in_flight >= 0 && in_flight <= 1.0;
         http_resp_done(&m);
         if (idle)
             break;

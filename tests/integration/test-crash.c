@@ -131,10 +131,7 @@ static json_t *get_json(const char *path, const char *body, long *ret_status) {
 static double scrape_gauge(const char *name) {
     struct http_resp r;
     http_do(&D, "GET", "/metrics", NULL, NULL, 0, &r);
-    char key[96];
-    snprintf(key, sizeof key, "\n%s ", name);
-    const char *p = r.body ? strstr(r.body, key) : NULL;
-    double v = p ? atof(p + strlen(key)) : -1;
+    double v = r.body ? metric_sample(r.body, name) : -1;
     http_resp_done(&r);
     return v;
 }

@@ -445,12 +445,6 @@ static void test_query_stream(void **state) {
     http_resp_done(&r);
 }
 
-/* Sum of the samples of a metric line prefix in a scrape. */
-static double metric_value(const char *scrape, const char *series) {
-    const char *p = strstr(scrape, series);
-    return p ? atof(p + strlen(series)) : -1;
-}
-
 static char *scrape(void) {
     struct http_resp r;
     http_do(&D, "GET", "/metrics", NULL, NULL, 0, &r);
@@ -463,33 +457,33 @@ static char *scrape(void) {
  * that move by exactly what happened. */
 static void test_metrics(void **state) {
     (void)state;
-    const char *series = "slorag_queries_total{tenant=\"default\",intent=\"factoid\",outcome=\"answered\"} ";
+    const char *series = "slorag_queries_total{tenant=\"default\",intent=\"factoid\",outcome=\"answered\"}";
     char *before = scrape();
-    double q0 = metric_value(before, series);
+    double q0 = metric_sample(before, series);
     struct http_resp r;
     post_query("{\"question\": \"How tall is the lighthouse?\"}", &r);
     assert_int_equal(r.status, 200);
     http_resp_done(&r);
     char *after = scrape();
-    double q1 = metric_value(after, series);
+    double q1 = metric_sample(after, series);
     assert_true(q1 == (q0 < 0 ? 0 : q0) + 1);
     assert_non_null(strstr(after, "slorag_build_info{version=\"0.1.0\"} 1"));
     assert_non_null(strstr(after, "slorag_stage_duration_seconds_bucket{stage=\"retrieve\",le=\"+Inf\"}"));
     assert_non_null(strstr(after, "slorag_slo_total{tenant=\"default\",objective=\"deadline\",result=\"met\"}"));
-    assert_true(metric_value(after, "\nslorag_store_documents ") == 3);
+    assert_true(metric_sample(after, "slorag_store_documents") == 3);
     /* the same question again: its passages' texts come from the text
      * cache (the planner may retrieve more this time: misses can grow) */
-    double h0 = metric_value(after, "\nslorag_text_cache_hits ");
-    double m0 = metric_value(after, "\nslorag_text_cache_misses ");
+    double h0 = metric_sample(after, "slorag_text_cache_hits");
+    double m0 = metric_sample(after, "slorag_text_cache_misses");
     assert_true(h0 >= 0 && m0 >= 0 && h0 + m0 >= 1);
-    assert_true(metric_value(after, "\nslorag_text_cache_bytes ") > 0);
+    assert_true(metric_sample(after, "slorag_text_cache_bytes") > 0);
     /* the store, ledger and tenants' connections hold page caches */
-    assert_true(metric_value(after, "\nslorag_sqlite_memory_bytes ") > 64 * 1024);
+    assert_true(metric_sample(after, "slorag_sqlite_memory_bytes") > 64 * 1024);
     post_query("{\"question\": \"How tall is the lighthouse?\"}", &r);
     assert_int_equal(r.status, 200);
     http_resp_done(&r);
     char *again = scrape();
-    assert_true(metric_value(again, "\nslorag_text_cache_hits ") > h0);
+    assert_true(metric_sample(again, "slorag_text_cache_hits") > h0);
     free(again);
     /* promtool, from Debian's prometheus package (scripts/deps.sh) */
     char path[] = "/tmp/slorag-metrics-XXXXXX";
